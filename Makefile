@@ -1,0 +1,42 @@
+# whatwhere: `make demo` and `make test` each do the whole set-up on a fresh machine.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip
+TORCH_PIN ?= torch==2.13.0
+DEMO_DIR ?= demo
+
+.PHONY: install mnist demo test test-all bench clean help
+
+help:
+	@echo "make demo   - set up .venv, fetch MNIST, run the quick demo (figures + tables in $(DEMO_DIR)/)"
+	@echo "make test   - set up .venv, fetch MNIST, run the test suite"
+	@echo "make bench  - run the speed benchmarks"
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	# Prefer the pinned CPU wheel when it is available (fast, small); otherwise let pip resolve torch>=2.3.
+	$(PIP) install -q "$(TORCH_PIN)" || echo "note: $(TORCH_PIN) not available here; pip will resolve torch>=2.3"
+	$(PIP) install -q -e ".[test]"
+	touch $@
+
+install: $(VENV)/.installed
+
+mnist: install
+	$(VENV)/bin/whatwhere data fetch
+
+demo: mnist
+	$(VENV)/bin/whatwhere demo --out $(DEMO_DIR)
+
+test: mnist
+	$(PY) -m pytest -q -m "not slow"
+
+test-all: mnist
+	$(PY) -m pytest -q
+
+bench: mnist
+	$(PY) benchmarks/bench_displays.py
+
+clean:
+	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache

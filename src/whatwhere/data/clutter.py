@@ -1,0 +1,147 @@
+"""MotionClouds-equivalent clutter: static, isotropic, band-pass random textures.
+
+This re-implements, batched in torch, the single static frame of the ``MotionClouds`` package
+used by the What/Where task (``B_theta = inf``, ``alpha = 0``, log-Gabor radial envelope):
+
+    E(f) = (1/f) · exp(-ln²(f/sf_0) / (2·ln²((sf_0 + B_sf)/sf_0))),   E(0) = 0,
+
+with f the radial frequency in cycles/pixel on the N×N Fourier grid.  A random spectrum
+E·X, with X a standard complex Gaussian per frequency, is inverse-transformed and rectified to
+Michelson contrast 1: ``z <- 0.5 * z / max|z| + 0.5`` (the mean is exactly 0 because the DC
+term is 0).  Because of the 1/f factor the *power* peaks near 0.061 cycles/px, not at sf_0.
+
+Difference from the package: MotionClouds draws a real Gaussian amplitude and a uniform
+phase per frequency and keeps the real part; we draw a complex Gaussian on the half-plane of a
+real FFT.  Both have the same expected power spectrum and Gaussian pixel statistics (the
+parity test in ``tests/test_clutter.py`` compares them with the package when it is installed).
+"""
+
+from __future__ import annotations
+
+import math
+from functools import lru_cache
+
+import numpy as np
+import torch
+
+__all__ = ["envelope", "spectrum_uniform_count", "white_spectrum", "white_spectrum_numpy",
+           "clutter_from_white", "motion_clouds"]
+
+
+def _check_params(N: int, sf_0: float, B_sf: float) -> None:
+    if int(N) != N or N < 4:
+        raise ValueError(f"N must be an integer >= 4, got {N}")
+    if not sf_0 > 0:
+        raise ValueError(f"sf_0 must be > 0 (cycles/pixel), got {sf_0}")
+    if not B_sf > 0:
+        raise ValueError(f"B_sf must be > 0 (cycles/pixel), got {B_sf}")
+
+
+def radial_frequency(N: int, *, half: bool = True, device=None) -> torch.Tensor:
+    """Radial frequency f = sqrt(fx² + fy²) in cycles/pixel on the unshifted FFT grid.
+
+    Returns ``(N, N//2+1)`` (``half=True``, the ``rfft2`` layout) or ``(N, N)``.
+    """
+    fy = torch.fft.fftfreq(N, device=device, dtype=torch.float64)
+    fx = torch.fft.rfftfreq(N, device=device, dtype=torch.float64) if half else fy
+    return torch.sqrt(fy[:, None] ** 2 + fx[None, :] ** 2)
+
+
+def envelope(N: int, sf_0: float = 0.1, B_sf: float = 0.1, *, half: bool = True, device=None) -> torch.Tensor:
+    """The MotionClouds radial envelope E(f) on the unshifted FFT grid, float64, E(0) = 0.
+
+    Shape ``(N, N//2+1)`` for ``half=True`` (matching ``torch.fft.rfft2``), else ``(N, N)``.
+    """
+    _check_params(N, sf_0, B_sf)
+    f = radial_frequency(N, half=half, device=device)
+    log_bw = math.log((sf_0 + B_sf) / sf_0)
+    safe = torch.where(f > 0, f, torch.ones_like(f))
+    env = torch.exp(-torch.log(safe / sf_0) ** 2 / (2 * log_bw**2)) / safe
+    return torch.where(f > 0, env, torch.zeros_like(env))
+
+
+@lru_cache(maxsize=32)
+def _envelope_cached(N: int, sf_0: float, B_sf: float, device: str) -> torch.Tensor:
+    return envelope(N, sf_0, B_sf, device=device).to(torch.float32)
+
+
+def spectrum_uniform_count(N: int) -> int:
+    """How many uniform numbers one N×N clutter image consumes (two per half-plane frequency)."""
+    return 2 * N * (N // 2 + 1)
+
+
+def white_spectrum_numpy(u: np.ndarray) -> np.ndarray:
+    """In place: uniforms ``(B, 2H)`` -> standard complex Gaussians, stored as ``(B, H, 2)`` (re, im).
+
+    Box-Muller, X = sqrt(-ln(1-u1)) · e^{2πi u2} with u1 = u[:, :H], u2 = u[:, H:]; E|X|² = 1.
+    Same arithmetic as :func:`white_spectrum` (numpy's float32 trig is SIMD and releases the GIL,
+    so the CPU generator runs it inside its worker threads).
+    """
+    H = u.shape[1] // 2
+    radius = np.sqrt(-np.log1p(-u[:, :H]))
+    angle = u[:, H:] * np.float32(2 * math.pi)
+    re, im = radius * np.cos(angle), radius * np.sin(angle)
+    view = u.reshape(u.shape[0], H, 2)
+    view[..., 0] = re
+    view[..., 1] = im
+    return u
+
+
+def white_spectrum(u: torch.Tensor) -> torch.Tensor:
+    """Uniforms ``(B, 2H)`` -> standard complex Gaussians as a real ``(B, 2H)`` tensor laid out
+    ``(B, H, 2)`` (re, im); the torch twin of :func:`white_spectrum_numpy` (any device)."""
+    B, H = u.shape[0], u.shape[1] // 2
+    u = u.to(torch.float32)
+    radius = torch.log1p(-u[:, :H]).neg_().sqrt_()
+    angle = u[:, H:] * (2 * math.pi)
+    out = torch.empty(B, H, 2, dtype=torch.float32, device=u.device)
+    torch.mul(radius, torch.cos(angle), out=out[..., 0])
+    torch.mul(radius, torch.sin(angle), out=out[..., 1])
+    return out.reshape(B, 2 * H)
+
+
+def clutter_from_white(white: torch.Tensor, N: int, sf_0: float = 0.1, B_sf: float = 0.1,
+                       *, rectify: bool = True) -> torch.Tensor:
+    """Clutter images from white complex Gaussian spectra.
+
+    Args:
+        white: ``(B, 2*N*(N//2+1))`` float32, a ``(B, N, N//2+1, 2)`` (re, im) spectrum on the
+            ``rfft2`` half-plane (from :func:`white_spectrum`); not modified.
+        N: image side.
+        rectify: apply the Michelson rectification (values in [0, 1], one extreme at 0 or 1).
+            Otherwise return the zero-mean field z itself.
+
+    Returns:
+        ``(B, N, N)`` float32 on ``white``'s device.
+    """
+    _check_params(N, sf_0, B_sf)
+    B = white.shape[0]
+    if white.shape[1:] != (spectrum_uniform_count(N),):
+        raise ValueError(f"white must have shape (B, {spectrum_uniform_count(N)}), got {tuple(white.shape)}")
+    env = _envelope_cached(N, float(sf_0), float(B_sf), str(white.device))
+    spec = torch.view_as_complex(white.reshape(B, N, N // 2 + 1, 2)) * env
+    z = torch.fft.irfft2(spec, s=(N, N))
+    if not rectify:
+        return z
+    flat = z.reshape(B, -1)
+    zmin, zmax = flat.amin(1), flat.amax(1)  # (aminmax is much slower on CPU)
+    peak = torch.maximum(zmax, -zmin).clamp_min_(torch.finfo(z.dtype).tiny)
+    return z.mul_((0.5 / peak).reshape(B, 1, 1)).add_(0.5)
+
+
+def motion_clouds(n: int, N: int = 128, sf_0: float = 0.1, B_sf: float = 0.1, *,
+                  generator: torch.Generator | None = None, seed: int | None = None,
+                  device: str | torch.device | None = None) -> torch.Tensor:
+    """``n`` fresh clutter images ``(n, N, N)`` in [0, 1] from an explicit generator or seed.
+
+    Exactly one of ``generator`` / ``seed`` must be given (randomness is always explicit).
+    """
+    if (generator is None) == (seed is None):
+        raise ValueError("give exactly one of generator= or seed=")
+    if int(n) != n or n < 0:
+        raise ValueError(f"n must be a non-negative integer, got {n}")
+    if generator is None:
+        generator = torch.Generator(device=device or "cpu").manual_seed(int(seed))
+    dev = generator.device
+    u = torch.rand(n, spectrum_uniform_count(N), generator=generator, device=dev)
+    return clutter_from_white(white_spectrum(u), N, sf_0, B_sf)

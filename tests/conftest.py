@@ -1,0 +1,25 @@
+import pytest
+import torch
+
+from whatwhere.data import mnist
+
+
+@pytest.fixture(scope="session")
+def mnist_test():
+    """The real MNIST test split (fetched by `make test`); skipped only when truly unavailable."""
+    try:
+        return mnist.load("test")
+    except mnist.MNISTError as exc:  # pragma: no cover - depends on the machine
+        pytest.skip(f"MNIST not available: {exc}")
+
+
+@pytest.fixture(scope="session")
+def synthetic_digits():
+    """64 synthetic 28×28 'digits' (bright squares with a centred centre of mass), uint8."""
+    g = torch.Generator().manual_seed(0)
+    imgs = torch.zeros(64, 28, 28, dtype=torch.uint8)
+    for k in range(64):
+        h = 3 + int(torch.randint(0, 5, (1,), generator=g))
+        imgs[k, 14 - h:15 + h, 14 - h:15 + h] = 255
+    labels = torch.arange(64) % 10
+    return imgs, labels
