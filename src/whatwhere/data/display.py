@@ -457,8 +457,14 @@ class DisplaySet:
             return parts[0]
         return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
 
-    def batch(self, start: int, stop: int, epoch: int = 0, *, clutter_only: bool = False) -> Displays:
-        """Displays at positions ``[start, stop)`` of ``epoch``."""
+    def batch(self, start: int, stop: int, epoch: int = 0, *, clutter_only: bool = False,
+              offset: tuple[int, int] | None = None) -> Displays:
+        """Displays at positions ``[start, stop)`` of ``epoch``.
+
+        ``offset``: place every digit at this fixed (di, dj) instead of the configured placement
+        (same clutter, contrasts and digits: used by the accuracy map).
+        """
+        cfg = self.config if offset is None else self.config.replace(placement="offset", offset=offset)
         if not 0 <= start < stop <= len(self):
             raise IndexError(f"positions [{start}, {stop}) out of range for a set of {len(self)}")
         idx = self.order(epoch)[start:stop]
@@ -466,7 +472,7 @@ class DisplaySet:
         for s in range(start, stop, self.sub_batch):
             e = min(stop, s + self.sub_batch)
             small, white = self.random_numbers(s, e, epoch)
-            img, off, con = render(self.images[idx[s - start:e - start]], small, white, self.config,
+            img, off, con = render(self.images[idx[s - start:e - start]], small, white, cfg,
                                    clutter_only=clutter_only)
             out.append((img, off, con))
         images = out[0][0] if len(out) == 1 else torch.cat([o[0] for o in out])
@@ -474,11 +480,12 @@ class DisplaySet:
         contrasts = out[0][2] if len(out) == 1 else torch.cat([o[2] for o in out])
         return Displays(images, self.labels[idx], offsets, contrasts, idx)
 
-    def epoch(self, epoch: int = 0, batch_size: int = 100, *, limit: int | None = None) -> Iterator[Displays]:
+    def epoch(self, epoch: int = 0, batch_size: int = 100, *, limit: int | None = None,
+              offset: tuple[int, int] | None = None) -> Iterator[Displays]:
         """Iterate over one epoch in batches (the last one may be smaller)."""
         n = len(self) if limit is None else min(limit, len(self))
         for s in range(0, n, batch_size):
-            yield self.batch(s, min(n, s + batch_size), epoch)
+            yield self.batch(s, min(n, s + batch_size), epoch, offset=offset)
 
     def with_config(self, config: DisplayConfig) -> "DisplaySet":
         """The same digits, seed and order with another display configuration."""

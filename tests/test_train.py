@@ -1,0 +1,103 @@
+import csv
+
+import pytest
+import torch
+
+from whatwhere.models.registry import MODELS, register_model
+from whatwhere.models.what import WhatNet
+from whatwhere.recipe import RecipeError, load_recipe, parse_recipe
+from whatwhere.train import TrainingError, TrainingInterrupted, load_model, read_metrics, train
+
+TINY = {
+    "name": "tiny", "model": "what", "seed": 3, "preset": "paper", "size": 28, "device": "cpu",
+    "display": {"noise": 0.3, "contrast": 0.9, "placement": "cartesian", "clip": 25},
+    "optimizer": {"name": "adam", "lr": 0.002}, "batch_size": 50, "train_limit": 1500, "eval_digits": 500,
+    "stages": [{"sigma": [0, 1], "epochs": 1, "reset_optimizer": True}],
+}
+
+
+def metrics_rows(run):
+    with open(run / "metrics.csv") as fh:
+        return [{k: v for k, v in r.items() if k not in ("samples_per_s", "wall_s")} for r in csv.DictReader(fh)]
+
+
+@pytest.mark.usefixtures("mnist_test")
+def test_tiny_run_beats_chance_and_reloads(tmp_path):
+    run = train(parse_recipe(TINY), tmp_path / "run", progress=False, log=lambda s: None)
+    rows = read_metrics(run)
+    assert len(rows) == 2 and rows[-1]["stage_name"] == "sigma=1"
+    assert rows[-1]["test_acc"] > 0.5  # chance is 0.1135
+    model = load_model(run)
+    assert isinstance(model, WhatNet)
+    assert (run / "model.json").exists() and (run / "recipe.yaml").exists()
+
+
+@pytest.mark.usefixtures("mnist_test")
+def test_resume_equals_uninterrupted(tmp_path):
+    recipe = parse_recipe(TINY, overrides=["train_limit=600", "eval_digits=200"])
+    full = train(recipe, tmp_path / "full", progress=False, log=lambda s: None)
+    with pytest.raises(TrainingInterrupted):  # stop in the middle of the first epoch
+        train(recipe, tmp_path / "cut", progress=False, log=lambda s: None, stop_after_batches=7)
+    with pytest.raises(FileExistsError):
+        train(recipe, tmp_path / "cut", progress=False, log=lambda s: None)
+    with pytest.raises(TrainingInterrupted):  # and again at the start of the second
+        train(recipe, tmp_path / "cut", resume=True, progress=False, log=lambda s: None, stop_after_batches=5)
+    cut = train(recipe, tmp_path / "cut", resume=True, progress=False, log=lambda s: None)
+    assert metrics_rows(full) == metrics_rows(cut)
+    a, b = load_model(full).state_dict(), load_model(cut).state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.mark.usefixtures("mnist_test")
+def test_nan_guard_keeps_last_good_checkpoint(tmp_path):
+    class Exploding(WhatNet):
+        calls = 0
+
+        def forward(self, x):
+            Exploding.calls += self.training
+            out = super().forward(x)
+            return out * float("nan") if Exploding.calls > 45 and self.training else out
+
+    register_model("exploding-test", 28)(Exploding)
+    try:
+        recipe = parse_recipe(TINY | {"model": "exploding-test"}, overrides=["train_limit=1000", "stages.*.epochs=2"])
+        with pytest.raises(TrainingError, match="non-finite loss in epoch 3"):
+            train(recipe, tmp_path / "run", progress=False, log=lambda s: None)
+    finally:
+        MODELS.pop("exploding-test")
+    rows = read_metrics(tmp_path / "run")
+    assert len(rows) == 2  # the two good epochs; the bad one wrote nothing
+    ck = (tmp_path / "run" / "checkpoints" / "latest.json").read_text()
+    assert '"epoch": 2' in ck
+
+
+@pytest.mark.parametrize("change, match", [
+    ({"optimizer": {"name": "rmsprop"}}, "optimizer.name"),
+    ({"optimizer": {"lr": -1}}, "optimizer.lr"),
+    ({"optimizer": {"learning_rate": 0.1}}, "optimizer.learning_rate"),
+    ({"batchsize": 10}, "batchsize"),
+    ({"model": "resnet"}, "model"),
+    ({"display": {"noise": -1}}, "noise"),
+    ({"display": {"contrast": 2}}, "contrast"),
+    ({"stages": [{"epochs": -1}]}, "stages\\[0\\].epochs"),
+    ({"stages": [{"epochs": 1, "sigmaa": 2}]}, "stages\\[0\\].sigmaa"),
+    ({"schedule": {"name": "cosine"}}, "schedule.name"),
+    ({"preset": "nature"}, "preset"),
+])
+def test_recipe_validation_names_the_key(change, match):
+    with pytest.raises(RecipeError, match=match):
+        parse_recipe(TINY | change)
+
+
+def test_overrides_and_profiles(tmp_path):
+    r = load_recipe("configs/what.yaml")
+    assert r.total_epochs == 80 and len(r.stages) == 16 and r.stages[15].display.sigma == 15
+    assert r.optimizer.name == "adam" and r.optimizer.lr == 0.005 and all(s.reset_optimizer for s in r.stages)
+    q = load_recipe("configs/what.yaml", profile="quick", overrides=["optimizer.lr=0.001", "stages.*.epochs=2"])
+    assert q.total_epochs == 32 and q.optimizer.lr == 0.001 and q.train_limit is not None
+    with pytest.raises(RecipeError, match="profile"):
+        load_recipe("configs/what.yaml", profile="huge")
+    with pytest.raises(RecipeError, match="key=value"):
+        load_recipe("configs/what.yaml", overrides=["optimizer.lr"])
+    s = load_recipe("configs/stn28.yaml")
+    assert s.total_epochs == 160 and s.optimizer.name == "sgd" and s.stages[0].display.noise == 0.75
