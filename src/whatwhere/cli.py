@@ -12,13 +12,9 @@ import torch
 
 
 def pick_device(name: str = "auto") -> torch.device:
-    """``auto`` -> CUDA when present, else CPU; otherwise the named device (checked)."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(name)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise SystemExit("error: --device cuda requested but CUDA is not available")
-    return dev
+    from whatwhere.train import pick_device as pick
+
+    return pick(name)
 
 
 # ---------------------------------------------------------------------------- data
@@ -133,6 +129,121 @@ def cmd_data_show(args) -> int:
     return 0
 
 
+# ---------------------------------------------------------------------------- train / eval
+
+
+def cmd_train(args) -> int:
+    from whatwhere.recipe import load_recipe
+    from whatwhere.train import TrainingError, TrainingInterrupted, train
+
+    recipe = load_recipe(args.recipe, profile=args.profile, overrides=args.set)
+    out = Path(args.out or Path("runs") / (recipe.name + (f"-{args.profile}" if args.profile else "")))
+    print(f"training {recipe.name} ({recipe.model}, {len(recipe.stages)} stages, {recipe.total_epochs} epochs) "
+          f"-> {out}")
+    try:
+        train(recipe, out, resume=args.resume, device=args.device, mnist_dir=args.mnist_dir,
+              progress=not args.no_progress)
+    except TrainingInterrupted as exc:
+        print(f"whatwhere: {exc}", file=sys.stderr)
+        return 130
+    except TrainingError as exc:
+        print(f"whatwhere: training stopped: {exc}", file=sys.stderr)
+        return 1
+    print(f"done: {out}/model.safetensors")
+    return 0
+
+
+def _run_recipe(run: Path):
+    from whatwhere.recipe import parse_recipe
+    import yaml
+
+    if not (run / "recipe.yaml").exists():
+        raise ValueError(f"{run} is not a run directory (no recipe.yaml)")
+    return parse_recipe(yaml.safe_load((run / "recipe.yaml").read_text()))
+
+
+def cmd_eval(args) -> int:
+    import time
+
+    from whatwhere import plots, protocols
+    from whatwhere.train import load_model
+
+    run = Path(args.run)
+    recipe = _run_recipe(run)
+    device = pick_device(args.device)
+    model = load_model(run, device)
+    display = recipe.stages[-1].display
+    out = Path(args.out or run / "eval")
+    name = args.name or recipe.name
+    t = time.perf_counter()
+    if args.what == "central":
+        res = protocols.central_general(model, display, n_digits=args.digits, seed=args.seed, device=device,
+                                        mnist_dir=args.mnist_dir)
+        if hasattr(model, "localise"):
+            from whatwhere.data import DisplaySet, mnist
+
+            test = mnist.load("test", args.mnist_dir)
+            ds = DisplaySet(test.images, test.labels, display.replace(placement="cartesian", sigma=15.0, clip=25.0),
+                            seed=args.seed, device=device)
+            res["theta_sigma15"] = protocols.theta_diagnostics(model, ds, n=min(args.digits, 2000))
+        res.update(protocols.provenance(model=recipe.model, recipe=name, seed=args.seed, device=device,
+                                        wall_time_s=time.perf_counter() - t))
+        path = protocols.write_json(out / "central.json", res)
+        print(f"{name}: central {res['central']:.4f}  general {res['general']:.4f}  "
+              f"({res['n_digits']} digits) -> {path}")
+    else:
+        acc = protocols.accuracy_map(model, display, n_digits=args.digits, seed=args.seed, device=device,
+                                     mnist_dir=args.mnist_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        np.save(out / "accuracy_map.npy", acc.astype(np.float32))
+        radii, prof = protocols.radial_profile(acc)
+        res = {"n_digits": args.digits, "centre": float(acc[27, 27]), "max": float(acc.max()),
+               "mean": float(acc.mean()), "radial_profile": {"radius_px": radii.tolist(), "accuracy": prof.tolist()},
+               "radius_above_0.7_px": float(np.sqrt((acc > 0.7).sum() / np.pi))}
+        res.update(protocols.provenance(model=recipe.model, recipe=name, seed=args.seed, device=device,
+                                        wall_time_s=time.perf_counter() - t))
+        protocols.write_json(out / "accuracy_map.json", res)
+        plots.accuracy_map(acc, out / "accuracy_map.png", title=f"{name}: shift accuracy ({args.digits} digits/cell)")
+        print(f"{name}: map centre {res['centre']:.4f}, plateau > 0.7 within {res['radius_above_0.7_px']:.1f} px, "
+              f"r=20: {prof[20]:.3f} -> {out}/accuracy_map.npy")
+    return 0
+
+
+def cmd_plot(args) -> int:
+    from whatwhere import plots
+    from whatwhere.published import PUBLISHED_RADIAL
+
+    if args.kind == "maps":
+        maps = [np.load(p) for p in args.inputs]
+        names = args.labels or [Path(p).parent.name for p in args.inputs]
+        refs = {f"{k} (published)": v for k, v in PUBLISHED_RADIAL.items()} if args.published else None
+        print(f"wrote {plots.maps_side_by_side(maps, names, args.out, references=refs)}")
+    elif args.kind == "curves":
+        from whatwhere.train import read_metrics
+
+        run = Path(args.inputs[0])
+        print(f"wrote {plots.training_curves(read_metrics(run), args.out, title=run.name)}")
+    elif args.kind == "transformer":
+        import torch
+
+        from whatwhere.data import DisplaySet, mnist
+        from whatwhere.train import load_model
+
+        run = Path(args.inputs[0])
+        model = load_model(run)
+        if not hasattr(model, "glimpse"):
+            raise ValueError(f"{run}: the model is not a spatial transformer")
+        recipe = _run_recipe(run)
+        test = mnist.load("test", args.mnist_dir)
+        ds = DisplaySet(test.images, test.labels, recipe.stages[-1].display, seed=args.seed)
+        d = ds.batch(0, args.n)
+        with torch.no_grad():
+            warped = model.glimpse(d.images)[:, 0].numpy()
+            preds = model(d.images).argmax(1).numpy()
+        print(f"wrote {plots.transformer_grid(d.images.numpy(), warped, d.labels.numpy(), preds, args.out, run.name)}")
+    return 0
+
+
 # ---------------------------------------------------------------------------- parser
 
 
@@ -166,6 +277,39 @@ def build_parser() -> argparse.ArgumentParser:
     sh.add_argument("--out", default="displays.png")
     sh.add_argument("--mnist-dir")
     sh.set_defaults(func=cmd_data_show)
+    t = sub.add_parser("train", help="train a recipe into a run directory")
+    t.add_argument("recipe", help="YAML recipe (configs/*.yaml)")
+    t.add_argument("--out", help="run directory (default runs/<recipe name>[-<profile>])")
+    t.add_argument("--profile", help="named profile of the recipe, e.g. quick (a small CPU run)")
+    t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a recipe key (dotted, e.g. optimizer.lr=0.01, stages.*.epochs=1); repeatable")
+    t.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    t.add_argument("--device", help="auto, cpu or cuda (default: the recipe's, auto)")
+    t.add_argument("--no-progress", action="store_true", help="no progress bar")
+    t.add_argument("--mnist-dir")
+    t.set_defaults(func=cmd_train)
+
+    e = sub.add_parser("eval", help="evaluate a trained run: central/general accuracy or the shift-accuracy map")
+    e.add_argument("what", choices=["central", "accuracy-map"])
+    e.add_argument("run", help="run directory")
+    e.add_argument("--digits", type=int, default=10000, help="MNIST-test digits (per cell for the map)")
+    e.add_argument("--seed", type=int, default=0, help="seed of the test displays")
+    e.add_argument("--out", help="output directory (default RUN/eval)")
+    e.add_argument("--name", help="name in the result files (default: the recipe name)")
+    e.add_argument("--device", default="auto")
+    e.add_argument("--mnist-dir")
+    e.set_defaults(func=cmd_eval)
+
+    pl = sub.add_parser("plot", help="figures: maps side by side, training curves, transformer inputs/outputs")
+    pl.add_argument("kind", choices=["maps", "curves", "transformer"])
+    pl.add_argument("inputs", nargs="+", help="accuracy_map.npy files (maps) or a run directory")
+    pl.add_argument("--labels", nargs="+", help="names of the maps")
+    pl.add_argument("--published", action="store_true", help="draw the published radial profiles dashed")
+    pl.add_argument("--n", type=int, default=8, help="displays in the transformer grid")
+    pl.add_argument("--seed", type=int, default=0)
+    pl.add_argument("--out", required=True)
+    pl.add_argument("--mnist-dir")
+    pl.set_defaults(func=cmd_plot)
     return p
 
 
@@ -175,7 +319,7 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except (ValueError, MNISTError) as exc:
+    except (ValueError, MNISTError, FileNotFoundError, FileExistsError) as exc:
         print(f"whatwhere: error: {exc}", file=sys.stderr)
         return 2
 

@@ -77,7 +77,7 @@ def central_general(model, display: DisplayConfig, *, n_digits: int = 10000, see
 
 
 def accuracy_map(model, display: DisplayConfig, *, n_digits: int = 10000, seed: int = 0, device="cpu",
-                 batch: int = 2000, radius: int = MAP_RADIUS, mnist_dir=None, progress: bool = True) -> np.ndarray:
+                 batch: int | None = None, radius: int = MAP_RADIUS, mnist_dir=None, progress: bool = True) -> np.ndarray:
     """The shift-accuracy map of a 28×28 model: ``(2R+1, 2R+1)`` float, element ``[di+R, dj+R]``.
 
     Each cell is the accuracy over the first ``n_digits`` MNIST-test digits shifted by (di, dj)
@@ -92,6 +92,7 @@ def accuracy_map(model, display: DisplayConfig, *, n_digits: int = 10000, seed: 
         raise ValueError(f"radius must be in [0, 27], got {radius}")
     test = mnist.load("test", mnist_dir)
     n = min(n_digits, len(test))
+    batch = batch or (10000 if torch.device(device).type == "cuda" else 1000)
     model = model.to(device).eval()
     side = 2 * radius + 1
     acc = np.zeros((side, side))
@@ -99,7 +100,7 @@ def accuracy_map(model, display: DisplayConfig, *, n_digits: int = 10000, seed: 
     ds = DisplaySet(test.images[:n], test.labels[:n], display.replace(placement="offset", offset=(0, 0)),
                     seed=seed, device=device, chunk_size=n)
     cells = [(di, dj) for di in range(-radius, radius + 1) for dj in range(-radius, radius + 1)]
-    for di, dj in tqdm(cells, disable=not progress, desc="accuracy map", leave=False):
+    for di, dj in tqdm(cells, disable=None if progress else True, desc="accuracy map", leave=False, mininterval=1.0):
         c, t = _accuracy(model, ds, n, batch, offset=(di, dj))
         acc[di + radius, dj + radius] = c / t
     return acc

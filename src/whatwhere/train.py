@@ -287,7 +287,7 @@ def train(recipe: Recipe, run_dir: str | Path, *, resume: bool = False, device: 
                 sched = _make_schedule(recipe, opt)
             ds = train_set.with_config(stage.display)
             lr = opt.param_groups[0]["lr"]
-            bar = tqdm(total=n_batches, initial=pos.batch, disable=not progress, leave=False,
+            bar = tqdm(total=n_batches, initial=pos.batch, disable=None if progress else True, leave=False, mininterval=1.0,
                        desc=f"epoch {epoch + 1}/{recipe.total_epochs} [{stage.name}]")
             # running sums stay on the device: no host round trip per batch
             loss_acc = torch.zeros((), dtype=torch.float64, device=dev)
