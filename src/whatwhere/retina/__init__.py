@@ -1,0 +1,15 @@
+"""The foveated retina of the What/Where model.
+
+- :mod:`.logpolar`: geometry of the log-polar grid (rings, azimuths, cell positions);
+- :mod:`.loggabor`: the 2880-coefficient log-Gabor retina (whitening, encoding, inverse);
+- :mod:`.colliculus`: the 240-cell collicular map (pooling, unpooling, saccade targets,
+  the Where target).
+"""
+
+from whatwhere.retina.colliculus import Colliculus, accuracy_field, where_target
+from whatwhere.retina.loggabor import (Retina, RetinaConfig, TruncatedBank, cache_dir, loggabor_bank,
+                                       whitening_filter)
+from whatwhere.retina.logpolar import LogPolarGrid
+
+__all__ = ["LogPolarGrid", "RetinaConfig", "Retina", "TruncatedBank", "loggabor_bank", "whitening_filter",
+           "cache_dir", "Colliculus", "accuracy_field", "where_target"]
