@@ -310,7 +310,18 @@ def build_parser() -> argparse.ArgumentParser:
     pl.add_argument("--out", required=True)
     pl.add_argument("--mnist-dir")
     pl.set_defaults(func=cmd_plot)
+    dm = sub.add_parser("demo", help="the whole pipeline on a small CPU profile (figures + tables)")
+    dm.add_argument("--out", default="demo", help="output directory (default demo/)")
+    dm.add_argument("--map-digits", type=int, default=100, help="digits per cell of the quick maps")
+    dm.set_defaults(func=cmd_demo)
     return p
+
+
+def cmd_demo(args) -> int:
+    from whatwhere.demo import run_demo
+
+    run_demo(args.out, map_digits=args.map_digits)
+    return 0
 
 
 def main(argv=None) -> int:

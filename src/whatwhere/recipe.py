@@ -63,6 +63,8 @@ class Recipe:
     stages: tuple[Stage, ...]
     source: str = ""
     model_args: dict = field(default_factory=dict)
+    objective: str = "classification"
+    objective_args: dict = field(default_factory=dict)
     seed: int = 0
     device: str = "auto"
     batch_size: int = 100
@@ -86,7 +88,7 @@ class Recipe:
         return copy.deepcopy(self.raw)
 
 
-_TOP_KEYS = {"name", "model", "source", "model_args", "seed", "device", "batch_size", "train_limit",
+_TOP_KEYS = {"name", "model", "source", "model_args", "objective", "objective_args", "seed", "device", "batch_size", "train_limit",
              "eval_digits", "static", "preset", "size", "display", "optimizer", "schedule", "stages",
              "profiles"}
 _STAGE_KEYS = {"epochs", "display", "name", "reset_optimizer", "lr", "sigma", "contrast_range", "contrast",
@@ -198,7 +200,8 @@ def parse_recipe(d: dict[str, Any], *, profile: str | None = None, overrides: li
         raise RecipeError(f"model must be one of {sorted(MODELS)}, got {d['model']!r}")
     resolved = {k: v for k, v in d.items() if k != "profiles"}
     return Recipe(name=str(d["name"]), model=d["model"], stages=tuple(stages), source=str(d.get("source", "")),
-                  model_args=dict(d.get("model_args") or {}), seed=d.get("seed", 0),
+                  model_args=dict(d.get("model_args") or {}), objective=str(d.get("objective", "classification")),
+                  objective_args=dict(d.get("objective_args") or {}), seed=d.get("seed", 0),
                   device=d.get("device", "auto"), batch_size=d.get("batch_size", 100), train_limit=tl,
                   eval_digits=d.get("eval_digits", 10000), static=bool(d.get("static", False)),
                   preset=d.get("preset", "paper"), optimizer=opt, schedule=sch, raw=resolved)

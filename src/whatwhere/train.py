@@ -34,7 +34,7 @@ import torch.nn.functional as F
 import yaml
 from safetensors.torch import load_file, save_file
 
-from whatwhere.data import DisplaySet, mnist
+from whatwhere.data import Displays, DisplaySet, mnist
 from whatwhere.models.registry import MODELS, build_model
 from whatwhere.recipe import Recipe, Stage
 from whatwhere.seeding import derive_seed
@@ -168,16 +168,52 @@ def _stage_of(recipe: Recipe, epoch: int) -> tuple[int, Stage, int]:
     raise IndexError(epoch)
 
 
+# An objective turns (model, batch of displays) into (mean loss, number of "correct" samples).
+Objective = Callable[[torch.nn.Module, "Displays"], tuple[torch.Tensor, torch.Tensor]]
+#: name -> factory(recipe, device) -> Objective.  Recipes choose one with ``objective: NAME``.
+OBJECTIVES: dict[str, Callable[[Recipe, torch.device], Objective]] = {}
+
+
+def register_objective(name: str):
+    """Register an objective factory ``factory(recipe, device) -> objective(model, displays)``."""
+
+    def deco(factory):
+        OBJECTIVES[name] = factory
+        return factory
+
+    return deco
+
+
+@register_objective("classification")
+def _classification(recipe: Recipe, device) -> Objective:
+    def objective(model, d):
+        logits = model(d.images)
+        return F.cross_entropy(logits, d.labels), (logits.argmax(1) == d.labels).sum()
+
+    return objective
+
+
+def make_objective(recipe: Recipe, device) -> Objective:
+    if recipe.objective not in OBJECTIVES:
+        import whatwhere.models  # noqa: F401  (modules that register objectives)
+    if recipe.objective not in OBJECTIVES:
+        raise ValueError(f"unknown objective {recipe.objective!r}; registered: {sorted(OBJECTIVES)}")
+    return OBJECTIVES[recipe.objective](recipe, device)
+
+
 @torch.no_grad()
-def evaluate(model, displays: DisplaySet, batch_size: int = 1000, n: int | None = None) -> tuple[float, float]:
-    """(mean cross-entropy, accuracy) of ``model`` on the first ``n`` displays of a set."""
+def evaluate(model, displays: DisplaySet, batch_size: int = 1000, n: int | None = None,
+             objective: Objective | None = None) -> tuple[float, float]:
+    """(mean loss, accuracy) of ``model`` on the first ``n`` displays of a set (default objective:
+    cross-entropy and classification accuracy)."""
+    objective = objective or _classification(None, None)  # type: ignore[arg-type]
     was = model.training
     model.eval()
     loss_sum, correct, total = 0.0, 0, 0
     for d in displays.epoch(0, batch_size, limit=n):
-        logits = model(d.images)
-        loss_sum += float(F.cross_entropy(logits, d.labels, reduction="sum"))
-        correct += int((logits.argmax(1) == d.labels).sum())
+        loss, ok = objective(model, d)
+        loss_sum += float(loss) * len(d)
+        correct += int(ok)
         total += len(d)
     model.train(was)
     return loss_sum / total, correct / total
@@ -248,6 +284,7 @@ def train(recipe: Recipe, run_dir: str | Path, *, resume: bool = False, device: 
     test_set = DisplaySet(test_split.images, test_split.labels, recipe.stages[0].display,
                           seed=derive_seed(recipe.seed, "eval"), device=dev)
 
+    objective = make_objective(recipe, dev)
     pos = Position()
     opt = _make_optimizer(recipe, model.parameters(), recipe.optimizer.lr)
     sched = _make_schedule(recipe, opt)
@@ -297,14 +334,13 @@ def train(recipe: Recipe, run_dir: str | Path, *, resume: bool = False, device: 
             t_sync = time.perf_counter()
             for b in range(pos.batch, n_batches):
                 d = ds.batch(b * bs, min(n_train, (b + 1) * bs), epoch)
-                logits = model(d.images)
-                loss = F.cross_entropy(logits, d.labels)
+                loss, ok = objective(model, d)
                 finite &= torch.isfinite(loss)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
                 loss_acc += loss.detach() * len(d)
-                correct_acc += (logits.argmax(1) == d.labels).sum()
+                correct_acc += ok
                 pos.seen += len(d)
                 pos.batch = b + 1
                 batches_done += 1
@@ -338,7 +374,8 @@ def train(recipe: Recipe, run_dir: str | Path, *, resume: bool = False, device: 
             with warnings.catch_warnings():  # a run resumed exactly at an epoch's end steps no batch first
                 warnings.simplefilter("ignore", UserWarning)
                 sched.step()
-            test_loss, test_acc = evaluate(model, test_set.with_config(stage.display), n=recipe.eval_digits)
+            test_loss, test_acc = evaluate(model, test_set.with_config(stage.display), n=recipe.eval_digits,
+                                           objective=objective)
             row = [epoch + 1, k, stage.name, f"{lr:.6g}", f"{pos.loss_sum / pos.seen:.6f}",
                    f"{pos.correct / pos.seen:.6f}", f"{test_loss:.6f}", f"{test_acc:.6f}",
                    f"{pos.seen / max(pos.train_time, 1e-9):.1f}", f"{time.perf_counter() - t_run:.1f}"]

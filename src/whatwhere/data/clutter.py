@@ -24,8 +24,8 @@ from functools import lru_cache
 import numpy as np
 import torch
 
-__all__ = ["envelope", "spectrum_uniform_count", "white_spectrum", "white_spectrum_numpy",
-           "clutter_from_white", "motion_clouds"]
+__all__ = ["envelope", "envelope_half", "spectrum_uniform_count", "white_spectrum", "white_spectrum_numpy",
+           "field_from_spectrum", "clutter_from_white", "motion_clouds"]
 
 
 def _check_params(N: int, sf_0: float, B_sf: float) -> None:
@@ -70,34 +70,62 @@ def spectrum_uniform_count(N: int) -> int:
     return 2 * N * (N // 2 + 1)
 
 
-def white_spectrum_numpy(u: np.ndarray) -> np.ndarray:
+def white_spectrum_numpy(u: np.ndarray, envelope: np.ndarray | None = None) -> np.ndarray:
     """In place: uniforms ``(B, 2H)`` -> standard complex Gaussians, stored as ``(B, H, 2)`` (re, im).
 
     Box-Muller, X = sqrt(-ln(1-u1)) · e^{2πi u2} with u1 = u[:, :H], u2 = u[:, H:]; E|X|² = 1.
+    ``envelope`` (``(H,)`` float32), if given, multiplies X (then the result is a clutter spectrum).
     Same arithmetic as :func:`white_spectrum` (numpy's float32 trig is SIMD and releases the GIL,
     so the CPU generator runs it inside its worker threads).
     """
     H = u.shape[1] // 2
-    radius = np.sqrt(-np.log1p(-u[:, :H]))
+    radius = np.subtract(np.float32(1), u[:, :H])  # in (0, 1]; np.log is SIMD, np.log1p is not
+    np.log(radius, out=radius)
+    np.negative(radius, out=radius)
+    np.sqrt(radius, out=radius)
+    if envelope is not None:
+        radius *= envelope
     angle = u[:, H:] * np.float32(2 * math.pi)
-    re, im = radius * np.cos(angle), radius * np.sin(angle)
+    re = np.cos(angle)
+    re *= radius
+    np.sin(angle, out=angle)
+    angle *= radius
+    im = angle
     view = u.reshape(u.shape[0], H, 2)
     view[..., 0] = re
     view[..., 1] = im
     return u
 
 
-def white_spectrum(u: torch.Tensor) -> torch.Tensor:
+def white_spectrum(u: torch.Tensor, envelope: torch.Tensor | None = None) -> torch.Tensor:
     """Uniforms ``(B, 2H)`` -> standard complex Gaussians as a real ``(B, 2H)`` tensor laid out
-    ``(B, H, 2)`` (re, im); the torch twin of :func:`white_spectrum_numpy` (any device)."""
+    ``(B, H, 2)`` (re, im), times ``envelope`` ``(H,)`` if given; the torch twin of
+    :func:`white_spectrum_numpy` (same arithmetic, any device)."""
     B, H = u.shape[0], u.shape[1] // 2
     u = u.to(torch.float32)
-    radius = torch.log1p(-u[:, :H]).neg_().sqrt_()
+    radius = torch.log(1 - u[:, :H]).neg_().sqrt_()
+    if envelope is not None:
+        radius.mul_(envelope.reshape(1, H))
     angle = u[:, H:] * (2 * math.pi)
     out = torch.empty(B, H, 2, dtype=torch.float32, device=u.device)
     torch.mul(radius, torch.cos(angle), out=out[..., 0])
     torch.mul(radius, torch.sin(angle), out=out[..., 1])
     return out.reshape(B, 2 * H)
+
+
+def envelope_half(N: int, sf_0: float = 0.1, B_sf: float = 0.1, device="cpu") -> torch.Tensor:
+    """The envelope on the ``rfft2`` half-plane, flattened: ``(N*(N//2+1),)`` float32 (cached)."""
+    return _envelope_cached(N, float(sf_0), float(B_sf), str(torch.device(device))).reshape(-1)
+
+
+def field_from_spectrum(spec: torch.Tensor, N: int, out: torch.Tensor | None = None) -> torch.Tensor:
+    """Zero-mean fields ``(B, N, N)`` from half-plane spectra ``(B, 2*N*(N//2+1))`` laid out
+    ``(B, N, N//2+1, 2)`` (re, im) (the DC term must be 0, as the envelope makes it)."""
+    B = spec.shape[0]
+    if spec.shape[1:] != (spectrum_uniform_count(N),):
+        raise ValueError(f"spectrum must have shape (B, {spectrum_uniform_count(N)}), got {tuple(spec.shape)}")
+    c = torch.view_as_complex(spec.reshape(B, N, N // 2 + 1, 2))
+    return torch.fft.irfft2(c, s=(N, N), out=out)
 
 
 def clutter_from_white(white: torch.Tensor, N: int, sf_0: float = 0.1, B_sf: float = 0.1,
@@ -118,9 +146,9 @@ def clutter_from_white(white: torch.Tensor, N: int, sf_0: float = 0.1, B_sf: flo
     B = white.shape[0]
     if white.shape[1:] != (spectrum_uniform_count(N),):
         raise ValueError(f"white must have shape (B, {spectrum_uniform_count(N)}), got {tuple(white.shape)}")
-    env = _envelope_cached(N, float(sf_0), float(B_sf), str(white.device))
-    spec = torch.view_as_complex(white.reshape(B, N, N // 2 + 1, 2)) * env
-    z = torch.fft.irfft2(spec, s=(N, N))
+    env = envelope_half(N, sf_0, B_sf, white.device)
+    spec = (white.reshape(B, -1, 2) * env.reshape(1, -1, 1)).reshape(B, -1)
+    z = field_from_spectrum(spec, N)
     if not rectify:
         return z
     flat = z.reshape(B, -1)

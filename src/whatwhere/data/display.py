@@ -25,12 +25,14 @@ it per epoch when ``shuffle=True``.  The clutter never depends on the digits.
 from __future__ import annotations
 
 import math
+from functools import partial
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Iterator, Sequence
 
 import torch
 
-from whatwhere.data.clutter import clutter_from_white, spectrum_uniform_count, white_spectrum, white_spectrum_numpy
+from whatwhere.data.clutter import (envelope_half, field_from_spectrum, spectrum_uniform_count, white_spectrum,
+                                    white_spectrum_numpy)
 from whatwhere.seeding import generator, uniform
 
 __all__ = [
@@ -291,32 +293,33 @@ def _digit_layer(digits: torch.Tensor, offsets: torch.Tensor, cfg: DisplayConfig
     return d / torch.where(peak > 0, peak, torch.ones_like(peak))
 
 
-def render(digits: torch.Tensor, small: torch.Tensor, white: torch.Tensor, cfg: DisplayConfig, *,
-           clutter_only: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def render(digits: torch.Tensor, small: torch.Tensor, spectra: torch.Tensor, cfg: DisplayConfig, *,
+           clutter_only: bool = False, out: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Render displays from digits and uniform random numbers (the pure core of the generator).
 
     Args:
         digits: ``(B, 28, 28)`` uint8 or float digit frames.
         small: ``(B, 4)`` uniforms in [0, 1) for placement (azimuth, two normals) and contrast.
-        white: ``(B, 2*N*(N//2+1))`` white complex Gaussian spectra of the clutter
-            (:func:`whatwhere.data.clutter.white_spectrum`).
+        spectra: ``(B, 2*N*(N//2+1))`` clutter spectra: white complex Gaussians times the
+            envelope (:func:`whatwhere.data.clutter.white_spectrum` with ``envelope``).
         cfg: the display configuration.
         clutter_only: return the clutter layer of exactly these displays (same normalisation and
             mask) without the digit, so that ``display - clutter_only`` is the digit's footprint.
+        out: optional ``(B, N, N)`` float32 buffer to render into.
 
     Returns:
         images ``(B, N, N)`` float32, offsets ``(B, 2)`` int64, contrasts ``(B,)`` float32.
     """
     N = cfg.size
     B = digits.shape[0]
-    dev = white.device
+    dev = spectra.device
     offsets = _offsets(cfg, small)
     lo_c, hi_c = cfg.contrast_bounds
     contrasts = (lo_c + (hi_c - lo_c) * small[:, 3].double()).to(torch.float32)
     if hi_c == lo_c:
         contrasts.fill_(lo_c)
 
-    z = clutter_from_white(white, N, cfg.sf_0, cfg.B_sf, rectify=False)  # zero-mean field
+    z = field_from_spectrum(spectra, N, out=out)  # zero-mean clutter field
     flat = z.reshape(B, -1)
     zmin, zmax = flat.amin(1), flat.amax(1)
     peak = torch.maximum(zmax, -zmin).clamp_min_(torch.finfo(z.dtype).tiny)
@@ -431,19 +434,24 @@ class DisplaySet:
         return self._order_cache[1]
 
     def _chunk(self, epoch: int, k: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Random numbers of chunk ``k``: placement/contrast uniforms ``(C, 4)`` and white clutter
-        spectra ``(C, 2N(N/2+1))``, a pure function of ``(seed, epoch, k)``."""
+        """Random numbers of chunk ``k``: placement/contrast uniforms ``(C, 4)`` and clutter
+        spectra ``(C, 2N(N/2+1))``, a pure function of ``(seed, epoch, k)`` (and the envelope)."""
         key = (self._epoch_key(epoch), k)
         if self._chunk_cache is not None and self._chunk_cache[0] == key:
             return self._chunk_cache[1]
         C, dev = self.chunk_size, self.device
         small = uniform(C, N_SMALL, self.seed, "placement", key[0], k, device=dev)
-        white = uniform(C, spectrum_uniform_count(self.config.size), self.seed, "clutter", key[0], k,
-                        device=dev, post_numpy=white_spectrum_numpy)
-        if dev.type != "cpu":
-            white = white_spectrum(white)
-        self._chunk_cache = (key, (small, white))
-        return small, white
+        N, cfg = self.config.size, self.config
+        env = envelope_half(N, cfg.sf_0, cfg.B_sf, dev)
+        if dev.type == "cpu":  # Box-Muller and envelope inside the generator's worker threads
+            post = partial(white_spectrum_numpy, envelope=env.numpy())
+            spectra = uniform(C, spectrum_uniform_count(N), self.seed, "clutter", key[0], k, device=dev,
+                              post_numpy=post)
+        else:
+            spectra = white_spectrum(uniform(C, spectrum_uniform_count(N), self.seed, "clutter", key[0], k,
+                                             device=dev), env)
+        self._chunk_cache = (key, (small, spectra))
+        return small, spectra
 
     def random_numbers(self, start: int, stop: int, epoch: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
         """The random numbers of positions ``[start, stop)`` (see :meth:`_chunk`)."""
@@ -451,8 +459,8 @@ class DisplaySet:
         C = self.chunk_size
         for k in range(start // C, (stop - 1) // C + 1):
             lo, hi = max(start, k * C) - k * C, min(stop, (k + 1) * C) - k * C
-            small, white = self._chunk(epoch, k)
-            parts.append((small[lo:hi], white[lo:hi]))
+            small, spectra = self._chunk(epoch, k)
+            parts.append((small[lo:hi], spectra[lo:hi]))
         if len(parts) == 1:
             return parts[0]
         return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
@@ -468,16 +476,16 @@ class DisplaySet:
         if not 0 <= start < stop <= len(self):
             raise IndexError(f"positions [{start}, {stop}) out of range for a set of {len(self)}")
         idx = self.order(epoch)[start:stop]
-        out = []
+        N = self.config.size
+        images = torch.empty(stop - start, N, N, dtype=torch.float32, device=self.device)
+        offsets = torch.empty(stop - start, 2, dtype=torch.int64, device=self.device)
+        contrasts = torch.empty(stop - start, dtype=torch.float32, device=self.device)
         for s in range(start, stop, self.sub_batch):
             e = min(stop, s + self.sub_batch)
-            small, white = self.random_numbers(s, e, epoch)
-            img, off, con = render(self.images[idx[s - start:e - start]], small, white, cfg,
-                                   clutter_only=clutter_only)
-            out.append((img, off, con))
-        images = out[0][0] if len(out) == 1 else torch.cat([o[0] for o in out])
-        offsets = out[0][1] if len(out) == 1 else torch.cat([o[1] for o in out])
-        contrasts = out[0][2] if len(out) == 1 else torch.cat([o[2] for o in out])
+            small, spectra = self.random_numbers(s, e, epoch)
+            a, b = s - start, e - start
+            _, offsets[a:b], contrasts[a:b] = render(self.images[idx[a:b]], small, spectra, cfg,
+                                                     clutter_only=clutter_only, out=images[a:b])
         return Displays(images, self.labels[idx], offsets, contrasts, idx)
 
     def epoch(self, epoch: int = 0, batch_size: int = 100, *, limit: int | None = None,

@@ -1,0 +1,109 @@
+"""``whatwhere demo``: the whole pipeline on a small CPU profile, in a few minutes.
+
+Writes into ``--out`` (default ``demo/``):
+
+* ``displays.png`` / ``displays_28.png`` — display grids (rows: eccentricity, columns: contrast);
+* ``bench_displays.md`` — the display-generator benchmark (quick settings);
+* ``runs/what-quick``, ``runs/stn28-quick`` — the quick profiles of the What and STN-28 recipes;
+* ``maps.png`` — their shift-accuracy maps side by side (few digits per cell) with the maps of the
+  shipped full-recipe models (``results/``) when present;
+* ``results.md`` — a central/general accuracy table.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from whatwhere import plots, protocols
+from whatwhere.data import DisplaySet, mnist, preset
+from whatwhere.recipe import load_recipe
+from whatwhere.train import load_model, read_metrics, train
+
+ROOT = Path(__file__).resolve().parents[2]  # the repository (configs/, benchmarks/, results/)
+
+
+def _display_grid(out: Path, size: int, seed: int = 0) -> Path:
+    test = mnist.load("test")
+    eccs = [0.0, 10.0, 20.0, 30.0, 40.0] if size == 128 else [0.0, 3.0, 6.0, 9.0, 12.0]
+    contrasts = [0.3, 0.5, 0.7]
+    base = preset("paper", size)
+    imgs, labels, offs = [], [], []
+    for r, e in enumerate(eccs):
+        cfg = [base.replace(placement="eccentricity", eccentricity=e, contrast=c) for c in contrasts]
+        ds = [DisplaySet(test.images, test.labels, c, seed=seed) for c in cfg]
+        batch = [d.batch(r * 3 + k, r * 3 + k + 1) for k, d in enumerate(ds)]
+        imgs.append([b.images[0].numpy() for b in batch])
+        labels.append([int(b.labels[0]) for b in batch])
+        offs.append([b.offsets[0].numpy() for b in batch])
+    return plots.display_grid(np.array(imgs), np.array(labels), np.array(offs), [f"ecc {e:g}px" for e in eccs],
+                              [f"contrast {c:g}" for c in contrasts], out,
+                              title=f"preset paper, {size}×{size} (seed {seed})")
+
+
+def run_demo(out: str | Path = "demo", *, map_digits: int = 100, eval_digits: int = 2000, log=print) -> Path:
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    log(f"[demo] display grids -> {_display_grid(out / 'displays.png', 128)}, "
+        f"{_display_grid(out / 'displays_28.png', 28)}")
+
+    bench = ROOT / "benchmarks" / "bench_displays.py"
+    if bench.exists():
+        log("[demo] display-generator benchmark (quick settings) ...")
+        res = subprocess.run([sys.executable, str(bench), "--n", "2048", "--n-ref", "150", "--repeats", "1",
+                              "--no-cuda"], capture_output=True, text=True)
+        (out / "bench_displays.md").write_text(res.stdout)
+        log(res.stdout.strip() or res.stderr.strip())
+
+    rows, maps, names = [], [], []
+    for name in ("what", "stn28"):
+        recipe = load_recipe(ROOT / "configs" / f"{name}.yaml", profile="quick", overrides=["device=cpu"])
+        run = out / "runs" / f"{name}-quick"
+        if (run / "model.safetensors").exists():
+            log(f"[demo] {run} already trained, reusing it")
+        else:
+            if run.exists():
+                shutil.rmtree(run)
+            log(f"[demo] training {name} (quick profile: {recipe.total_epochs} epochs of {recipe.train_limit} digits)")
+            t = time.perf_counter()
+            train(recipe, run, progress=False, log=lambda s: None)
+            log(f"[demo]   {time.perf_counter() - t:.0f} s")
+        plots.training_curves(read_metrics(run), out / f"curves_{name}.png", title=f"{name} (quick)")
+        model = load_model(run)
+        display = recipe.stages[-1].display
+        cg = protocols.central_general(model, display, n_digits=eval_digits)
+        acc = protocols.accuracy_map(model, display, n_digits=map_digits, progress=False)
+        np.save(out / f"accuracy_map_{name}.npy", acc)
+        rows.append((f"{name} (quick profile, this demo)", display.noise, cg))
+        maps.append(acc)
+        names.append(f"{name} quick")
+        shipped = ROOT / "results" / name
+        if (shipped / "model.safetensors").exists():
+            full = load_model(shipped)
+            rows.append((f"{name} (full recipe, shipped weights)", display.noise,
+                         protocols.central_general(full, display, n_digits=eval_digits)))
+            if (shipped / "accuracy_map.npy").exists():
+                maps.append(np.load(shipped / "accuracy_map.npy"))
+                names.append(f"{name} full (results/)")
+    from whatwhere.published import PUBLISHED, PUBLISHED_RADIAL
+
+    plots.maps_side_by_side(maps, names, out / "maps.png", title="shift-accuracy maps (quick: "
+                            f"{map_digits} digits per cell)",
+                            references={f"{k} (published)": v for k, v in PUBLISHED_RADIAL.items()})
+    lines = ["| model | clutter | central (σ=0) | general (σ=15) | digits |", "|---|---|---|---|---|"]
+    for label, noise, cg in rows:
+        lines.append(f"| {label} | {noise:g} | {cg['central']:.3f} | {cg['general']:.3f} | {cg['n_digits']} |")
+    for k, v in PUBLISHED.items():
+        lines.append(f"| {k} (published: {v['source']}) | {'1.0' if k == 'what' else '0.75'} | "
+                     f"{v['central']:.3f} | {v['general']:.3f} | 10000 |")
+    table = "\n".join(lines)
+    (out / "results.md").write_text(table + "\n")
+    log(table)
+    log(f"[demo] done in {time.perf_counter() - t0:.0f} s -> {out}/")
+    return out
