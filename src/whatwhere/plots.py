@@ -240,10 +240,10 @@ def where_fig3(*, display: np.ndarray, reconstruction: np.ndarray, true_map: np.
     """
     N = display.shape[0]
     c = N // 2
-    fig, axes = plt.subplots(1, 5, figsize=(16, 3.5))
+    fig, axes = plt.subplots(1, 5, figsize=(17, 3.7), constrained_layout=True)
     ext = (-c - 0.5, N - c - 0.5, N - c - 0.5, -c - 0.5)  # axes in offsets from the centre
     axes[0].imshow(display, cmap="gray", vmin=0, vmax=1, extent=ext)
-    axes[0].set_title(f"display (digit {label} at {offset[0]:+d},{offset[1]:+d})", fontsize=8)
+    axes[0].set_title(f"display (digit {label} at ({offset[0]:+d},{offset[1]:+d}))", fontsize=8)
     axes[1].imshow(reconstruction, cmap="gray", extent=ext)
     axes[1].set_title("retina reconstruction (whitened)", fontsize=8)
     vmax = float(max(true_map.max(), pred_map.max()))
@@ -254,8 +254,8 @@ def where_fig3(*, display: np.ndarray, reconstruction: np.ndarray, true_map: np.
         ax.set_title(name, fontsize=8)
     fig.colorbar(im, ax=axes[3], fraction=0.046, pad=0.02, label="accuracy")
     axes[4].imshow(fovea, cmap="gray", vmin=0, vmax=1)
-    axes[4].set_title(f"fovea after the saccade to ({fixation[0]:+d},{fixation[1]:+d}): "
-                      f"says {prediction}", fontsize=8, color="g" if prediction == label else "r")
+    axes[4].set_title(f"fovea after the saccade to ({fixation[0]:+d},{fixation[1]:+d})\n"
+                      f"What says {prediction} (label {label})", fontsize=8, color="g" if prediction == label else "r")
     for ax in axes[:4]:
         ax.set_xlabel("dj (px)", fontsize=7)
         ax.tick_params(labelsize=6)

@@ -34,7 +34,8 @@ import torch.nn.functional as F
 import yaml
 from safetensors.torch import load_file, save_file
 
-from whatwhere.data import Displays, DisplaySet, mnist
+from whatwhere.data import DisplaySet, mnist
+from whatwhere.objectives import Objective, classification, make_objective
 from whatwhere.models.registry import MODELS, build_model
 from whatwhere.recipe import Recipe, Stage
 from whatwhere.seeding import derive_seed
@@ -168,45 +169,12 @@ def _stage_of(recipe: Recipe, epoch: int) -> tuple[int, Stage, int]:
     raise IndexError(epoch)
 
 
-# An objective turns (model, batch of displays) into (mean loss, number of "correct" samples).
-Objective = Callable[[torch.nn.Module, "Displays"], tuple[torch.Tensor, torch.Tensor]]
-#: name -> factory(recipe, device) -> Objective.  Recipes choose one with ``objective: NAME``.
-OBJECTIVES: dict[str, Callable[[Recipe, torch.device], Objective]] = {}
-
-
-def register_objective(name: str):
-    """Register an objective factory ``factory(recipe, device) -> objective(model, displays)``."""
-
-    def deco(factory):
-        OBJECTIVES[name] = factory
-        return factory
-
-    return deco
-
-
-@register_objective("classification")
-def _classification(recipe: Recipe, device) -> Objective:
-    def objective(model, d):
-        logits = model(d.images)
-        return F.cross_entropy(logits, d.labels), (logits.argmax(1) == d.labels).sum()
-
-    return objective
-
-
-def make_objective(recipe: Recipe, device) -> Objective:
-    if recipe.objective not in OBJECTIVES:
-        import whatwhere.models  # noqa: F401  (modules that register objectives)
-    if recipe.objective not in OBJECTIVES:
-        raise ValueError(f"unknown objective {recipe.objective!r}; registered: {sorted(OBJECTIVES)}")
-    return OBJECTIVES[recipe.objective](recipe, device)
-
-
 @torch.no_grad()
 def evaluate(model, displays: DisplaySet, batch_size: int = 1000, n: int | None = None,
              objective: Objective | None = None) -> tuple[float, float]:
     """(mean loss, accuracy) of ``model`` on the first ``n`` displays of a set (default objective:
     cross-entropy and classification accuracy)."""
-    objective = objective or _classification(None, None)  # type: ignore[arg-type]
+    objective = objective or classification()
     was = model.training
     model.eval()
     loss_sum, correct, total = 0.0, 0, 0

@@ -8,6 +8,7 @@ sampler every transformer uses (background 0.5 outside the input).
 from .stn import (ATN, STN28, STN128, ConvPoloATN, PoloATN, What128, attention_theta,
                   glimpse_centre, sample)
 from .what import WhatNet, as_nchw
+from .where import Where, WhereNet  # noqa: F401  (registers the `where` model and objective)
 
 __all__ = ["WhatNet", "What128", "STN28", "STN128", "ATN", "PoloATN", "ConvPoloATN",
            "sample", "attention_theta", "glimpse_centre", "as_nchw"]
