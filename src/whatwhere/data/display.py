@@ -25,14 +25,12 @@ it per epoch when ``shuffle=True``.  The clutter never depends on the digits.
 from __future__ import annotations
 
 import math
-from functools import partial
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Iterator, Sequence
 
 import torch
 
-from whatwhere.data.clutter import (envelope_half, field_from_spectrum, spectrum_uniform_count, white_spectrum,
-                                    white_spectrum_numpy)
+from whatwhere.data.clutter import envelope_half, field_from_spectrum, spectrum_uniform_count, white_spectrum
 from whatwhere.seeding import generator, uniform
 
 __all__ = [
@@ -435,23 +433,17 @@ class DisplaySet:
 
     def _chunk(self, epoch: int, k: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Random numbers of chunk ``k``: placement/contrast uniforms ``(C, 4)`` and clutter
-        spectra ``(C, 2N(N/2+1))``, a pure function of ``(seed, epoch, k)`` (and the envelope)."""
+        uniforms ``(C, 2N(N/2+1))``, a pure function of ``(seed, epoch, k)``."""
         key = (self._epoch_key(epoch), k)
         if self._chunk_cache is not None and self._chunk_cache[0] == key:
             return self._chunk_cache[1]
         C, dev = self.chunk_size, self.device
         small = uniform(C, N_SMALL, self.seed, "placement", key[0], k, device=dev)
-        N, cfg = self.config.size, self.config
-        env = envelope_half(N, cfg.sf_0, cfg.B_sf, dev)
-        if dev.type == "cpu":  # Box-Muller and envelope inside the generator's worker threads
-            post = partial(white_spectrum_numpy, envelope=env.numpy())
-            spectra = uniform(C, spectrum_uniform_count(N), self.seed, "clutter", key[0], k, device=dev,
-                              post_numpy=post)
-        else:
-            spectra = white_spectrum(uniform(C, spectrum_uniform_count(N), self.seed, "clutter", key[0], k,
-                                             device=dev), env)
-        self._chunk_cache = (key, (small, spectra))
-        return small, spectra
+        # clutter uniforms; Box-Muller and the envelope are applied per sub-batch (cache-friendly)
+        u = uniform(C, spectrum_uniform_count(self.config.size), self.seed, "clutter", key[0], k, device=dev,
+                    coarse=dev.type == "cpu")
+        self._chunk_cache = (key, (small, u))
+        return small, u
 
     def random_numbers(self, start: int, stop: int, epoch: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
         """The random numbers of positions ``[start, stop)`` (see :meth:`_chunk`)."""
@@ -459,8 +451,8 @@ class DisplaySet:
         C = self.chunk_size
         for k in range(start // C, (stop - 1) // C + 1):
             lo, hi = max(start, k * C) - k * C, min(stop, (k + 1) * C) - k * C
-            small, spectra = self._chunk(epoch, k)
-            parts.append((small[lo:hi], spectra[lo:hi]))
+            small, u = self._chunk(epoch, k)
+            parts.append((small[lo:hi], u[lo:hi]))
         if len(parts) == 1:
             return parts[0]
         return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
@@ -482,7 +474,8 @@ class DisplaySet:
         contrasts = torch.empty(stop - start, dtype=torch.float32, device=self.device)
         for s in range(start, stop, self.sub_batch):
             e = min(stop, s + self.sub_batch)
-            small, spectra = self.random_numbers(s, e, epoch)
+            small, u = self.random_numbers(s, e, epoch)
+            spectra = white_spectrum(u, envelope_half(N, cfg.sf_0, cfg.B_sf, self.device))
             a, b = s - start, e - start
             _, offsets[a:b], contrasts[a:b] = render(self.images[idx[a:b]], small, spectra, cfg,
                                                      clutter_only=clutter_only, out=images[a:b])
