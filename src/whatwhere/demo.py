@@ -7,7 +7,11 @@ Writes into ``--out`` (default ``demo/``):
 * ``runs/what-quick``, ``runs/stn28-quick`` — the quick profiles of the What and STN-28 recipes;
 * ``maps.png`` — their shift-accuracy maps side by side (few digits per cell) with the maps of the
   shipped full-recipe models (``results/``) when present;
-* ``results.md`` — a central/general accuracy table.
+* ``results.md`` — a central/general accuracy table;
+* ``runs/where-c0.7-quick`` and ``where_fig4.png`` / ``where_benchmark.md`` — a quick Where network
+  (contrast 0.7) driving the saccade loop with the shipped What network, benchmarked at three
+  eccentricities before and after one saccade, next to the shipped full-recipe Where network
+  (``results/where-c0.7``) when present and the published values.
 """
 
 from __future__ import annotations
@@ -46,6 +50,20 @@ def _display_grid(out: Path, size: int, seed: int = 0) -> Path:
                               title=f"preset paper, {size}×{size} (seed {seed})")
 
 
+def _train_quick(recipe, run: Path, log) -> Path:
+    """Train ``recipe`` into ``run`` unless a finished run is already there."""
+    if (run / "model.safetensors").exists():
+        log(f"[demo] {run} already trained, reusing it")
+        return run
+    if run.exists():  # an unfinished earlier demo run
+        shutil.rmtree(run)
+    log(f"[demo] training {recipe.name} (quick profile: {recipe.total_epochs} epochs of {recipe.train_limit} displays)")
+    t = time.perf_counter()
+    train(recipe, run, progress=False, log=lambda s: None)
+    log(f"[demo]   {time.perf_counter() - t:.0f} s")
+    return run
+
+
 def run_demo(out: str | Path = "demo", *, map_digits: int = 100, eval_digits: int = 2000, log=print) -> Path:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -64,16 +82,7 @@ def run_demo(out: str | Path = "demo", *, map_digits: int = 100, eval_digits: in
     rows, maps, names = [], [], []
     for name in ("what", "stn28"):
         recipe = load_recipe(ROOT / "configs" / f"{name}.yaml", profile="quick", overrides=["device=cpu"])
-        run = out / "runs" / f"{name}-quick"
-        if (run / "model.safetensors").exists():
-            log(f"[demo] {run} already trained, reusing it")
-        else:
-            if run.exists():
-                shutil.rmtree(run)
-            log(f"[demo] training {name} (quick profile: {recipe.total_epochs} epochs of {recipe.train_limit} digits)")
-            t = time.perf_counter()
-            train(recipe, run, progress=False, log=lambda s: None)
-            log(f"[demo]   {time.perf_counter() - t:.0f} s")
+        run = _train_quick(recipe, out / "runs" / f"{name}-quick", log)
         plots.training_curves(read_metrics(run), out / f"curves_{name}.png", title=f"{name} (quick)")
         model = load_model(run)
         display = recipe.stages[-1].display
@@ -105,5 +114,36 @@ def run_demo(out: str | Path = "demo", *, map_digits: int = 100, eval_digits: in
     table = "\n".join(lines)
     (out / "results.md").write_text(table + "\n")
     log(table)
+    if (ROOT / "results" / "what" / "model.safetensors").exists():
+        _where_demo(out, log)
     log(f"[demo] done in {time.perf_counter() - t0:.0f} s -> {out}/")
     return out
+
+
+def _where_demo(out: Path, log, digits: int = 300) -> None:
+    """Quick Where training (contrast 0.7) and the 0/1-saccade benchmark at three eccentricities."""
+    from whatwhere.agent import Agent
+
+    recipe = load_recipe(ROOT / "configs" / "where-c0.7.yaml", profile="quick",
+                         overrides=["device=cpu", f"objective_args.accuracy_map={ROOT / 'results/what/accuracy_map.npy'}"])
+    run = _train_quick(recipe, out / "runs" / "where-c0.7-quick", log)
+    what = load_model(ROOT / "results" / "what")
+    agents = {"where quick (this demo)": Agent(what, load_model(run))}
+    if (ROOT / "results" / "where-c0.7" / "model.safetensors").exists():
+        agents["where full (results/)"] = Agent(what, load_model(ROOT / "results" / "where-c0.7"))
+    records = []
+    for name, agent in agents.items():
+        records += protocols.eccentricity_benchmark(agent, contrasts=(0.7,), eccentricities=(4.44, 17.78, 31.11),
+                                                    n_digits=digits, saccades=(0, 1), stopping_rule=False,
+                                                    name=name, progress=False)
+    lines = ["| agent | eccentricity (px) | 0 saccade | 1 saccade |", "|---|---|---|---|"]
+    for name in agents:
+        for e in (4.44, 17.78, 31.11):
+            acc = {r["saccades"]: r["accuracy"] for r in records if r["model"] == name and r["eccentricity"] == e}
+            lines.append(f"| {name} | {e:g} | {acc[0]:.3f} | {acc[1]:.3f} |")
+    table = "\n".join(lines)
+    (out / "where_benchmark.md").write_text(table + f"\n\n(contrast 0.7, {digits} MNIST-test digits per cell)\n")
+    log(table)
+    for name in agents:
+        tag = "quick" if "quick" in name else "full"
+        plots.where_fig4(records, out / f"where_fig4_{tag}.png", model=name, title=f"{name}, contrast 0.7")
