@@ -6,7 +6,7 @@ used by the What/Where task (``B_theta = inf``, ``alpha = 0``, log-Gabor radial 
     E(f) = (1/f) · exp(-ln²(f/sf_0) / (2·ln²((sf_0 + B_sf)/sf_0))),   E(0) = 0,
 
 with f the radial frequency in cycles/pixel on the N×N Fourier grid.  A random spectrum
-E·X, with X a standard complex Gaussian per frequency, is inverse-transformed and rectified to
+E·X, with X a white complex random value per frequency (E|X|² = 1), is inverse-transformed and rectified to
 Michelson contrast 1: ``z <- 0.5 * z / max|z| + 0.5`` (the mean is exactly 0 because the DC
 term is 0).  Because of the 1/f factor the *power* peaks near 0.061 cycles/px, not at sf_0.
 
@@ -108,7 +108,7 @@ def field_from_spectrum(spec: torch.Tensor, N: int, out: torch.Tensor | None = N
 
 def clutter_from_white(white: torch.Tensor, N: int, sf_0: float = 0.1, B_sf: float = 0.1,
                        *, rectify: bool = True) -> torch.Tensor:
-    """Clutter images from white complex Gaussian spectra.
+    """Clutter images from white spectra.
 
     Args:
         white: ``(B, 2*N*(N//2+1))`` float32, a ``(B, N, N//2+1, 2)`` (re, im) spectrum on the

@@ -298,7 +298,7 @@ def render(digits: torch.Tensor, small: torch.Tensor, spectra: torch.Tensor, cfg
     Args:
         digits: ``(B, 28, 28)`` uint8 or float digit frames.
         small: ``(B, 4)`` uniforms in [0, 1) for placement (azimuth, two normals) and contrast.
-        spectra: ``(B, 2*N*(N//2+1))`` clutter spectra: white complex Gaussians times the
+        spectra: ``(B, 2*N*(N//2+1))`` clutter spectra: white spectra times the
             envelope (:func:`whatwhere.data.clutter.white_spectrum` with ``envelope``).
         cfg: the display configuration.
         clutter_only: return the clutter layer of exactly these displays (same normalisation and
@@ -439,7 +439,7 @@ class DisplaySet:
             return self._chunk_cache[1]
         C, dev = self.chunk_size, self.device
         small = uniform(C, N_SMALL, self.seed, "placement", key[0], k, device=dev)
-        # clutter uniforms; Box-Muller and the envelope are applied per sub-batch (cache-friendly)
+        # clutter uniforms; the white spectrum and the envelope are made per sub-batch (cache-friendly)
         u = uniform(C, spectrum_uniform_count(self.config.size), self.seed, "clutter", key[0], k, device=dev,
                     coarse=dev.type == "cpu")
         self._chunk_cache = (key, (small, u))
