@@ -100,29 +100,16 @@ def cmd_data_sample(args) -> int:
 
 def cmd_data_show(args) -> int:
     from whatwhere import plots
-    from whatwhere.data import DisplaySet, mnist, preset
+    from whatwhere.data import mnist, preset
+    from whatwhere.data.display import grid_displays
 
     data = mnist.load(args.split, args.mnist_dir)
     base = preset(args.preset, args.size, **({"noise": args.noise} if args.noise is not None else {}))
     eccs = args.eccentricities
     if eccs is None:
         eccs = [0.0, 10.0, 20.0, 30.0, 40.0] if args.size == 128 else [0.0, 3.0, 6.0, 9.0, 12.0]
-    images, labels, offsets = [], [], []
-    for e in eccs:
-        row_i, row_l, row_o = [], [], []
-        for c in args.contrasts:
-            cfg = base.replace(placement="eccentricity", eccentricity=e, azimuth=None, contrast=c,
-                               contrast_range=None, clip=max(base.clip, 0))
-            ds = DisplaySet(data.images, data.labels, cfg, seed=args.seed)
-            k = len(row_i) + len(images) * len(args.contrasts)
-            d = ds.batch(k, k + 1)
-            row_i.append(d.images[0].numpy())
-            row_l.append(int(d.labels[0]))
-            row_o.append(d.offsets[0].numpy())
-        images.append(row_i)
-        labels.append(row_l)
-        offsets.append(row_o)
-    path = plots.display_grid(np.array(images), np.array(labels), np.array(offsets),
+    images, labels, offsets = grid_displays(data.images, data.labels, base, eccs, args.contrasts, seed=args.seed)
+    path = plots.display_grid(images.numpy(), labels.numpy(), offsets.numpy(),
                               [f"ecc {e:g}px" for e in eccs], [f"contrast {c:g}" for c in args.contrasts],
                               args.out, title=f"preset {args.preset}, {args.size}×{args.size}, noise {base.noise:g}")
     print(f"wrote {path}")

@@ -25,7 +25,8 @@ from pathlib import Path
 import numpy as np
 
 from whatwhere import plots, protocols
-from whatwhere.data import DisplaySet, mnist, preset
+from whatwhere.data import mnist, preset
+from whatwhere.data.display import grid_displays
 from whatwhere.recipe import load_recipe
 from whatwhere.train import load_model, read_metrics, train
 
@@ -36,16 +37,8 @@ def _display_grid(out: Path, size: int, seed: int = 0) -> Path:
     test = mnist.load("test")
     eccs = [0.0, 10.0, 20.0, 30.0, 40.0] if size == 128 else [0.0, 3.0, 6.0, 9.0, 12.0]
     contrasts = [0.3, 0.5, 0.7]
-    base = preset("paper", size)
-    imgs, labels, offs = [], [], []
-    for r, e in enumerate(eccs):
-        cfg = [base.replace(placement="eccentricity", eccentricity=e, contrast=c) for c in contrasts]
-        ds = [DisplaySet(test.images, test.labels, c, seed=seed) for c in cfg]
-        batch = [d.batch(r * 3 + k, r * 3 + k + 1) for k, d in enumerate(ds)]
-        imgs.append([b.images[0].numpy() for b in batch])
-        labels.append([int(b.labels[0]) for b in batch])
-        offs.append([b.offsets[0].numpy() for b in batch])
-    return plots.display_grid(np.array(imgs), np.array(labels), np.array(offs), [f"ecc {e:g}px" for e in eccs],
+    imgs, labels, offs = grid_displays(test.images, test.labels, preset("paper", size), eccs, contrasts, seed=seed)
+    return plots.display_grid(imgs.numpy(), labels.numpy(), offs.numpy(), [f"ecc {e:g}px" for e in eccs],
                               [f"contrast {c:g}" for c in contrasts], out,
                               title=f"preset paper, {size}×{size} (seed {seed})")
 

@@ -12,7 +12,7 @@ Unknown keys and bad values raise :class:`RecipeError` naming the key.
 from __future__ import annotations
 
 import copy
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -247,8 +247,3 @@ def load_recipe(path: str | Path, *, profile: str | None = None, overrides: list
     with open(path) as fh:
         d = yaml.safe_load(fh)
     return parse_recipe(d, profile=profile, overrides=overrides)
-
-
-def recipe_summary(r: Recipe) -> dict:
-    return {"name": r.name, "model": r.model, "stages": len(r.stages), "epochs": r.total_epochs,
-            "optimizer": asdict(r.optimizer), "schedule": asdict(r.schedule)}

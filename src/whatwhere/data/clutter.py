@@ -24,7 +24,6 @@ from __future__ import annotations
 import math
 from functools import lru_cache
 
-import numpy as np
 import torch
 
 __all__ = ["envelope", "envelope_half", "spectrum_uniform_count", "white_spectrum", "field_from_spectrum",

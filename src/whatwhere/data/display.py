@@ -43,6 +43,7 @@ __all__ = [
     "preset",
     "render",
     "mask_disk",
+    "grid_displays",
 ]
 
 DIGIT = 28  #: side of an MNIST digit frame
@@ -495,6 +496,27 @@ class DisplaySet:
         return DisplaySet(self.images, self.labels, config, seed=self.seed, shuffle=self.shuffle,
                           static=self.static, device=self.device, chunk_size=self.chunk_size,
                           sub_batch=self.sub_batch)
+
+
+def grid_displays(images: torch.Tensor, labels: torch.Tensor, base: DisplayConfig, eccentricities: Sequence[float],
+                  contrasts: Sequence[float], *, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One display per (eccentricity, contrast), random azimuth, each of a different digit.
+
+    Returns images ``(R, C, N, N)``, labels ``(R, C)`` and offsets ``(R, C, 2)`` with
+    ``R = len(eccentricities)`` rows and ``C = len(contrasts)`` columns (for figures).
+    """
+    imgs, labs, offs = [], [], []
+    for r, e in enumerate(eccentricities):
+        for k, c in enumerate(contrasts):
+            cfg = base.replace(placement="eccentricity", eccentricity=e, azimuth=None, contrast=c)
+            pos = r * len(contrasts) + k
+            d = DisplaySet(images, labels, cfg, seed=seed).batch(pos, pos + 1)
+            imgs.append(d.images[0])
+            labs.append(d.labels[0])
+            offs.append(d.offsets[0])
+    R, C = len(eccentricities), len(contrasts)
+    return (torch.stack(imgs).reshape(R, C, *imgs[0].shape), torch.stack(labs).reshape(R, C),
+            torch.stack(offs).reshape(R, C, 2))
 
 
 class DisplayDataset(torch.utils.data.Dataset):
