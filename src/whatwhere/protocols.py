@@ -173,3 +173,109 @@ def write_json(path: str | Path, payload: dict) -> Path:
     tmp.write_text(json.dumps(payload, indent=2))
     os.replace(tmp, path)
     return path
+
+
+# ------------------------------------------------------------------ eccentricity benchmark
+
+#: The benchmark's eccentricities: numpy.linspace(40, 0, 9, endpoint=False) reversed, 4.44 ... 40 px.
+ECCENTRICITIES = tuple(float(e) for e in np.linspace(40, 0, 9, endpoint=False)[::-1])
+
+
+def _is_agent(m) -> bool:
+    return callable(getattr(m, "run", None)) and callable(getattr(m, "run_until_confident", None))
+
+
+def _model_name(m) -> str:
+    return str(getattr(m, "name", None) or type(m).__name__.lower())
+
+
+@torch.no_grad()
+def eccentricity_benchmark(model_or_agent, contrasts=(0.3, 0.5, 0.7), eccentricities=ECCENTRICITIES, *,
+                           n_digits: int = 1000, saccades=range(0, 6), stopping_rule: bool = True, seed: int = 0,
+                           noise: float = 1.0, device="cpu", name: str | None = None, batch: int | None = None,
+                           preset_name: str = "paper", mnist_dir=None, progress: bool = True) -> list[dict]:
+    """Accuracy per contrast x eccentricity (x saccades for an agent), DESIGN §5.
+
+    Displays: the first ``n_digits`` of a seeded permutation of MNIST-test, each digit placed at
+    exactly the cell's eccentricity (``trunc`` of the polar offset, as the original) with a
+    random azimuth, fixed contrast, clutter ``noise``, the ``preset_name`` 128 x 128 display.
+    The set is a pure function of ``seed``: every model, saccade count and condition sees the same
+    digits, azimuths and clutter (only the contrast and the radius change between cells), so two
+    models benchmarked with the same seed are compared on exactly the same displays.
+
+    Args:
+        model_or_agent: a model ``(B, 128, 128) -> logits`` (a 28 x 28 model, ``input_size == 28``,
+            classifies the central crop); an agent (anything with ``run`` and
+            ``run_until_confident``, e.g. :class:`whatwhere.agent.Agent`); or a mapping
+            ``{contrast: model_or_agent}`` (one Where network per contrast, as the paper).
+        saccades: fixed saccade counts to report for an agent (one run of ``max(saccades)``
+            gives them all).
+        stopping_rule: also run an agent with the stopping rule (at most ``max(saccades)``).
+        name: the records' ``model`` (default the object's ``name`` attribute or class name).
+
+    Returns:
+        the flat ``records`` list: one dict per cell ``{"model", "saccades", "contrast",
+        "eccentricity", "correct", "total", "accuracy", "ci95": [lo, hi]}`` (Wilson 95 %), where
+        ``saccades`` is null for a model that does not move the eye, the fixed count for an agent,
+        or ``"stop"`` for the stopping rule (those records also carry ``"mean_saccades"``).
+    """
+    from collections.abc import Mapping
+
+    from tqdm.auto import tqdm
+
+    from whatwhere.data import preset
+
+    contrasts = tuple(float(c) for c in contrasts)
+    eccentricities = tuple(float(e) for e in eccentricities)
+    saccades = sorted(int(s) for s in saccades)
+    if not saccades or saccades[0] < 0:
+        raise ValueError(f"saccades must be non-empty counts >= 0, got {saccades}")
+    models = dict(model_or_agent) if isinstance(model_or_agent, Mapping) else {c: model_or_agent for c in contrasts}
+    missing = [c for c in contrasts if c not in models]
+    if missing:
+        raise ValueError(f"no model for contrast(s) {missing}")
+    dev = torch.device(device)
+    batch = batch or (5000 if dev.type == "cuda" else 500)
+    test = mnist.load("test", mnist_dir)
+    n = min(int(n_digits), len(test))
+    records: list[dict] = []
+    cells = [(c, e) for c in contrasts for e in eccentricities]
+    for c, e in tqdm(cells, disable=None if progress else True, desc="benchmark", leave=False):
+        m = models[c]
+        if isinstance(m, torch.nn.Module):
+            m.eval()
+        agent = _is_agent(m)
+        label = name or _model_name(m)
+        cfg = preset(preset_name, 128, noise=noise, contrast=c, placement="eccentricity", eccentricity=e,
+                     azimuth=None)
+        ds = DisplaySet(test.images, test.labels, cfg, seed=seed, shuffle=True, device=dev)
+        keys = (saccades + (["stop"] if stopping_rule else [])) if agent else [None]
+        correct = {k: 0 for k in keys}
+        moves = 0
+        for d in ds.epoch(0, batch, limit=n):
+            if agent:
+                tr = m.run(d.images, saccades[-1])
+                ok = tr.predictions == d.labels[:, None]                     # (B, K+1)
+                for s in saccades:
+                    correct[s] += int(ok[:, s].sum())
+                if stopping_rule:
+                    st = m.run_until_confident(d.images, saccades[-1])
+                    correct["stop"] += int((st.final_predictions == d.labels).sum())
+                    moves += int(st.n_saccades.sum())
+            else:
+                x = d.images
+                if getattr(m, "input_size", 128) == 28:
+                    from whatwhere.agent import fovea
+
+                    x = fovea(x, torch.zeros(len(d), 2, dtype=torch.int64, device=dev))
+                correct[None] += int((m(x).argmax(-1) == d.labels).sum())
+        for k in keys:
+            rec = {"model": label, "saccades": k, "contrast": c, "eccentricity": e, "correct": correct[k],
+                   "total": n, "accuracy": correct[k] / n, "ci95": list(wilson(correct[k], n))}
+            if k == "stop":
+                rec["mean_saccades"] = moves / n
+            records.append(rec)
+    return records
+
+
+__all__ += ["eccentricity_benchmark", "ECCENTRICITIES"]
