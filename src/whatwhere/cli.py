@@ -297,11 +297,23 @@ def build_parser() -> argparse.ArgumentParser:
     pl.add_argument("--out", required=True)
     pl.add_argument("--mnist-dir")
     pl.set_defaults(func=cmd_plot)
+    from whatwhere.benchmark import build_parser as benchmark_parser
+
+    b = sub.add_parser("benchmark", help="every model on the same displays: accuracy per contrast x eccentricity")
+    benchmark_parser(b)
+    b.set_defaults(func=cmd_benchmark)
+
     dm = sub.add_parser("demo", help="the whole pipeline on a small CPU profile (figures + tables)")
     dm.add_argument("--out", default="demo", help="output directory (default demo/)")
     dm.add_argument("--map-digits", type=int, default=100, help="digits per cell of the quick maps")
     dm.set_defaults(func=cmd_demo)
     return p
+
+
+def cmd_benchmark(args) -> int:
+    from whatwhere.benchmark import run_cli
+
+    return run_cli(args, list(sys.argv[1:]))
 
 
 def cmd_demo(args) -> int:

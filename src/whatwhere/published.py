@@ -52,3 +52,63 @@ WHERE_ECCENTRICITY = {
         },
     },
 }
+
+# Dabane, Perrinet & Daucé 2021/22, the 128×128 benchmark (stn-spec §5.3, `benchmark.ipynb`):
+# accuracy on the 10k MNIST-test set per eccentricity (same 9 as above), contrast fixed
+# (flexible=False), clutter 0.75.  Keys are whatwhere's registry names.
+STN_BENCHMARK = {
+    "source": "Dabane, Perrinet & Daucé 2021/22, int-lab-book benchmark.ipynb (stn-spec §5.3)",
+    "n_per_cell": 10000,
+    "accuracy": {  # model -> contrast -> accuracy per eccentricity
+        "stn128": {
+            0.7: (0.9715, 0.9657, 0.9628, 0.9650, 0.9623, 0.9621, 0.9572, 0.9548, 0.9558),
+            0.5: (0.9548, 0.9553, 0.9539, 0.9533, 0.9509, 0.9433, 0.9483, 0.9424, 0.9433),
+            0.3: (0.7656, 0.7598, 0.7455, 0.7433, 0.7367, 0.7242, 0.7422, 0.7437, 0.6892),
+        },
+        "atn": {
+            0.7: (0.9606, 0.9509, 0.9417, 0.9324, 0.9224, 0.9218, 0.9147, 0.9335, 0.9456),
+            0.5: (0.9314, 0.9316, 0.9248, 0.9334, 0.9258, 0.9152, 0.9177, 0.9179, 0.9264),
+            0.3: (0.7122, 0.6868, 0.6760, 0.6779, 0.6871, 0.6744, 0.6549, 0.6768, 0.6111),
+        },
+        "polo_atn": {
+            0.7: (0.8654, 0.8457, 0.8002, 0.7282, 0.6109, 0.4977, 0.4231, 0.3836, 0.3362),
+            0.5: (0.7733, 0.7443, 0.6974, 0.6212, 0.5517, 0.4665, 0.3947, 0.3196, 0.2394),
+            0.3: (0.4094, 0.3913, 0.3405, 0.2858, 0.2480, 0.2055, 0.1752, 0.1487, 0.1151),
+        },
+        "polo_atn85": {
+            0.7: (0.8953, 0.8846, 0.8598, 0.7962, 0.6699, 0.5489, 0.4713, 0.4203, 0.4030),
+            0.5: (0.8283, 0.8176, 0.7880, 0.7352, 0.6554, 0.5785, 0.4856, 0.4190, 0.3427),
+            0.3: (0.5035, 0.4950, 0.4648, 0.4122, 0.3502, 0.2950, 0.2384, 0.1948, 0.1378),
+        },
+        "conv_polo_atn": {
+            0.7: (0.9493, 0.9373, 0.9318, 0.9204, 0.9111, 0.8886, 0.8320, 0.6749, 0.5789),
+            0.5: (0.8764, 0.8544, 0.8550, 0.8395, 0.8202, 0.7456, 0.5869, 0.3960, 0.2865),
+            0.3: (0.4882, 0.4286, 0.3916, 0.3536, 0.3222, 0.2466, 0.1760, 0.1289, 0.1176),
+        },
+    },
+}
+
+
+def published_curve(key: str, contrast: float, saccades, eccentricities) -> "list[float] | None":
+    """Published accuracy of a model at ``contrast`` on the given eccentricities (NaN where the
+    study has no value), or None if nothing is published for it.
+
+    ``key``: a registry name of :data:`STN_BENCHMARK` (``saccades`` None) or ``"whatwhere"``
+    (``saccades`` 0..5, :data:`WHERE_ECCENTRICITY`).
+    """
+    if key == "whatwhere":
+        table, pe = WHERE_ECCENTRICITY["accuracy"], WHERE_ECCENTRICITY["eccentricities"]
+        rows = next((t for c, t in table.items() if abs(c - contrast) < 1e-9), None)
+        row = None if rows is None or not isinstance(saccades, int) else rows.get(saccades)
+    else:
+        pe = WHERE_ECCENTRICITY["eccentricities"]
+        rows = STN_BENCHMARK["accuracy"].get(key)
+        row = None if rows is None or saccades is not None else next(
+            (t for c, t in rows.items() if abs(c - contrast) < 1e-9), None)
+    if row is None:
+        return None
+    out = []
+    for e in eccentricities:
+        k = next((i for i, p in enumerate(pe) if abs(p - e) < 0.01), None)
+        out.append(float("nan") if k is None else float(row[k]))
+    return out if any(v == v for v in out) else None

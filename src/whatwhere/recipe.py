@@ -54,6 +54,7 @@ class Stage:
     name: str = ""
     reset_optimizer: bool = False
     lr: float | None = None  # new learning rate when the optimiser is re-created
+    schedule: "Schedule | None" = None  # new schedule when the optimiser is re-created (else the recipe's)
 
 
 @dataclass(frozen=True)
@@ -91,8 +92,8 @@ class Recipe:
 _TOP_KEYS = {"name", "model", "source", "model_args", "objective", "objective_args", "seed", "device", "batch_size", "train_limit",
              "eval_digits", "static", "preset", "size", "display", "optimizer", "schedule", "stages",
              "profiles"}
-_STAGE_KEYS = {"epochs", "display", "name", "reset_optimizer", "lr", "sigma", "contrast_range", "contrast",
-               "eccentricity"}
+_STAGE_KEYS = {"epochs", "display", "name", "reset_optimizer", "lr", "schedule", "sigma", "contrast_range",
+               "contrast", "eccentricity"}
 
 
 def _check_keys(d: dict, allowed: set, where: str) -> None:
@@ -121,6 +122,13 @@ def _display(base: DisplayConfig, changes: dict, where: str) -> DisplayConfig:
         return base.replace(**changes)
     except (ValueError, TypeError) as exc:
         raise RecipeError(f"{where}: {exc}") from exc
+
+
+def _check_schedule(sch: Schedule, where: str) -> None:
+    if sch.name not in SCHEDULES:
+        raise RecipeError(f"{where}.name must be one of {SCHEDULES}, got {sch.name!r}")
+    if not (sch.step_size >= 1 and sch.gamma > 0):
+        raise RecipeError(f"{where}.step_size must be >= 1 and {where}.gamma > 0")
 
 
 def parse_recipe(d: dict[str, Any], *, profile: str | None = None, overrides: list[str] = ()) -> Recipe:
@@ -171,19 +179,22 @@ def parse_recipe(d: dict[str, Any], *, profile: str | None = None, overrides: li
             lr = st.get("lr")
             if lr is not None and not (isinstance(lr, (int, float)) and lr > 0):
                 raise RecipeError(f"{where}.lr must be > 0, got {lr!r}")
+            sch = None
+            if st.get("schedule") is not None:
+                sch = _typed(Schedule, st["schedule"], f"{where}.schedule")
+                _check_schedule(sch, f"{where}.schedule")
+                if not st.get("reset_optimizer"):
+                    raise RecipeError(f"{where}.schedule needs reset_optimizer: true (it applies to the new optimiser)")
             stages.append(Stage(epochs=st["epochs"], display=disp, name=name,
                                 reset_optimizer=bool(st.get("reset_optimizer", False)),
-                                lr=lr))
+                                lr=lr, schedule=sch))
     opt = _typed(Optimizer, d.get("optimizer") or {}, "optimizer")
     if opt.name not in OPTIMIZERS:
         raise RecipeError(f"optimizer.name must be one of {OPTIMIZERS}, got {opt.name!r}")
     if not opt.lr > 0:
         raise RecipeError(f"optimizer.lr must be > 0, got {opt.lr}")
     sch = _typed(Schedule, d.get("schedule") or {}, "schedule")
-    if sch.name not in SCHEDULES:
-        raise RecipeError(f"schedule.name must be one of {SCHEDULES}, got {sch.name!r}")
-    if not (sch.step_size >= 1 and sch.gamma > 0):
-        raise RecipeError("schedule.step_size must be >= 1 and schedule.gamma > 0")
+    _check_schedule(sch, "schedule")
     for key, typ, ok in (("batch_size", int, lambda v: v >= 1), ("eval_digits", int, lambda v: v >= 1),
                          ("seed", int, lambda v: True)):
         v = d.get(key, getattr(Recipe, key, None))

@@ -150,8 +150,8 @@ def _make_optimizer(recipe: Recipe, params, lr: float):
     return torch.optim.SGD(params, lr=lr, momentum=o.momentum, weight_decay=o.weight_decay)
 
 
-def _make_schedule(recipe: Recipe, opt):
-    s = recipe.schedule
+def _make_schedule(recipe: Recipe, opt, stage: Stage | None = None):
+    s = stage.schedule if stage is not None and stage.schedule is not None else recipe.schedule
     if s.name == "step":
         return torch.optim.lr_scheduler.StepLR(opt, step_size=s.step_size, gamma=s.gamma)
     if s.name == "exponential":
@@ -289,7 +289,7 @@ def train(recipe: Recipe, run_dir: str | Path, *, resume: bool = False, device: 
             k, stage, start = _stage_of(recipe, epoch)
             if epoch == start and pos.batch == 0 and stage.reset_optimizer and epoch > 0:
                 opt = _make_optimizer(recipe, model.parameters(), stage.lr or recipe.optimizer.lr)
-                sched = _make_schedule(recipe, opt)
+                sched = _make_schedule(recipe, opt, stage)
             ds = train_set.with_config(stage.display)
             lr = opt.param_groups[0]["lr"]
             bar = tqdm(total=n_batches, initial=pos.batch, disable=None if progress else True, leave=False, mininterval=1.0,

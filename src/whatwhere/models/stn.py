@@ -17,6 +17,7 @@ gradients and ``glimpse(images)`` the warped view ``(B, 1, h, w)`` (``h, w = out
 
 from __future__ import annotations
 
+import math
 from typing import Callable
 
 import torch
@@ -166,6 +167,11 @@ class _Transformer(nn.Module):
     input_size: int = 128
     out_size: int = 28
     align_corners: bool = False
+
+    @property
+    def bandwidth(self) -> int:
+        """Numbers the localiser sees per display (the full image by default)."""
+        return self.input_size * self.input_size
 
     def theta(self, x: torch.Tensor) -> torch.Tensor:
         """``(B, 1, N, N)`` → ``(B, 2, 3)``."""
@@ -321,6 +327,11 @@ class PoloATN(_CodeGlimpse):
         self.code_dim = code_dim
         self.localiser = regressor(code_dim, hidden, (0.0, 0.0))
 
+    @property
+    def bandwidth(self) -> int:
+        """Numbers the localiser sees per display: the code size."""
+        return self.code_dim
+
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """``(B, 1, 128, 128)`` → code ``(B, code_dim)``."""
         return self.encoder(x[:, 0])
@@ -381,6 +392,11 @@ class ConvPoloATN(_CodeGlimpse):
         self.branch_in = nn.Sequential(
             AzimuthConv(in_shape[0], 20, circular), nn.ReLU(), nn.MaxPool2d(2))
         self.localiser = regressor(70 * r * a, hidden, (0.0, 0.0))
+
+    @property
+    def bandwidth(self) -> int:
+        """Numbers the localiser sees per display: both codes."""
+        return math.prod(self.in_shape) + math.prod(self.out_shape)
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``(B, 1, 128, 128)`` → ``(code_in, code_out)``."""

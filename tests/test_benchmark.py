@@ -1,0 +1,156 @@
+"""The unified benchmark: paired displays, the expected table, diagnostics, user models, the CLI."""
+
+import hashlib
+import json
+import sys
+import textwrap
+
+import pytest
+import torch
+from torch import nn
+
+from whatwhere.benchmark import Entry, benchmark, markdown, write_report
+from whatwhere.models.registry import MODELS, build_model, register_model
+from whatwhere.models.stn import ATN
+from whatwhere.published import published_curve
+
+
+class Constant(nn.Module):
+    """Always answers ``digit``; remembers a hash of every batch it saw."""
+
+    input_size = 128
+
+    def __init__(self, digit: int) -> None:
+        super().__init__()
+        self.digit = digit
+        self.seen: list[str] = []
+        self.labels_seen: list[int] = []
+
+    def forward(self, images):
+        self.seen.append(hashlib.sha1(images.numpy().tobytes()).hexdigest())
+        out = torch.full((len(images), 10), -1.0)
+        out[:, self.digit] = 1.0
+        return out
+
+
+ECC = (4.44, 40.0)
+
+
+@pytest.fixture(scope="module")
+def stub_result(mnist_test):
+    a, b = Constant(1), Constant(7)
+    res = benchmark({"ones": a, "sevens": b}, contrasts=(0.7, 0.3), eccentricities=ECC, n_digits=60, seed=3,
+                    batch=25, progress=False)
+    return res, a, b
+
+
+def test_stub_models_see_identical_displays(stub_result):
+    res, a, b = stub_result
+    assert a.seen == b.seen                      # paired: the same batches, in the same order
+    assert len(a.seen) == 2 * 2 * 3              # 2 contrasts x 2 eccentricities x 60/25 -> 3 batches
+    assert len(set(a.seen)) == len(a.seen)       # and the cells differ from each other
+
+
+def test_stub_table_is_the_label_frequency(stub_result, mnist_test):
+    res, _, _ = stub_result
+    recs = {(r["model"], r["contrast"], r["eccentricity"]): r for r in res["records"]}
+    assert len(recs) == 2 * 2 * 2 and res["n_digits"] == 60
+    # every cell shows the same 60 digits (only position/contrast change): a constant answer
+    # scores the frequency of its digit among them, identically in every cell
+    for model in ("ones", "sevens"):
+        accs = {round(recs[(model, c, e)]["accuracy"], 9) for c in (0.7, 0.3) for e in ECC}
+        assert len(accs) == 1
+    ones = recs[("ones", 0.7, 4.44)]
+    sevens = recs[("sevens", 0.7, 4.44)]
+    assert ones["total"] == 60 and 0 < ones["correct"] < 60 and ones["correct"] != sevens["correct"]
+    lo, hi = ones["ci95"]
+    assert lo < ones["accuracy"] < hi
+    assert "hit_rate" not in ones               # no glimpse, no hit rate
+    md = markdown(res)
+    assert f"| ones | {ones['accuracy']:.3f} | {ones['accuracy']:.3f} |" in md
+    assert "**Contrast 0.3**" in md and "| sevens |" in md
+
+
+def test_glimpse_diagnostics_of_an_untrained_atn(mnist_test):
+    torch.manual_seed(0)
+    res = benchmark({"atn0": ATN()}, contrasts=(0.7,), eccentricities=(4.44, 40.0), n_digits=20, progress=False)
+    hit = {r["eccentricity"]: r["hit_rate"] for r in res["records"]}
+    assert hit == {4.44: 1.0, 40.0: 0.0}         # the initial glimpse is centred
+    m = res["models"]["atn0"]
+    assert m["theta_spread"] == pytest.approx(0.0, abs=1e-6)  # identical theta for every input
+    assert m["bandwidth"] == 128 * 128 and m["params"] == 766_571 and m["throughput"] > 0
+
+
+def test_register_and_benchmark_a_user_model(mnist_test, tmp_path, monkeypatch):
+    src = textwrap.dedent('''
+        import torch
+        from whatwhere.models.registry import register_model
+
+        @register_model("user_centre_mean", input_size=128)
+        class CentreMean(torch.nn.Module):
+            """A user model: logits from the mean of four central patches (toy)."""
+            bandwidth = 4
+            def __init__(self, k: int = 4):
+                super().__init__()
+                self.k = k
+                self.lin = torch.nn.Linear(4, 10)
+            def forward(self, images):
+                x = images.reshape(-1, 128, 128)
+                c = x[:, 60:68, 60:68]
+                feats = torch.stack([c[:, :4, :4].mean((1, 2)), c[:, :4, 4:].mean((1, 2)),
+                                     c[:, 4:, :4].mean((1, 2)), c[:, 4:, 4:].mean((1, 2))], 1)
+                return self.lin(feats)
+    ''')
+    (tmp_path / "user_models_ww.py").write_text(src)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import importlib
+
+    importlib.import_module("user_models_ww")
+    try:
+        model = build_model("user_centre_mean", k=4)
+        from whatwhere.recipe import parse_recipe
+        from whatwhere.train import model_meta, save_weights
+
+        recipe = parse_recipe({"name": "user", "model": "user_centre_mean", "size": 128, "model_args": {"k": 4},
+                               "stages": [{"epochs": 1}]})
+        run = tmp_path / "run"
+        run.mkdir()
+        save_weights(model, run / "model.safetensors", model_meta(recipe))
+        # the CLI, in a fresh interpreter: --import registers the model before the run is loaded
+        import subprocess
+
+        out = tmp_path / "bench"
+        proc = subprocess.run([sys.executable, "-m", "whatwhere.cli", "benchmark", str(run), "--import",
+                               "user_models_ww", "--digits", "10", "--contrasts", "0.7", "--eccentricities", "4.44",
+                               "--out", str(out), "--no-progress", "--no-figures"],
+                              capture_output=True, text=True, env={**__import__("os").environ,
+                                                                    "PYTHONPATH": str(tmp_path) + ":" +
+                                                                    __import__("os").environ.get("PYTHONPATH", "")})
+        assert proc.returncode == 0, proc.stderr
+        payload = json.loads((out / "benchmark.json").read_text())
+        assert payload["models"]["run"]["bandwidth"] == 4 and payload["models"]["run"]["params"] == 50
+        assert [r["total"] for r in payload["records"]] == [10]
+        assert (out / "benchmark.md").read_text().count("| run |") == 2
+    finally:
+        MODELS.pop("user_centre_mean", None)
+
+
+def test_report_files_and_published_curves(stub_result, tmp_path):
+    res, _, _ = stub_result
+    paths = write_report(res, tmp_path, command="test", wall_time_s=1.0)
+    assert [p.name for p in paths] == ["benchmark.json", "benchmark.md", "benchmark.png"]
+    payload = json.loads(paths[0].read_text())
+    assert payload["command"] == "test" and payload["records"] == res["records"]
+    assert published_curve("stn128", 0.7, None, (4.44, 40.0)) == [0.9715, 0.9558]
+    assert published_curve("whatwhere", 0.5, 1, (4.44, 40.0)) == [0.833, 0.422]
+    assert published_curve("stn128", 0.6, None, (4.44,)) is None
+    assert published_curve("mine", 0.7, None, (4.44,)) is None
+
+
+def test_bad_input_is_refused(mnist_test):
+    with pytest.raises(ValueError, match="unique"):
+        benchmark([Entry("a", Constant(1)), Entry("a", Constant(2))], n_digits=5, progress=False)
+    with pytest.raises(ValueError, match="contrast"):
+        benchmark({"a": Constant(1)}, contrasts=(1.5,), n_digits=5, progress=False)
+    with pytest.raises(ValueError, match="nothing"):
+        benchmark({}, progress=False)
