@@ -2,6 +2,8 @@
 
 - :mod:`.logpolar`: geometry of the log-polar grid (rings, azimuths, cell positions);
 - :mod:`.loggabor`: the 2880-coefficient log-Gabor retina (whitening, encoding, inverse);
+- :mod:`.polo`: the POLO log-polar code of the POLO-ATN localisers (cropped Laplacian pyramid
+  and one log-Gabor bank reused at every level; 768-d, dual 512 + 2048-d);
 - :mod:`.colliculus`: the 240-cell collicular map (pooling, unpooling, saccade targets,
   the Where target).
 """
@@ -10,6 +12,9 @@ from whatwhere.retina.colliculus import Colliculus, accuracy_field, where_target
 from whatwhere.retina.loggabor import (Retina, RetinaConfig, TruncatedBank, cache_dir, loggabor_bank,
                                        whitening_filter)
 from whatwhere.retina.logpolar import LogPolarGrid
+from whatwhere.retina.polo import (DualPoloCode, PoloCode, PoloConfig, dual85, dual_bandpass, flatten_dual,
+                                   polo95)
 
 __all__ = ["LogPolarGrid", "RetinaConfig", "Retina", "TruncatedBank", "loggabor_bank", "whitening_filter",
-           "cache_dir", "Colliculus", "accuracy_field", "where_target"]
+           "cache_dir", "Colliculus", "accuracy_field", "where_target", "PoloConfig", "PoloCode",
+           "DualPoloCode", "polo95", "dual85", "dual_bandpass", "flatten_dual"]
