@@ -164,3 +164,39 @@ def test_polo_code_checks_and_precomputed_code(models):
     torch.testing.assert_close(m(x), m(x, code=code))
     with pytest.raises(ValueError):
         PoloATN(FakePolo((8, 5, 16)))(x)
+
+
+@pytest.mark.parametrize("name,params,bandwidth", [("polo_atn", 455_754, 768), ("polo_atn85", 513_098, 2560),
+                                                    ("conv_polo_atn", 667_652, 2560)])
+def test_registered_polo_models_with_the_real_code(name, params, bandwidth):
+    """The recipe-built POLO models: spec parameter counts, the code's size as bandwidth, a centred
+    28×28 glimpse at initialisation whatever the display, no code kernels in the weights."""
+    from whatwhere.models.registry import build_model
+    from whatwhere.models.stn import glimpse_centre
+
+    torch.manual_seed(0)
+    m = build_model(name)
+    assert sum(p.numel() for p in m.parameters() if p.requires_grad) == params
+    assert m.bandwidth == bandwidth
+    assert not any("kernels" in k for k in m.state_dict())
+    x = torch.rand(3, 128, 128)
+    assert m(x).shape == (3, 10)
+    centre = glimpse_centre(m.localise(x), 128, out_size=28)
+    assert torch.allclose(centre, torch.zeros_like(centre), atol=0.1)
+    assert build_model(name, original=True).bandwidth == bandwidth
+
+
+def test_stage_schedule_in_a_recipe():
+    from whatwhere.recipe import RecipeError, load_recipe, parse_recipe
+
+    r = load_recipe("configs/conv_polo_atn.yaml")
+    assert r.total_epochs == 270 and r.stages[-1].schedule.gamma == 0.5 and r.schedule.gamma == 0.9
+    r = load_recipe("configs/conv_polo_atn.yaml", profile="cpu")
+    assert r.total_epochs == 90 + 10 + 10 + 20 and r.train_limit == 20000
+    for name in ("stn128", "atn", "polo_atn", "polo_atn85"):
+        r = load_recipe(f"configs/{name}.yaml")
+        assert r.total_epochs == 110 and r.model == name and r.stages[9].reset_optimizer
+        assert [round(s.display.sigma, 2) for s in r.stages[:9]] == [4.44, 8.89, 13.33, 17.78, 22.22, 26.67,
+                                                                      31.11, 35.56, 40.0]
+    with pytest.raises(RecipeError, match="reset_optimizer"):
+        parse_recipe({"name": "x", "model": "what", "stages": [{"epochs": 1, "schedule": {"name": "step"}}]})

@@ -53,6 +53,50 @@ def build_model(name: str, **kwargs) -> torch.nn.Module:
         raise ValueError(f"model {name!r}: bad model_args {kwargs}: {exc}") from exc
 
 
+def polo_atn(original: bool = False, **code_args) -> torch.nn.Module:
+    """POLO-ATN 95 %: FC localiser over the 768-d POLO code (``whatwhere.retina.polo.polo95``).
+
+    ``original=True`` uses the original's accidental infinite radial bandwidth; ``code_args``
+    override :class:`~whatwhere.retina.polo.PoloConfig` fields."""
+    from whatwhere.models.stn import PoloATN
+    from whatwhere.retina.polo import polo95
+
+    code = polo95(original=original, **code_args)
+    return PoloATN(code, code_dim=code.dim)
+
+
+class _FlatDual(torch.nn.Module):
+    """A dual POLO code flattened and concatenated ("in" first): ``(B, 128, 128)`` → ``(B, 2560)``."""
+
+    def __init__(self, dual: torch.nn.Module) -> None:
+        super().__init__()
+        self.dual = dual
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        from whatwhere.retina.polo import flatten_dual
+
+        return flatten_dual(self.dual(images))
+
+
+def polo_atn85(original: bool = False, **code_args) -> torch.nn.Module:
+    """POLO-ATN 85 %: FC localiser over the 2560-d dual code (``whatwhere.retina.polo.dual85``)."""
+    from whatwhere.models.stn import PoloATN
+    from whatwhere.retina.polo import dual85
+
+    dual = dual85(original=original, **code_args)
+    return PoloATN(_FlatDual(dual), code_dim=dual.code_in.dim + dual.code_out.dim)
+
+
+def conv_polo_atn(original: bool = False, circular: bool = True, **code_args) -> torch.nn.Module:
+    """convPOLO-ATN 85 %: conv localiser over the band-pass dual code
+    (``whatwhere.retina.polo.dual_bandpass``); ``circular=False`` = the original's zero padding."""
+    from whatwhere.models.stn import ConvPoloATN
+    from whatwhere.retina.polo import dual_bandpass
+
+    dual = dual_bandpass(original=original, **code_args)
+    return ConvPoloATN(dual, in_shape=dual.code_in.shape, out_shape=dual.code_out.shape, circular=circular)
+
+
 def _register_builtins() -> None:
     from whatwhere.models.stn import ATN, STN28, STN128
     from whatwhere.models.what import WhatNet
@@ -61,6 +105,9 @@ def _register_builtins() -> None:
     register_model("stn28", 28)(STN28)
     register_model("stn128", 128)(STN128)
     register_model("atn", 128)(ATN)
+    register_model("polo_atn", 128)(polo_atn)
+    register_model("polo_atn85", 128)(polo_atn85)
+    register_model("conv_polo_atn", 128)(conv_polo_atn)
 
 
 _register_builtins()
