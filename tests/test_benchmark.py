@@ -154,3 +154,21 @@ def test_bad_input_is_refused(mnist_test):
         benchmark({"a": Constant(1)}, contrasts=(1.5,), n_digits=5, progress=False)
     with pytest.raises(ValueError, match="nothing"):
         benchmark({}, progress=False)
+
+
+def test_readme_example_runs(mnist_test, tmp_path, monkeypatch):
+    """The README's "Benchmark your own model" example, as written (fewer digits)."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    text = (root / "README.md").read_text()
+    code = text.split("<!-- example: benchmark -->\n```python\n", 1)[1].split("```", 1)[0]
+    code = code.replace("n_digits=200", "n_digits=10").replace('"bench-mine"', repr(str(tmp_path / "b")))
+    monkeypatch.chdir(root)
+    try:
+        exec(compile(code, "README.md", "exec"), {"__name__": "readme_example"})
+    finally:
+        MODELS.pop("centre_crop", None)
+    payload = json.loads((tmp_path / "b" / "benchmark.json").read_text())
+    assert set(payload["models"]) == {"centre crop", "stn28 (fovea)"}
+    assert len(payload["records"]) == 2 * 2 * 9

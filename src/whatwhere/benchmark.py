@@ -167,6 +167,7 @@ def benchmark(models, *, contrasts=(0.7, 0.5, 0.3), eccentricities=ECCENTRICITIE
     """
     from tqdm.auto import tqdm
 
+    t_start = time.perf_counter()
     entries = list(models) if not isinstance(models, Mapping) else [_to_entry(k, v) for k, v in models.items()]
     if not entries:
         raise ValueError("nothing to benchmark")
@@ -271,7 +272,7 @@ def benchmark(models, *, contrasts=(0.7, 0.5, 0.3), eccentricities=ECCENTRICITIE
     display = {k: v for k, v in asdict(cfg0).items() if k not in ("contrast", "contrast_range", "eccentricity")}
     return {"records": records, "models": summary, "display": {"preset": preset_name, **_jsonable(display)},
             "contrasts": list(contrasts), "eccentricities": list(eccentricities), "n_digits": n, "seed": seed,
-            "hit_px": hit_px}
+            "hit_px": hit_px, "benchmark_time_s": round(time.perf_counter() - t_start, 2)}
 
 
 def _jsonable(d: dict) -> dict:
@@ -450,10 +451,15 @@ def figure(result: dict, out) -> Path:
     return _save(fig, out)
 
 
-def write_report(result: dict, out, *, command: str | None = None, wall_time_s: float = 0.0,
+def write_report(result: dict, out, *, command: str | None = None, wall_time_s: float | None = None,
                  device="cpu", figures: bool = True) -> list[Path]:
-    """Write ``benchmark.json``, ``benchmark.md`` and (``figures``) ``benchmark.png`` into ``out``."""
+    """Write ``benchmark.json``, ``benchmark.md`` and (``figures``) ``benchmark.png`` into ``out``.
+
+    ``command`` defaults to this process's command line; ``wall_time_s`` to the benchmark's own time.
+    """
     out = Path(out)
+    command = command or " ".join([Path(sys.argv[0]).name or "python"] + sys.argv[1:])
+    wall_time_s = result.get("benchmark_time_s", 0.0) if wall_time_s is None else wall_time_s
     payload = provenance(model=", ".join(result["models"]), recipe="benchmark", seed=result["seed"],
                          device=device, wall_time_s=wall_time_s, command=command)
     payload.update(result)
