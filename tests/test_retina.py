@@ -163,10 +163,12 @@ def test_encode_matches_float64_reference(retina, displays):
     """Dense float32 is exact to rounding; the truncated CPU form within 1e-3 per ring."""
     ref = _float64_codes(retina, displays)
     assert _rel(retina.encode(displays, method="dense"), ref) < 1e-5
+    assert _rel(retina.encode(displays, method="tf32"), ref) < 1e-5  # TF32 changes nothing on CPU
     trunc = retina.encode(displays, method="truncated")
     ring = retina.config.code_rings()
     for e in range(10):
         assert _rel(trunc[:, ring == e], ref[:, ring == e]) < 1e-3, e
+    assert torch.backends.cuda.matmul.allow_tf32 is False  # the flag is restored
     assert retina.truncated_operator().macs < 2880 * N * N / 4
 
 
