@@ -381,6 +381,20 @@ def _fmt_int(v) -> str:
     return "—" if v is None else f"{int(v):,}"
 
 
+def _clutter_note(result: dict) -> list[str]:
+    """A warning when published values were measured on another clutter level than these displays."""
+    noise = result["display"].get("noise")
+    keys = {m.get("published") for m in result["models"].values()}
+    notes = []
+    if "whatwhere" in keys and noise != 1.0:
+        notes.append(f"Note: the published What/Where values were measured at clutter 1.0 (the paper's display); "
+                     f"these displays have clutter {noise}.")
+    if keys & {"stn128", "atn", "polo_atn", "polo_atn85", "conv_polo_atn"} and noise != 0.75:
+        notes.append(f"Note: the published transformer values were measured at clutter 0.75; these displays have "
+                     f"clutter {noise}.")
+    return [*notes, ""] if notes else []
+
+
 def markdown(result: dict) -> str:
     """The benchmark as Markdown: per-model summary, then one accuracy table per contrast."""
     ecc = result["eccentricities"]
@@ -388,6 +402,7 @@ def markdown(result: dict) -> str:
     lines = [f"Displays: preset `{disp['preset']}` (clutter {disp.get('noise')}), {result['n_digits']} MNIST-test "
              f"digits per cell, seed {result['seed']}; every model saw the same displays. Accuracy with Wilson "
              f"95 % half-width in the mean column; *published* rows are the original studies' values.", "",
+             *_clutter_note(result),
              "| model | bandwidth | parameters | displays/s | θ spread | hit rate (≤ "
              f"{result['hit_px']:g} px) |", "|---|---|---|---|---|---|"]
     for name, m in result["models"].items():

@@ -11,7 +11,9 @@ Writes into ``--out`` (default ``demo/``):
 * ``runs/where-c0.7-quick`` and ``where_fig4.png`` / ``where_benchmark.md`` — a quick Where network
   (contrast 0.7) driving the saccade loop with the shipped What network, benchmarked at three
   eccentricities before and after one saccade, next to the shipped full-recipe Where network
-  (``results/where-c0.7``) when present and the published values.
+  (``results/where-c0.7``) when present and the published values;
+* ``benchmark/`` — the unified benchmark (``whatwhere benchmark``) of the shipped models in
+  ``results/`` (transformers and What/Where), at contrasts 0.7 and 0.3, 200 digits per cell.
 """
 
 from __future__ import annotations
@@ -109,6 +111,7 @@ def run_demo(out: str | Path = "demo", *, map_digits: int = 100, eval_digits: in
     log(table)
     if (ROOT / "results" / "what" / "model.safetensors").exists():
         _where_demo(out, log)
+    _benchmark_demo(out, log)
     log(f"[demo] done in {time.perf_counter() - t0:.0f} s -> {out}/")
     return out
 
@@ -140,3 +143,23 @@ def _where_demo(out: Path, log, digits: int = 300) -> None:
     for name in agents:
         tag = "quick" if "quick" in name else "full"
         plots.where_fig4(records, out / f"where_fig4_{tag}.png", model=name, title=f"{name}, contrast 0.7")
+
+
+SHIPPED = ("stn128", "atn", "polo_atn", "polo_atn85", "conv_polo_atn", "where-c0.7", "where-c0.5", "where-c0.3")
+
+
+def _benchmark_demo(out: Path, log, digits: int = 200) -> None:
+    """The unified benchmark of the shipped full-recipe models (whatever ``results/`` holds)."""
+    from whatwhere.benchmark import benchmark, entries_from_runs, markdown, write_report
+
+    runs = [ROOT / "results" / r for r in SHIPPED if (ROOT / "results" / r / "model.safetensors").exists()]
+    if not runs:
+        log("[demo] no shipped models in results/: skipping the unified benchmark")
+        return
+    log(f"[demo] unified benchmark of {', '.join(r.name for r in runs)} ({digits} digits per cell) ...")
+    t = time.perf_counter()
+    entries = entries_from_runs(runs, what=ROOT / "results" / "what")
+    result = benchmark(entries, contrasts=(0.7, 0.3), n_digits=digits, progress=False)
+    write_report(result, out / "benchmark", command=f"whatwhere demo (unified benchmark, {digits} digits per cell)",
+                 wall_time_s=time.perf_counter() - t)
+    log(markdown(result))
