@@ -124,15 +124,13 @@ def _sync(dev: torch.device) -> None:
 def _classify(m, images: torch.Tensor):
     """logits (B, 10) and, for glimpse models, the glimpse centre (B, 2) px and θ (B, 2, 3)."""
     from whatwhere.agent import fovea
-    from whatwhere.models.stn import as_nchw, glimpse_centre
+    from whatwhere.models.stn import glimpse_centre
 
     if getattr(m, "input_size", 128) == 28:
         x = fovea(images, torch.zeros(len(images), 2, dtype=torch.int64, device=images.device))
         return m(x), None, None
-    if callable(getattr(m, "theta", None)) and hasattr(m, "classifier") and hasattr(m, "_view"):
-        x = as_nchw(images, m.input_size)
-        theta = m.theta(x)  # one localiser pass for both the answer and the diagnostics
-        logits = m.classifier(m._view(x, theta))
+    if callable(getattr(m, "forward_with_theta", None)):
+        logits, theta = m.forward_with_theta(images)  # one localiser pass for the answer and the diagnostics
     else:
         logits = m(images)
         theta = m.localise(images) if callable(getattr(m, "localise", None)) else None

@@ -181,10 +181,6 @@ def write_json(path: str | Path, payload: dict) -> Path:
 ECCENTRICITIES = tuple(float(e) for e in np.linspace(40, 0, 9, endpoint=False)[::-1])
 
 
-def _is_agent(m) -> bool:
-    return callable(getattr(m, "run", None)) and callable(getattr(m, "run_until_confident", None))
-
-
 def _model_name(m) -> str:
     return str(getattr(m, "name", None) or type(m).__name__.lower())
 
@@ -221,61 +217,26 @@ def eccentricity_benchmark(model_or_agent, contrasts=(0.3, 0.5, 0.7), eccentrici
     """
     from collections.abc import Mapping
 
-    from tqdm.auto import tqdm
+    from whatwhere.benchmark import Entry, benchmark, is_agent
 
-    from whatwhere.data import preset
-
-    contrasts = tuple(float(c) for c in contrasts)
-    eccentricities = tuple(float(e) for e in eccentricities)
     saccades = sorted(int(s) for s in saccades)
     if not saccades or saccades[0] < 0:
         raise ValueError(f"saccades must be non-empty counts >= 0, got {saccades}")
-    models = dict(model_or_agent) if isinstance(model_or_agent, Mapping) else {c: model_or_agent for c in contrasts}
-    missing = [c for c in contrasts if c not in models]
-    if missing:
-        raise ValueError(f"no model for contrast(s) {missing}")
+    if isinstance(model_or_agent, Mapping):
+        missing = [c for c in contrasts if float(c) not in {float(k) for k in model_or_agent}]
+        if missing:
+            raise ValueError(f"no model for contrast(s) {missing}")
+        first = next(iter(model_or_agent.values()))
+    else:
+        first = model_or_agent
+    entry = Entry(name or _model_name(first), model_or_agent,
+                  saccades=tuple(saccades) if is_agent(first) else None)
     dev = torch.device(device)
-    batch = batch or (5000 if dev.type == "cuda" else 500)
-    test = mnist.load("test", mnist_dir)
-    n = min(int(n_digits), len(test))
-    records: list[dict] = []
-    cells = [(c, e) for c in contrasts for e in eccentricities]
-    for c, e in tqdm(cells, disable=None if progress else True, desc="benchmark", leave=False):
-        m = models[c]
-        if isinstance(m, torch.nn.Module):
-            m.eval()
-        agent = _is_agent(m)
-        label = name or _model_name(m)
-        cfg = preset(preset_name, 128, noise=noise, contrast=c, placement="eccentricity", eccentricity=e,
-                     azimuth=None)
-        ds = DisplaySet(test.images, test.labels, cfg, seed=seed, shuffle=True, device=dev)
-        keys = (saccades + (["stop"] if stopping_rule else [])) if agent else [None]
-        correct = {k: 0 for k in keys}
-        moves = 0
-        for d in ds.epoch(0, batch, limit=n):
-            if agent:
-                tr = m.run(d.images, saccades[-1])
-                ok = tr.predictions == d.labels[:, None]                     # (B, K+1)
-                for s in saccades:
-                    correct[s] += int(ok[:, s].sum())
-                if stopping_rule:
-                    st = m.run_until_confident(d.images, saccades[-1])
-                    correct["stop"] += int((st.final_predictions == d.labels).sum())
-                    moves += int(st.n_saccades.sum())
-            else:
-                x = d.images
-                if getattr(m, "input_size", 128) == 28:
-                    from whatwhere.agent import fovea
-
-                    x = fovea(x, torch.zeros(len(d), 2, dtype=torch.int64, device=dev))
-                correct[None] += int((m(x).argmax(-1) == d.labels).sum())
-        for k in keys:
-            rec = {"model": label, "saccades": k, "contrast": c, "eccentricity": e, "correct": correct[k],
-                   "total": n, "accuracy": correct[k] / n, "ci95": list(wilson(correct[k], n))}
-            if k == "stop":
-                rec["mean_saccades"] = moves / n
-            records.append(rec)
-    return records
+    # the batch stays 500 / 5000: faithful agents draw their dropout masks per batch
+    return benchmark([entry], contrasts=contrasts, eccentricities=eccentricities, n_digits=n_digits, seed=seed,
+                     preset_name=preset_name, noise=noise, device=dev,
+                     batch=batch or (5000 if dev.type == "cuda" else 500), stopping_rule=stopping_rule,
+                     mnist_dir=mnist_dir, progress=progress)["records"]
 
 
 __all__ += ["eccentricity_benchmark", "ECCENTRICITIES"]

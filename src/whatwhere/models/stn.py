@@ -180,10 +180,15 @@ class _Transformer(nn.Module):
     def _view(self, x: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
         return sample(x, theta, self.out_size, align_corners=self.align_corners)
 
+    def forward_with_theta(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Display → ``(logits (B, 10), theta (B, 2, 3))`` from one localiser pass."""
+        x = as_nchw(images, self.input_size)
+        theta = self.theta(x)
+        return self.classifier(self._view(x, theta)), theta
+
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """Display ``(B, N, N)`` or ``(B, 1, N, N)`` → logits ``(B, 10)``."""
-        x = as_nchw(images, self.input_size)
-        return self.classifier(self._view(x, self.theta(x)))
+        return self.forward_with_theta(images)[0]
 
     @torch.no_grad()
     def localise(self, images: torch.Tensor) -> torch.Tensor:
