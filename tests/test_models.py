@@ -183,7 +183,7 @@ def test_registered_polo_models_with_the_real_code(name, params, bandwidth):
     assert m(x).shape == (3, 10)
     centre = glimpse_centre(m.localise(x), 128, out_size=28)
     assert torch.allclose(centre, torch.zeros_like(centre), atol=0.1)
-    assert build_model(name, original=True).bandwidth == bandwidth
+    assert build_model(name, filters="bandpass").bandwidth == bandwidth
 
 
 def test_stage_schedule_in_a_recipe():

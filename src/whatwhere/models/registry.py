@@ -53,15 +53,16 @@ def build_model(name: str, **kwargs) -> torch.nn.Module:
         raise ValueError(f"model {name!r}: bad model_args {kwargs}: {exc}") from exc
 
 
-def polo_atn(original: bool = False, **code_args) -> torch.nn.Module:
+def polo_atn(filters: str = "1/f", **code_args) -> torch.nn.Module:
     """POLO-ATN 95 %: FC localiser over the 768-d POLO code (``whatwhere.retina.polo.polo95``).
 
-    ``original=True`` uses the original's accidental infinite radial bandwidth; ``code_args``
-    override :class:`~whatwhere.retina.polo.PoloConfig` fields."""
+    ``filters="1/f"`` (default) is the bank the published models ran with, ``"bandpass"`` the
+    intended log-normal one; ``code_args`` override :class:`~whatwhere.retina.polo.PoloConfig`
+    fields."""
     from whatwhere.models.stn import PoloATN
     from whatwhere.retina.polo import polo95
 
-    code = polo95(original=original, **code_args)
+    code = polo95(filters=filters, **code_args)
     return PoloATN(code, code_dim=code.dim)
 
 
@@ -78,22 +79,22 @@ class _FlatDual(torch.nn.Module):
         return flatten_dual(self.dual(images))
 
 
-def polo_atn85(original: bool = False, **code_args) -> torch.nn.Module:
+def polo_atn85(filters: str = "1/f", **code_args) -> torch.nn.Module:
     """POLO-ATN 85 %: FC localiser over the 2560-d dual code (``whatwhere.retina.polo.dual85``)."""
     from whatwhere.models.stn import PoloATN
     from whatwhere.retina.polo import dual85
 
-    dual = dual85(original=original, **code_args)
+    dual = dual85(filters=filters, **code_args)
     return PoloATN(_FlatDual(dual), code_dim=dual.code_in.dim + dual.code_out.dim)
 
 
-def conv_polo_atn(original: bool = False, circular: bool = True, **code_args) -> torch.nn.Module:
+def conv_polo_atn(filters: str = "1/f", circular: bool = True, **code_args) -> torch.nn.Module:
     """convPOLO-ATN 85 %: conv localiser over the band-pass dual code
-    (``whatwhere.retina.polo.dual_bandpass``); ``circular=False`` = the original's zero padding."""
+    (``whatwhere.retina.polo.dual_nolowpass``); ``circular=False`` = the original's zero padding."""
     from whatwhere.models.stn import ConvPoloATN
-    from whatwhere.retina.polo import dual_bandpass
+    from whatwhere.retina.polo import dual_nolowpass
 
-    dual = dual_bandpass(original=original, **code_args)
+    dual = dual_nolowpass(filters=filters, **code_args)
     return ConvPoloATN(dual, in_shape=dual.code_in.shape, out_shape=dual.code_out.shape, circular=circular)
 
 
