@@ -101,3 +101,22 @@ def test_overrides_and_profiles(tmp_path):
         load_recipe("configs/what.yaml", overrides=["optimizer.lr"])
     s = load_recipe("configs/stn28.yaml")
     assert s.total_epochs == 160 and s.optimizer.name == "sgd" and s.stages[0].display.noise == 0.75
+
+
+@pytest.mark.usefixtures("mnist_test")
+def test_init_starts_from_trained_weights(tmp_path):
+    first = train(parse_recipe(TINY, overrides=["train_limit=600", "eval_digits=200"]), tmp_path / "a",
+                  progress=False, log=lambda s: None)
+    # zero epochs: the "fine-tuned" model is exactly the weights it started from
+    same = train(parse_recipe({**TINY, "init": str(first), "stages": [{"epochs": 0}]}), tmp_path / "b",
+                 progress=False, log=lambda s: None)
+    a, b = load_model(first).state_dict(), load_model(same).state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    with pytest.raises(FileNotFoundError, match="init"):
+        train(parse_recipe({**TINY, "init": str(tmp_path / "nowhere")}), tmp_path / "c", progress=False,
+              log=lambda s: None)
+    with pytest.raises(ValueError, match="init"):
+        train(parse_recipe({**TINY, "init": str(first), "model": "stn28"}), tmp_path / "d", progress=False,
+              log=lambda s: None)
+    with pytest.raises(RecipeError, match="init"):
+        parse_recipe({**TINY, "init": 3})

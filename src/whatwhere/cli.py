@@ -123,8 +123,10 @@ def cmd_train(args) -> int:
     from whatwhere.recipe import load_recipe
     from whatwhere.train import TrainingError, TrainingInterrupted, train
 
-    recipe = load_recipe(args.recipe, profile=args.profile, overrides=args.set)
-    out = Path(args.out or Path("runs") / (recipe.name + (f"-{args.profile}" if args.profile else "")))
+    overrides = list(args.set) + ([f"seed={args.seed}"] if args.seed is not None else [])
+    recipe = load_recipe(args.recipe, profile=args.profile, overrides=overrides)
+    default = recipe.name + (f"-{args.profile}" if args.profile else "") + (f"-seed{args.seed}" if args.seed is not None else "")
+    out = Path(args.out or Path("runs") / default)
     print(f"training {recipe.name} ({recipe.model}, {len(recipe.stages)} stages, {recipe.total_epochs} epochs) "
           f"-> {out}")
     try:
@@ -270,6 +272,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--profile", help="named profile of the recipe, e.g. quick (a small CPU run)")
     t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a recipe key (dotted, e.g. optimizer.lr=0.01, stages.*.epochs=1); repeatable")
+    t.add_argument("--seed", type=int, help="the run's seed (initialisation, display stream, order); default: the "
+                   "recipe's")
     t.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     t.add_argument("--device", help="auto, cpu or cuda (default: the recipe's, auto)")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")

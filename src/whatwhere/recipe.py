@@ -72,6 +72,7 @@ class Recipe:
     train_limit: int | None = None  # use only the first N training digits (quick runs)
     eval_digits: int = 10000
     static: bool = False
+    init: str | None = None  # start from these trained weights (a run directory or .safetensors file)
     preset: str = "paper"
     optimizer: Optimizer = Optimizer()
     schedule: Schedule = Schedule()
@@ -90,7 +91,7 @@ class Recipe:
 
 
 _TOP_KEYS = {"name", "model", "source", "model_args", "objective", "objective_args", "seed", "device", "batch_size", "train_limit",
-             "eval_digits", "static", "preset", "size", "display", "optimizer", "schedule", "stages",
+             "eval_digits", "static", "init", "preset", "size", "display", "optimizer", "schedule", "stages",
              "profiles"}
 _STAGE_KEYS = {"epochs", "display", "name", "reset_optimizer", "lr", "schedule", "sigma", "contrast_range",
                "contrast", "eccentricity"}
@@ -203,6 +204,9 @@ def parse_recipe(d: dict[str, Any], *, profile: str | None = None, overrides: li
     tl = d.get("train_limit")
     if tl is not None and (not isinstance(tl, int) or tl < 1):
         raise RecipeError(f"train_limit must be a positive integer or null, got {tl!r}")
+    init = d.get("init")
+    if init is not None and (not isinstance(init, str) or not init):
+        raise RecipeError(f"init must be the path of a run directory or weights file, got {init!r}")
     if d.get("device", "auto") not in ("auto", "cpu", "cuda") and not str(d.get("device")).startswith("cuda:"):
         raise RecipeError(f"device must be auto, cpu or cuda, got {d.get('device')!r}")
     from whatwhere.models.registry import MODELS  # late import: models know nothing of recipes
@@ -214,7 +218,7 @@ def parse_recipe(d: dict[str, Any], *, profile: str | None = None, overrides: li
                   model_args=dict(d.get("model_args") or {}), objective=str(d.get("objective", "classification")),
                   objective_args=dict(d.get("objective_args") or {}), seed=d.get("seed", 0),
                   device=d.get("device", "auto"), batch_size=d.get("batch_size", 100), train_limit=tl,
-                  eval_digits=d.get("eval_digits", 10000), static=bool(d.get("static", False)),
+                  eval_digits=d.get("eval_digits", 10000), static=bool(d.get("static", False)), init=init,
                   preset=d.get("preset", "paper"), optimizer=opt, schedule=sch, raw=resolved)
 
 

@@ -114,6 +114,25 @@ def load_model(run_or_file: str | Path, device="cpu", *, checkpoint: bool = Fals
     return model.to(device).eval()
 
 
+def _init_from(model: torch.nn.Module, recipe: Recipe, log: Callable[[str], None]) -> None:
+    """Load the weights named by ``recipe.init`` (fine-tuning); the model kind must match."""
+    from safetensors import safe_open
+
+    p = Path(recipe.init)
+    if p.is_dir():
+        p = p / "model.safetensors"
+    if not p.is_file():
+        raise FileNotFoundError(f"init: {p} not found (give a run directory with model.safetensors, or a "
+                                f"weights file)")
+    with safe_open(str(p), framework="pt") as fh:
+        meta = {k: json.loads(v) for k, v in (fh.metadata() or {}).items()}
+    if meta.get("model") != recipe.model or meta.get("model_args", {}) != recipe.model_args:
+        raise ValueError(f"init: {p} holds a {meta.get('model')!r} model with model_args {meta.get('model_args')}, "
+                         f"but the recipe builds {recipe.model!r} with {recipe.model_args}")
+    model.load_state_dict(load_file(str(p), device=str(next(model.parameters()).device)))
+    log(f"initialised from {p}")
+
+
 @dataclass
 class Position:
     epoch: int = 0  # global epoch index
@@ -241,6 +260,8 @@ def train(recipe: Recipe, run_dir: str | Path, *, resume: bool = False, device: 
 
     torch.manual_seed(derive_seed(recipe.seed, "init"))
     model = build_model(recipe.model, **recipe.model_args).to(dev)
+    if recipe.init is not None and not resume:
+        _init_from(model, recipe, log)
     size = MODELS[recipe.model].input_size
     if size != recipe.size:
         raise ValueError(f"model {recipe.model!r} takes {size}px displays but the recipe makes {recipe.size}px ones")
