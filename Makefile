@@ -10,7 +10,7 @@ DEMO_DIR ?= demo
 
 help:
 	@echo "make demo   - set up .venv, fetch MNIST, run the quick demo (figures + tables in $(DEMO_DIR)/)"
-	@echo "make test   - set up .venv, fetch MNIST, run the test suite"
+	@echo "make test   - set up .venv, fetch MNIST, check the import layers, run the test suite"
 	@echo "make bench  - run the speed benchmarks"
 
 $(VENV)/.installed: pyproject.toml
@@ -30,13 +30,17 @@ demo: mnist
 	$(VENV)/bin/whatwhere demo --out $(DEMO_DIR)
 
 test: mnist
+	$(VENV)/bin/lint-imports
 	$(PY) -m pytest -q -m "not slow"
 
 test-all: mnist
+	$(VENV)/bin/lint-imports
 	$(PY) -m pytest -q
 
 bench: mnist
 	$(PY) benchmarks/bench_displays.py
+	$(PY) benchmarks/bench_retina.py
+	$(PY) benchmarks/bench_busy.py
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache

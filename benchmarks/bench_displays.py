@@ -46,7 +46,7 @@ def _mc_noise_numpy(N: int, sf_0: float, B_sf: float, seed: int) -> np.ndarray:
 
 
 def reference_display(digit: np.ndarray, cfg, index: int) -> np.ndarray:
-    """One display, per sample, following the original algorithm (whatwhere-spec §1.2-1.5, §1.7):
+    """One display, per sample, following the original algorithm (the original notebooks' per-sample pipeline):
     the global legacy RNG reseeded with the sample index for the placement, the clutter seeded
     with a hash of the contrast-scaled digit field, opaque max-mixing, min-max and mask."""
     N = cfg.size
@@ -70,7 +70,7 @@ def reference_display(digit: np.ndarray, cfg, index: int) -> np.ndarray:
     F = c * (2 * F - 1) / 2 + 0.5
     seed = hash(tuple(F.flatten())) % (2**31 - 1)
     F[F <= 0.5] = -np.inf
-    B = cfg.noise * (2 * _mc_noise_numpy(N, cfg.sf_0, cfg.B_sf, seed) - 1) / 2 + 0.5
+    B = cfg.clutter * (2 * _mc_noise_numpy(N, cfg.sf_0, cfg.B_sf, seed) - 1) / 2 + 0.5
     out = np.clip(np.maximum(F, B), 0, 1)
     if cfg.masked:
         out = (out - out.min()) / (out.max() - out.min())

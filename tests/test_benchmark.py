@@ -2,6 +2,7 @@
 
 import hashlib
 import json
+from pathlib import Path
 import sys
 import textwrap
 
@@ -9,10 +10,11 @@ import pytest
 import torch
 from torch import nn
 
-from whatwhere.benchmark import Entry, benchmark, markdown, write_report
-from whatwhere.models.registry import MODELS, build_model, register_model
+from whatwhere.eval.benchmark import Entry, benchmark
+from whatwhere.eval.reports import markdown, write_report
+from whatwhere.models.registry import MODELS, create_model, register_model
 from whatwhere.models.stn import ATN
-from whatwhere.published import published_curve
+from whatwhere.eval.published import published_curve
 
 
 class Constant(nn.Module):
@@ -107,9 +109,10 @@ def test_register_and_benchmark_a_user_model(mnist_test, tmp_path, monkeypatch):
 
     importlib.import_module("user_models_ww")
     try:
-        model = build_model("user_centre_mean", k=4)
-        from whatwhere.recipe import parse_recipe
-        from whatwhere.train import model_meta, save_weights
+        model = create_model("user_centre_mean", k=4)
+        from whatwhere.engine.recipe import parse_recipe
+        from whatwhere.engine.checkpoints import save_weights
+        from whatwhere.engine.trainer import model_meta
 
         recipe = parse_recipe({"name": "user", "model": "user_centre_mean", "size": 128, "model_args": {"k": 4},
                                "stages": [{"epochs": 1}]})
@@ -120,7 +123,7 @@ def test_register_and_benchmark_a_user_model(mnist_test, tmp_path, monkeypatch):
         import subprocess
 
         out = tmp_path / "bench"
-        proc = subprocess.run([sys.executable, "-m", "whatwhere.cli", "benchmark", str(run), "--import",
+        proc = subprocess.run([str(Path(sys.executable).parent / "whatwhere"), "benchmark", str(run), "--import",
                                "user_models_ww", "--digits", "10", "--contrasts", "0.7", "--eccentricities", "4.44",
                                "--out", str(out), "--no-progress", "--no-figures"],
                               capture_output=True, text=True, env={**__import__("os").environ,
@@ -137,8 +140,11 @@ def test_register_and_benchmark_a_user_model(mnist_test, tmp_path, monkeypatch):
 
 def test_report_files_and_published_curves(stub_result, tmp_path):
     res, _, _ = stub_result
+    from whatwhere.viz import benchmark_figure
+
     paths = write_report(res, tmp_path, command="test", wall_time_s=1.0)
-    assert [p.name for p in paths] == ["benchmark.json", "benchmark.md", "benchmark.png"]
+    assert [p.name for p in paths] == ["benchmark.json", "benchmark.md"]
+    assert benchmark_figure(res, tmp_path / "benchmark.png").stat().st_size > 10_000
     payload = json.loads(paths[0].read_text())
     assert payload["command"] == "test" and payload["records"] == res["records"]
     assert published_curve("stn128", 0.7, None, (4.44, 40.0)) == [0.9715, 0.9558]
@@ -157,11 +163,9 @@ def test_bad_input_is_refused(mnist_test):
 
 
 def test_readme_example_runs(mnist_test, tmp_path, monkeypatch):
-    """The README's "Benchmark your own model" example, as written (fewer digits)."""
-    from pathlib import Path
-
+    """The "Benchmark your own model" example of docs/api.md, as written (fewer digits)."""
     root = Path(__file__).resolve().parents[1]
-    text = (root / "README.md").read_text()
+    text = (root / "docs" / "api.md").read_text()
     code = text.split("<!-- example: benchmark -->\n```python\n", 1)[1].split("```", 1)[0]
     code = code.replace("n_digits=200", "n_digits=10").replace('"bench-mine"', repr(str(tmp_path / "b")))
     monkeypatch.chdir(root)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from whatwhere.data import DisplayConfig, DisplayDataset, DisplaySet, preset
+from whatwhere.data import DisplayConfig, DisplayEpoch, DisplaySet, preset
 from whatwhere.data.display import mask_disk
 
 
@@ -36,7 +36,7 @@ def test_digit_lands_where_asked(synthetic_digits):
     """Centre of mass of (display - clutter-only twin) is within 1 px of the requested offset."""
     offsets = [(0, 0), (20, 0), (0, -30), (-25, 25), (33, -17), (-40, 3), (7, 41)]
     for di, dj in offsets:
-        cfg = preset("paper", 128, placement="offset", offset=(di, dj), contrast=1.0, noise=0.3)
+        cfg = preset("paper", 128, placement="offset", offset=(di, dj), contrast=1.0, clutter=0.3)
         ds = make_set(synthetic_digits, cfg)
         d = ds.batch(0, 16)
         twin = ds.batch(0, 16, clutter_only=True).images
@@ -80,7 +80,7 @@ def test_contrast_bounds(mnist_test):
     fixed = DisplaySet(mnist_test.images, mnist_test.labels, cfg.replace(contrast=0.5), seed=0).batch(0, 10)
     assert torch.all(fixed.contrasts == 0.5)
     # without clutter the digit strokes reach exactly 0.5 + c/2 in the 28 display
-    clean = DisplaySet(mnist_test.images, mnist_test.labels, cfg.replace(contrast=0.6, noise=0.0,
+    clean = DisplaySet(mnist_test.images, mnist_test.labels, cfg.replace(contrast=0.6, clutter=0.0,
                                                                          placement="offset"), seed=0)
     assert clean.batch(0, 10).images.amax((1, 2)).sub(0.8).abs().max() < 1e-6
 
@@ -111,7 +111,7 @@ def test_pure_function_of_position(mnist_test):
     assert torch.equal(whole.indices, torch.cat([p.indices for p in parts]))
     late = DisplaySet(mnist_test.images, mnist_test.labels, cfg, seed=2, shuffle=True).batch(513, 514, epoch=1)
     assert torch.equal(late.images[0], whole.images[513])
-    view = DisplayDataset(fresh, epoch=1)
+    view = DisplayEpoch(fresh, epoch=1)
     img, label = view[300]
     assert torch.equal(img[0], whole.images[300]) and label == int(whole.labels[300])
     # shuffle permutes the digits per epoch; sequential keeps MNIST order
@@ -155,7 +155,7 @@ def test_transparent_mixing(synthetic_digits):
 
 
 def test_28_display_crops_shifted_digit(synthetic_digits):
-    cfg = preset("paper", 28, placement="offset", offset=(20, -20), noise=0.0, contrast=1.0)
+    cfg = preset("paper", 28, placement="offset", offset=(20, -20), clutter=0.0, contrast=1.0)
     d = make_set(synthetic_digits, cfg).batch(0, 4)
     # the square (half-width <= 7 around pixel 14) moved to rows >= 27 - ..., columns <= ...
     bright = d.images > 0.75
@@ -172,7 +172,7 @@ def test_28_display_crops_shifted_digit(synthetic_digits):
     (dict(contrast=0.0), "contrast"),
     (dict(contrast=1.2), "contrast"),
     (dict(contrast_range=(0.5, 1.5)), "contrast_range"),
-    (dict(noise=-0.1), "noise"),
+    (dict(clutter=-0.1), "clutter"),
     (dict(sf_0=0.0), "sf_0"),
     (dict(sf_0=-0.1), "sf_0"),
     (dict(B_sf=0.0), "B_sf"),
@@ -187,9 +187,9 @@ def test_bad_inputs_raise(changes, match):
 def test_bad_preset_and_keys():
     with pytest.raises(ValueError, match="preset"):
         preset("nature2025")
-    with pytest.raises(ValueError, match="unknown display parameter"):
+    with pytest.raises(ValueError, match="unknown display key"):
         DisplayConfig.from_dict({"size": 128, "noize": 1.0})
-    assert preset("dabane2021").noise == 0.75 and preset("paper").clip == 40
+    assert preset("dabane2021").clutter == 0.75 and preset("paper").clip == 40
     # the largest legal eccentricity keeps the inked core inside the disk
     limit = DisplayConfig().max_offset_norm()
     assert 49 < limit < 50

@@ -100,14 +100,16 @@ def test_bad_cached_file_is_removed(fake_files):
 
 
 def test_interrupted_write_leaves_nothing(fake_files, monkeypatch, tmp_path):
+    from whatwhere.utils import io
+
     target = tmp_path / "cache" / "x"
 
     def boom(*a, **k):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(mnist.os, "replace", boom)
+    monkeypatch.setattr(io.os, "replace", boom)
     with pytest.raises(KeyboardInterrupt):
-        mnist._atomic_write(target, b"data")
+        io.write_bytes(target, b"data")
     assert list(target.parent.iterdir()) == []
 
 

@@ -1,11 +1,11 @@
-"""Models: parameter counts against the spec, shapes, identity initialisation, sampler geometry."""
+"""Models: parameter counts against the original code, shapes, identity initialisation, sampler geometry."""
 
 import pytest
 import torch
 from torch import nn
 
-from whatwhere.models import (ATN, STN28, STN128, ConvPoloATN, PoloATN, WhatNet, attention_theta,
-                              glimpse_centre, sample)
+from whatwhere.models import ATN, STN28, STN128, ConvPoloATN, PoloATN, WhatNet
+from whatwhere.ops import attention_theta, glimpse_centre, sample
 from whatwhere.models.stn import AzimuthConv
 
 ID = torch.tensor([[1.0, 0, 0], [0, 1.0, 0]])
@@ -171,11 +171,10 @@ def test_polo_code_checks_and_precomputed_code(models):
 def test_registered_polo_models_with_the_real_code(name, params, bandwidth):
     """The recipe-built POLO models: spec parameter counts, the code's size as bandwidth, a centred
     28×28 glimpse at initialisation whatever the display, no code kernels in the weights."""
-    from whatwhere.models.registry import build_model
-    from whatwhere.models.stn import glimpse_centre
+    from whatwhere.models.registry import create_model
 
     torch.manual_seed(0)
-    m = build_model(name)
+    m = create_model(name)
     assert sum(p.numel() for p in m.parameters() if p.requires_grad) == params
     assert m.bandwidth == bandwidth
     assert not any("kernels" in k for k in m.state_dict())
@@ -183,18 +182,18 @@ def test_registered_polo_models_with_the_real_code(name, params, bandwidth):
     assert m(x).shape == (3, 10)
     centre = glimpse_centre(m.localise(x), 128, out_size=28)
     assert torch.allclose(centre, torch.zeros_like(centre), atol=0.1)
-    assert build_model(name, filters="bandpass").bandwidth == bandwidth
+    assert create_model(name, filters="bandpass").bandwidth == bandwidth
 
 
 def test_stage_schedule_in_a_recipe():
-    from whatwhere.recipe import RecipeError, load_recipe, parse_recipe
+    from whatwhere.engine.recipe import RecipeError, load_recipe, parse_recipe
 
-    r = load_recipe("configs/conv_polo_atn.yaml")
+    r = load_recipe("conv_polo_atn")
     assert r.total_epochs == 270 and r.stages[-1].schedule.gamma == 0.5 and r.schedule.gamma == 0.9
-    r = load_recipe("configs/conv_polo_atn.yaml", profile="cpu")
+    r = load_recipe("conv_polo_atn", profile="cpu")
     assert r.total_epochs == 90 + 10 + 10 + 20 and r.train_limit == 20000
     for name in ("stn128", "atn", "polo_atn", "polo_atn85"):
-        r = load_recipe(f"configs/{name}.yaml")
+        r = load_recipe(name)
         assert r.total_epochs == 110 and r.model == name and r.stages[9].reset_optimizer
         assert [round(s.display.sigma, 2) for s in r.stages[:9]] == [4.44, 8.89, 13.33, 17.78, 22.22, 26.67,
                                                                       31.11, 35.56, 40.0]

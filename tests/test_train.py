@@ -5,12 +5,13 @@ import torch
 
 from whatwhere.models.registry import MODELS, register_model
 from whatwhere.models.what import WhatNet
-from whatwhere.recipe import RecipeError, load_recipe, parse_recipe
-from whatwhere.train import TrainingError, TrainingInterrupted, load_model, read_metrics, train
+from whatwhere.engine.recipe import RecipeError, load_recipe, parse_recipe
+from whatwhere.engine.checkpoints import load as load_model
+from whatwhere.engine.trainer import TrainingError, TrainingInterrupted, read_metrics, train
 
 TINY = {
     "name": "tiny", "model": "what", "seed": 3, "preset": "paper", "size": 28, "device": "cpu",
-    "display": {"noise": 0.3, "contrast": 0.9, "placement": "cartesian", "clip": 25},
+    "display": {"clutter": 0.3, "contrast": 0.9, "placement": "cartesian", "clip": 25},
     "optimizer": {"name": "adam", "lr": 0.002}, "batch_size": 50, "train_limit": 1500, "eval_digits": 500,
     "stages": [{"sigma": [0, 1], "epochs": 1, "reset_optimizer": True}],
 }
@@ -77,7 +78,7 @@ def test_nan_guard_keeps_last_good_checkpoint(tmp_path):
     ({"optimizer": {"learning_rate": 0.1}}, "optimizer.learning_rate"),
     ({"batchsize": 10}, "batchsize"),
     ({"model": "resnet"}, "model"),
-    ({"display": {"noise": -1}}, "noise"),
+    ({"display": {"clutter": -1}}, "clutter"), ({"display": {"noise": 0.5}}, "renamed display.clutter"),
     ({"display": {"contrast": 2}}, "contrast"),
     ({"stages": [{"epochs": -1}]}, "stages\\[0\\].epochs"),
     ({"stages": [{"epochs": 1, "sigmaa": 2}]}, "stages\\[0\\].sigmaa"),
@@ -90,17 +91,17 @@ def test_recipe_validation_names_the_key(change, match):
 
 
 def test_overrides_and_profiles(tmp_path):
-    r = load_recipe("configs/what.yaml")
+    r = load_recipe("what")
     assert r.total_epochs == 80 and len(r.stages) == 16 and r.stages[15].display.sigma == 15
     assert r.optimizer.name == "adam" and r.optimizer.lr == 0.005 and all(s.reset_optimizer for s in r.stages)
-    q = load_recipe("configs/what.yaml", profile="quick", overrides=["optimizer.lr=0.001", "stages.*.epochs=2"])
+    q = load_recipe("what", profile="quick", overrides=["optimizer.lr=0.001", "stages.*.epochs=2"])
     assert q.total_epochs == 32 and q.optimizer.lr == 0.001 and q.train_limit is not None
     with pytest.raises(RecipeError, match="profile"):
-        load_recipe("configs/what.yaml", profile="huge")
+        load_recipe("what", profile="huge")
     with pytest.raises(RecipeError, match="key=value"):
-        load_recipe("configs/what.yaml", overrides=["optimizer.lr"])
-    s = load_recipe("configs/stn28.yaml")
-    assert s.total_epochs == 160 and s.optimizer.name == "sgd" and s.stages[0].display.noise == 0.75
+        load_recipe("what", overrides=["optimizer.lr"])
+    s = load_recipe("stn28")
+    assert s.total_epochs == 160 and s.optimizer.name == "sgd" and s.stages[0].display.clutter == 0.75
 
 
 @pytest.mark.usefixtures("mnist_test")

@@ -7,20 +7,50 @@ import numpy as np
 import pytest
 import torch
 
-from whatwhere.agent import Agent, fovea, translate
 from whatwhere.data import DisplaySet, preset
-from whatwhere.models.registry import MODELS, build_model
-from whatwhere.models.where import Where, WhereNet, encode_views, shared_colliculus, shared_retina
-from whatwhere.protocols import ECCENTRICITIES, eccentricity_benchmark, wilson
+from whatwhere.engine.checkpoints import load
+from whatwhere.engine.zoo import zoo_path
+from whatwhere.eval.benchmark import Entry, benchmark
+from whatwhere.eval.metrics import wilson
+from whatwhere.eval.protocols import ECCENTRICITIES
+from whatwhere.models.agent import Agent as _Agent
+from whatwhere.models.registry import MODELS, create_model
+from whatwhere.models.where import Where, WhereNet
+from whatwhere.ops.sampling import fovea, translate
+from whatwhere.retina import Colliculus, Retina
 
-WHAT_RUN = Path("results/what")
-MAP = WHAT_RUN / "accuracy_map.npy"
 N = 128
 
 
 @pytest.fixture(scope="module")
-def colliculus():
-    return shared_colliculus("cpu")
+def retina():
+    return Retina()
+
+
+@pytest.fixture(scope="module")
+def colliculus(retina):
+    return Colliculus(retina)
+
+
+@pytest.fixture(autouse=True)
+def _shared(retina, colliculus):
+    """Agents and Where models of these tests share one retina and colliculus (each takes ~3 s to build)."""
+    global SHARED
+    SHARED = (retina, colliculus)
+
+
+def Agent(what, where, **kw):
+    retina, colliculus = SHARED
+    return _Agent(what, where, retina=kw.pop("retina", retina), colliculus=kw.pop("colliculus", colliculus), **kw)
+
+
+def eccentricity_benchmark(model, *, saccades=None, name="model", **kw):
+    """The records of the unified benchmark for one model (the paper's display, clutter 1.0)."""
+    entry = Entry(name, model, saccades=tuple(saccades) if saccades is not None else None)
+    kw.setdefault("preset_name", "paper")
+    kw.setdefault("clutter", 1.0)
+    kw.setdefault("stopping_rule", saccades is not None)
+    return benchmark([entry], batch=500, code_r2=False, **kw)["records"]
 
 
 @pytest.fixture(scope="module")
@@ -30,17 +60,14 @@ def targets(colliculus):
 
 @pytest.fixture(scope="module")
 def what():
-    if not (WHAT_RUN / "model.safetensors").exists():
-        pytest.skip("results/what/model.safetensors missing (train configs/what.yaml)")
-    from whatwhere.train import load_model
+    return load("what")  # the shipped What network (hash-checked)
 
-    return load_model(WHAT_RUN)
+
+MAP = zoo_path("what", "accuracy_map")
 
 
 @pytest.fixture(scope="module")
 def acc_map():
-    if not MAP.exists():
-        pytest.skip("results/what/accuracy_map.npy missing")
     return torch.as_tensor(np.load(MAP), dtype=torch.float32)
 
 
@@ -73,7 +100,7 @@ def _accuracy(logits, labels):
 
 def test_where_net_shapes_params_and_dropout():
     net = WhereNet()
-    assert sum(p.numel() for p in net.parameters()) == 4_122_240   # spec §4.1, without the unused BN
+    assert sum(p.numel() for p in net.parameters()) == 4_122_240   # the paper's MLP, without the unused BN
     assert not any(isinstance(m, torch.nn.BatchNorm1d) for m in net.modules())
     x = torch.randn(5, 2880) * 10
     net.eval()
@@ -84,9 +111,9 @@ def test_where_net_shapes_params_and_dropout():
     assert torch.equal(a, b) and not torch.equal(a, net(x))         # forced dropout, reproducible
 
 
-def test_where_model_keeps_the_retina_out_of_the_state_dict(tmp_path):
+def test_where_model_keeps_the_retina_out_of_the_state_dict(tmp_path, retina):
     assert MODELS["where"].input_size == 128
-    m = build_model("where")
+    m = create_model("where", retina=retina)
     assert isinstance(m, Where) and m.offset_clip
     assert set(m.state_dict()) == {f"net.fc{k}.{w}" for k in (1, 2, 3) for w in ("weight", "bias")}
     imgs = DisplaySet(torch.zeros(3, 28, 28, dtype=torch.uint8), torch.zeros(3, dtype=torch.long),
@@ -98,17 +125,17 @@ def test_where_model_keeps_the_retina_out_of_the_state_dict(tmp_path):
     assert torch.allclose(m(imgs[:, None]), out)                    # (B, 1, N, N) accepted
 
 
-def test_encode_views_offset_clip_is_a_constant_shift(colliculus):
+def test_offset_clip_encoding_is_a_constant_shift(retina):
     """clip(whiten + 0.5) and plain whitening differ by 0.5 * (sum of each filter), up to clipping."""
-    r = shared_retina(offset_clip=True)
     imgs = DisplaySet(torch.zeros(4, 28, 28, dtype=torch.uint8), torch.zeros(4, dtype=torch.long),
                       preset("paper"), seed=1).batch(0, 4).images
-    clip, plain = encode_views(r, imgs), encode_views(r, imgs, offset_clip=False)
-    shift = 0.5 * r.bank.double().sum(1)
+    assert retina.offset_clip                                        # the default: the shipped nets' input
+    clip, plain = retina.encode(imgs), retina.encode(imgs, offset_clip=False)
+    shift = 0.5 * retina.bank.double().sum(1)
     assert float((clip.double() - plain.double() - shift).abs().max()) < 1e-2 * float(shift.abs().max())
-    assert float(shift.abs().max()) > 20                             # the DC leak of ring 9 (spec §3.2)
-    other = encode_views(shared_retina(offset_clip=False), imgs, offset_clip=True)
-    assert torch.allclose(other, clip, rtol=1e-3, atol=1e-2)
+    assert float(shift.abs().max()) > 20                             # the DC leak of the outer rings
+    dense = retina.encode(imgs, method="dense")
+    assert torch.allclose(dense, clip, rtol=1e-3, atol=1e-2)
 
 
 # ---------------------------------------------------------------------------- target
@@ -133,16 +160,18 @@ def test_where_target_on_a_known_map_and_offset(colliculus, targets):
 def test_where_objective(acc_map):
     from types import SimpleNamespace
 
-    from whatwhere.objectives import make_objective  # works whatever was imported before
-    recipe = SimpleNamespace(objective="where", objective_args={"accuracy_map": str(MAP)})
+    from whatwhere.engine.objectives import make_objective  # works whatever was imported before
+    recipe = SimpleNamespace(objective="where", objective_args={"accuracy_map": "zoo:what"})
     objective = make_objective(recipe, "cpu")
     ds = DisplaySet(torch.zeros(6, 28, 28, dtype=torch.uint8), torch.zeros(6, dtype=torch.long),
                     preset("paper"), seed=2)
     d = ds.batch(0, 6)
-    col = shared_colliculus("cpu")
+    col = SHARED[1]
     target = col.where_target(acc_map, d.offsets)
 
     class Perfect(torch.nn.Module):   # logits = logit(target): the BCE floor, best cells all right
+        retina = SHARED[0]
+
         def forward(self, images):
             return torch.logit(target)
 
@@ -200,9 +229,9 @@ def test_agent_with_an_oracle_where_recovers_central_accuracy(mnist_test, what, 
 
 
 @pytest.fixture(scope="module")
-def random_where():
+def random_where(retina):
     torch.manual_seed(0)
-    return Where().eval()
+    return Where(retina=retina).eval()
 
 
 @pytest.fixture(scope="module")
@@ -298,7 +327,7 @@ def test_eccentricity_benchmark_is_paired_and_well_formed(what, random_where):
         assert r["total"] == 40 and r["accuracy"] == r["correct"] / 40 and r["model"] == "agent"
         assert r["ci95"][0] <= r["accuracy"] <= r["ci95"][1] and list(wilson(r["correct"], 40)) == r["ci95"]
     assert all(0 <= r["mean_saccades"] <= 2 for r in recs if r["saccades"] == "stop")
-    plain = eccentricity_benchmark(what, **kw)                            # 28x28 model: central crop
+    plain = eccentricity_benchmark(what, name="whatnet", **kw)            # 28x28 model: central crop
     assert [r["saccades"] for r in plain] == [None, None] and plain[0]["model"] == "whatnet"
     zero = [r for r in recs if r["saccades"] == 0]
     assert [r["correct"] for r in zero] == [r["correct"] for r in plain]  # same displays
@@ -312,19 +341,21 @@ def test_eccentricity_benchmark_is_paired_and_well_formed(what, random_where):
 @pytest.mark.usefixtures("mnist_test", "acc_map")
 def test_quick_where_training_reduces_the_loss(tmp_path):
     from whatwhere.data import mnist
-    from whatwhere.recipe import load_recipe
-    from whatwhere.seeding import derive_seed
-    from whatwhere.train import evaluate, load_model, make_objective, read_metrics, train
+    from whatwhere.engine.recipe import load_recipe
+    from whatwhere.utils.seeding import derive_seed
+    from whatwhere.engine.objectives import make_objective
+    from whatwhere.engine.trainer import evaluate, read_metrics, train
 
-    recipe = load_recipe("configs/where-c0.7.yaml", profile="quick",
+    recipe = load_recipe("where-c0.7", profile="quick",
                          overrides=["train_limit=600", "eval_digits=200", "stages.*.epochs=1", "device=cpu"])
     test = mnist.load("test")
     test_set = DisplaySet(test.images, test.labels, recipe.stages[0].display, seed=derive_seed(recipe.seed, "eval"))
     objective = make_objective(recipe, "cpu")
-    torch.manual_seed(derive_seed(recipe.seed, "init"))                    # the trainer's initialisation
-    before, _ = evaluate(build_model("where", **recipe.model_args), test_set, n=200, objective=objective)
+    with torch.random.fork_rng():
+        torch.manual_seed(derive_seed(recipe.seed, "init"))                # the trainer's initialisation
+        before, _ = evaluate(create_model("where", **recipe.model_args), test_set, n=200, objective=objective)
     run = train(recipe, tmp_path / "run", progress=False, log=lambda s: None)
-    after, _ = evaluate(load_model(run), test_set, n=200, objective=objective)
+    after, _ = evaluate(load(run), test_set, n=200, objective=objective)
     rows = read_metrics(run)
     assert len(rows) == 1 and math.isclose(rows[0]["test_loss"], after, rel_tol=1e-5)
     assert after < before - 0.02

@@ -22,9 +22,10 @@ cost of the CPU generator.
 from __future__ import annotations
 
 import math
-from functools import lru_cache
 
 import torch
+
+from whatwhere.utils.fourier import radial_frequency
 
 __all__ = ["envelope", "envelope_half", "spectrum_uniform_count", "white_spectrum", "field_from_spectrum",
            "clutter_from_white", "motion_clouds"]
@@ -39,16 +40,6 @@ def _check_params(N: int, sf_0: float, B_sf: float) -> None:
         raise ValueError(f"B_sf must be > 0 (cycles/pixel), got {B_sf}")
 
 
-def radial_frequency(N: int, *, half: bool = True, device=None) -> torch.Tensor:
-    """Radial frequency f = sqrt(fx² + fy²) in cycles/pixel on the unshifted FFT grid.
-
-    Returns ``(N, N//2+1)`` (``half=True``, the ``rfft2`` layout) or ``(N, N)``.
-    """
-    fy = torch.fft.fftfreq(N, device=device, dtype=torch.float64)
-    fx = torch.fft.rfftfreq(N, device=device, dtype=torch.float64) if half else fy
-    return torch.sqrt(fy[:, None] ** 2 + fx[None, :] ** 2)
-
-
 def envelope(N: int, sf_0: float = 0.1, B_sf: float = 0.1, *, half: bool = True, device=None) -> torch.Tensor:
     """The MotionClouds radial envelope E(f) on the unshifted FFT grid, float64, E(0) = 0.
 
@@ -60,11 +51,6 @@ def envelope(N: int, sf_0: float = 0.1, B_sf: float = 0.1, *, half: bool = True,
     safe = torch.where(f > 0, f, torch.ones_like(f))
     env = torch.exp(-torch.log(safe / sf_0) ** 2 / (2 * log_bw**2)) / safe
     return torch.where(f > 0, env, torch.zeros_like(env))
-
-
-@lru_cache(maxsize=32)
-def _envelope_cached(N: int, sf_0: float, B_sf: float, device: str) -> torch.Tensor:
-    return envelope(N, sf_0, B_sf, device=device).to(torch.float32)
 
 
 def spectrum_uniform_count(N: int) -> int:
@@ -91,8 +77,8 @@ def white_spectrum(u: torch.Tensor, envelope: torch.Tensor | None = None) -> tor
 
 
 def envelope_half(N: int, sf_0: float = 0.1, B_sf: float = 0.1, device="cpu") -> torch.Tensor:
-    """The envelope on the ``rfft2`` half-plane, flattened: ``(N*(N//2+1),)`` float32 (cached)."""
-    return _envelope_cached(N, float(sf_0), float(B_sf), str(torch.device(device))).reshape(-1)
+    """The envelope on the ``rfft2`` half-plane, flattened: ``(N*(N//2+1),)`` float32."""
+    return envelope(N, float(sf_0), float(B_sf), device=device).to(torch.float32).reshape(-1)
 
 
 def field_from_spectrum(spec: torch.Tensor, N: int, out: torch.Tensor | None = None) -> torch.Tensor:

@@ -31,18 +31,19 @@ from typing import Iterator, Sequence
 import torch
 
 from whatwhere.data.clutter import envelope_half, field_from_spectrum, spectrum_uniform_count, white_spectrum
-from whatwhere.seeding import generator, uniform
+from whatwhere.utils.seeding import generator, uniform
 
 __all__ = [
     "PLACEMENTS",
     "PRESETS",
     "DisplayConfig",
-    "Displays",
+    "DisplayBatch",
     "DisplaySet",
-    "DisplayDataset",
+    "DisplayEpoch",
     "preset",
     "render",
     "mask_disk",
+    "check_display_keys",
     "grid_displays",
 ]
 
@@ -69,7 +70,7 @@ class DisplayConfig:
     """
 
     size: int = 128
-    noise: float = 1.0
+    clutter: float = 1.0
     sf_0: float = 0.1
     B_sf: float = 0.1
     contrast: float | None = 0.7
@@ -124,8 +125,8 @@ class DisplayConfig:
         """Raise ``ValueError`` naming the parameter and its allowed range on impossible requests."""
         if int(self.size) != self.size or not (self.size == DIGIT or self.size >= 32):
             raise ValueError(f"size must be 28 (What display) or an integer >= 32, got {self.size}")
-        if not self.noise >= 0 or math.isinf(self.noise):
-            raise ValueError(f"noise must be a finite number >= 0, got {self.noise}")
+        if not self.clutter >= 0 or math.isinf(self.clutter):
+            raise ValueError(f"clutter must be a finite number >= 0, got {self.clutter}")
         if not self.sf_0 > 0:
             raise ValueError(f"sf_0 must be > 0 (cycles/pixel), got {self.sf_0}")
         if not self.B_sf > 0:
@@ -178,25 +179,38 @@ class DisplayConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "DisplayConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise ValueError(f"unknown display parameter(s) {sorted(unknown)}; known: {sorted(known)}")
+        check_display_keys(d)
         return cls(**d)
+
+
+#: Display parameters that were renamed: old name -> new name.
+RENAMED = {"noise": "clutter"}
+
+
+def check_display_keys(d, where: str = "display") -> None:
+    """Raise ``ValueError`` naming any key of ``d`` that is not a :class:`DisplayConfig` field
+    (and the new name of a renamed one)."""
+    for old, new in RENAMED.items():
+        if old in d:
+            raise ValueError(f"{where}.{old} was renamed {where}.{new} (the clutter level n of the display)")
+    known = {f.name for f in fields(DisplayConfig)}
+    unknown = set(d) - known
+    if unknown:
+        raise ValueError(f"unknown {where} key(s) {sorted(unknown)}; known: {sorted(known)}")
 
 
 #: Published display configurations, per display size.
 PRESETS: dict[str, dict[int, DisplayConfig]] = {
     # Daucé, Albiges & Perrinet 2020 (the configuration that produced the paper's figures).
     "paper": {
-        128: DisplayConfig(size=128, noise=1.0, contrast=0.7, placement="polar", sigma=30.0, clip=40.0),
-        28: DisplayConfig(size=28, noise=1.0, contrast_range=(0.3, 0.7), placement="cartesian",
+        128: DisplayConfig(size=128, clutter=1.0, contrast=0.7, placement="polar", sigma=30.0, clip=40.0),
+        28: DisplayConfig(size=28, clutter=1.0, contrast_range=(0.3, 0.7), placement="cartesian",
                           sigma=15.0, clip=25.0),
     },
     # Dabane, Perrinet & Daucé 2021/22 (the STN study): clutter 0.75, radius clipped at 40 px.
     "dabane2021": {
-        128: DisplayConfig(size=128, noise=0.75, contrast=0.7, placement="polar", sigma=40.0, clip=40.0),
-        28: DisplayConfig(size=28, noise=0.75, contrast_range=(0.3, 0.7), placement="cartesian",
+        128: DisplayConfig(size=128, clutter=0.75, contrast=0.7, placement="polar", sigma=40.0, clip=40.0),
+        28: DisplayConfig(size=28, clutter=0.75, contrast_range=(0.3, 0.7), placement="cartesian",
                           sigma=15.0, clip=25.0),
     },
 }
@@ -216,7 +230,7 @@ def preset(name: str, size: int = 128, **changes) -> DisplayConfig:
 
 
 @dataclass
-class Displays:
+class DisplayBatch:
     """A batch of displays.
 
     Attributes:
@@ -236,26 +250,19 @@ class Displays:
     def __len__(self) -> int:
         return int(self.labels.shape[0])
 
-    def to(self, device) -> "Displays":
-        return Displays(*(t.to(device) for t in (self.images, self.labels, self.offsets, self.contrasts,
+    def to(self, device) -> "DisplayBatch":
+        return DisplayBatch(*(t.to(device) for t in (self.images, self.labels, self.offsets, self.contrasts,
                                                   self.indices)))
 
     @staticmethod
-    def cat(parts: Sequence["Displays"]) -> "Displays":
-        return Displays(*(torch.cat([getattr(p, f.name) for p in parts]) for f in fields(Displays)))
-
-
-_MASKS: dict[tuple[int, str], torch.Tensor] = {}
+    def cat(parts: Sequence["DisplayBatch"]) -> "DisplayBatch":
+        return DisplayBatch(*(torch.cat([getattr(p, f.name) for p in parts]) for f in fields(DisplayBatch)))
 
 
 def mask_disk(N: int, device="cpu") -> torch.Tensor:
     """``(N, N)`` float32: 1 inside the disk of radius N/2 around pixel (N//2, N//2), else 0."""
-    key = (N, str(device))
-    if key not in _MASKS:
-        r = torch.arange(N, dtype=torch.float64) - N // 2
-        inside = (r[:, None] ** 2 + r[None, :] ** 2) < (N / 2) ** 2
-        _MASKS[key] = inside.to(torch.float32).to(device)
-    return _MASKS[key]
+    r = torch.arange(N, dtype=torch.float64, device=device) - N // 2
+    return ((r[:, None] ** 2 + r[None, :] ** 2) < (N / 2) ** 2).to(torch.float32)
 
 
 def _offsets(cfg: DisplayConfig, u: torch.Tensor) -> torch.Tensor:
@@ -323,9 +330,9 @@ def render(digits: torch.Tensor, small: torch.Tensor, spectra: torch.Tensor, cfg
     zmin, zmax = flat.amin(1), flat.amax(1)
     peak = torch.maximum(zmax, -zmin).clamp_min_(torch.finfo(z.dtype).tiny)
     # Michelson rectification (0.5 z/peak + 0.5) and clutter level n: B = n (z/(2 peak)) + 0.5.
-    scale = (cfg.noise * 0.5 / peak)
+    scale = (cfg.clutter * 0.5 / peak)
     img = z.mul_(scale.reshape(B, 1, 1)).add_(0.5)
-    if cfg.noise > 1:
+    if cfg.clutter > 1:
         img.clamp_(0, 1)
     b_min = (zmin * scale + 0.5).clamp(0, 1)
     b_max = (zmax * scale + 0.5).clamp(0, 1)
@@ -380,8 +387,8 @@ def render(digits: torch.Tensor, small: torch.Tensor, spectra: torch.Tensor, cfg
 class DisplaySet:
     """A seeded set of displays over the digits of one MNIST split.
 
-    ``set.batch(start, stop, epoch)`` returns positions ``[start, stop)`` as :class:`Displays`;
-    ``set.epoch(e, batch_size)`` iterates over one epoch; ``DisplayDataset(set, e)`` is a torch
+    ``set.batch(start, stop, epoch)`` returns positions ``[start, stop)`` as :class:`DisplayBatch`;
+    ``set.epoch(e, batch_size)`` iterates over one epoch; ``DisplayEpoch(set, e)`` is a torch
     ``Dataset`` view.  See the module docstring for the reproducibility contract.
 
     Args:
@@ -415,6 +422,7 @@ class DisplaySet:
         self.chunk_size = int(chunk_size or (256 if self.device.type == "cpu" else 4096))
         # CPU: small sub-batches stay in cache; GPU: render whole requests at once.
         self.sub_batch = sub_batch or (64 if self.device.type == "cpu" else 8192)
+        self._envelope = envelope_half(config.size, config.sf_0, config.B_sf, self.device)
         self._chunk_cache: tuple[tuple[int, int], tuple[torch.Tensor, torch.Tensor]] | None = None
         self._order_cache: tuple[int, torch.Tensor] | None = None
 
@@ -461,8 +469,8 @@ class DisplaySet:
         return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
 
     def batch(self, start: int, stop: int, epoch: int = 0, *, clutter_only: bool = False,
-              offset: tuple[int, int] | None = None) -> Displays:
-        """Displays at positions ``[start, stop)`` of ``epoch``.
+              offset: tuple[int, int] | None = None) -> DisplayBatch:
+        """DisplayBatch at positions ``[start, stop)`` of ``epoch``.
 
         ``offset``: place every digit at this fixed (di, dj) instead of the configured placement
         (same clutter, contrasts and digits: used by the accuracy map).
@@ -478,14 +486,14 @@ class DisplaySet:
         for s in range(start, stop, self.sub_batch):
             e = min(stop, s + self.sub_batch)
             small, u = self.random_numbers(s, e, epoch)
-            spectra = white_spectrum(u, envelope_half(N, cfg.sf_0, cfg.B_sf, self.device))
+            spectra = white_spectrum(u, self._envelope)
             a, b = s - start, e - start
             _, offsets[a:b], contrasts[a:b] = render(self.images[idx[a:b]], small, spectra, cfg,
                                                      clutter_only=clutter_only, out=images[a:b])
-        return Displays(images, self.labels[idx], offsets, contrasts, idx)
+        return DisplayBatch(images, self.labels[idx], offsets, contrasts, idx)
 
     def epoch(self, epoch: int = 0, batch_size: int = 100, *, limit: int | None = None,
-              offset: tuple[int, int] | None = None) -> Iterator[Displays]:
+              offset: tuple[int, int] | None = None) -> Iterator[DisplayBatch]:
         """Iterate over one epoch in batches (the last one may be smaller)."""
         n = len(self) if limit is None else min(limit, len(self))
         for s in range(0, n, batch_size):
@@ -519,7 +527,7 @@ def grid_displays(images: torch.Tensor, labels: torch.Tensor, base: DisplayConfi
             torch.stack(offs).reshape(R, C, 2))
 
 
-class DisplayDataset(torch.utils.data.Dataset):
+class DisplayEpoch(torch.utils.data.Dataset):
     """A map-style ``Dataset`` view of one epoch of a :class:`DisplaySet`.
 
     Items are ``(image (1, N, N), label)``.  Sequential access is efficient (chunks are cached);
@@ -529,7 +537,7 @@ class DisplayDataset(torch.utils.data.Dataset):
     def __init__(self, displays: DisplaySet, epoch: int = 0) -> None:
         self.displays = displays
         self.epoch = epoch
-        self._cache: tuple[int, Displays] | None = None
+        self._cache: tuple[int, DisplayBatch] | None = None
 
     def __len__(self) -> int:
         return len(self.displays)

@@ -28,6 +28,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from whatwhere.utils.cache import cache_dir as _cache_dir
+from whatwhere.utils.io import write_bytes
+
 __all__ = [
     "FILES",
     "MNISTError",
@@ -63,8 +66,7 @@ class MNISTError(RuntimeError):
 
 def cache_dir() -> Path:
     """``$XDG_CACHE_HOME/whatwhere/mnist`` (default ``~/.cache/whatwhere/mnist``)."""
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "whatwhere" / "mnist"
+    return _cache_dir("mnist")
 
 
 def _read_bytes(path: Path) -> bytes:
@@ -107,18 +109,6 @@ def _find_in_dir(directory: Path, name: str) -> Path | None:
         if candidate.is_file():
             return candidate
     return None
-
-
-def _atomic_write(target: Path, data: bytes) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _from_mirrors(name: str, timeout: float, tried: list[str]) -> bytes | None:
@@ -229,7 +219,7 @@ def fetch(mnist_dir: str | os.PathLike | None = None, *, timeout: float = 15.0,
         if isinstance(item, Path) and item.parent == cache and item.suffix != ".gz":
             continue
         data = item if isinstance(item, bytes) else _read_bytes(item)
-        _atomic_write(cache / name, data)
+        write_bytes(cache / name, data)
         if verbose:
             print(f"cached {name} -> {cache / name}")
     return cache

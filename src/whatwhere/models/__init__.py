@@ -1,14 +1,21 @@
-"""Models: the What classifier and the spatial transformers (STN-28, STN-128, ATN, POLO-ATN).
+"""Models: pure ``nn.Module`` s that know nothing about training.
 
-All take the display ``(B, N, N)`` or ``(B, 1, N, N)`` and return logits ``(B, 10)``; the
-transformers also expose ``localise(images) -> theta (B, 2, 3)``.  :func:`sample` is the one
-sampler every transformer uses (background 0.5 outside the input).
+- :mod:`.what`: the What LeNet (28×28 fovea);
+- :mod:`.where`: the Where MLP and the Where model (retina -> 240 collicular logits);
+- :mod:`.stn`: the spatial transformers (STN-28, STN-128, ATN, POLO-ATN, convPOLO-ATN);
+- :mod:`.agent`: the What/Where saccade loop;
+- :mod:`.registry`: model names -> constructors (:func:`create_model`);
+- :mod:`.interface`: the typed contracts (:class:`Classifier`, :class:`GlimpseModel`,
+  :class:`SaccadicModel`).
 """
 
-from .stn import (ATN, STN28, STN128, ConvPoloATN, PoloATN, What128, attention_theta,
-                  glimpse_centre, sample)
-from .what import WhatNet, as_nchw
-from .where import Where, WhereNet  # noqa: F401  (registers the `where` model and objective)
+from whatwhere.models.agent import Agent, SaccadeTrace
+from whatwhere.models.interface import Classifier, GlimpseModel, SaccadicModel, is_glimpse_model, is_saccadic
+from whatwhere.models.registry import MODELS, ModelSpec, create_model, register_model
+from whatwhere.models.stn import ATN, STN28, STN128, ConvPoloATN, PoloATN, What128
+from whatwhere.models.what import WhatNet
+from whatwhere.models.where import Where, WhereNet
 
-__all__ = ["WhatNet", "What128", "STN28", "STN128", "ATN", "PoloATN", "ConvPoloATN",
-           "sample", "attention_theta", "glimpse_centre", "as_nchw"]
+__all__ = ["Agent", "SaccadeTrace", "Classifier", "GlimpseModel", "SaccadicModel", "is_glimpse_model",
+           "is_saccadic", "MODELS", "ModelSpec", "create_model", "register_model", "ATN", "STN28", "STN128",
+           "ConvPoloATN", "PoloATN", "What128", "WhatNet", "Where", "WhereNet"]

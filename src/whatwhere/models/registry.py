@@ -1,14 +1,16 @@
 """Model registry: recipe and benchmark names -> constructors.
 
-Register your own ``nn.Module`` (``forward(images (B, N, N)) -> logits (B, 10)``) with::
+Register your own ``nn.Module`` (``forward(images (B, N, N)) -> logits (B, 10)``, see
+:mod:`whatwhere.models.interface`) with::
 
-    from whatwhere.models.registry import register_model
+    from whatwhere.models import register_model
 
     @register_model("mynet", input_size=128)
     class MyNet(torch.nn.Module):
         ...
 
-and it can be trained from a recipe (``model: mynet``) and benchmarked like the built-in ones.
+and it can be trained from a recipe (``model: mynet``), saved, loaded and benchmarked like the
+built-in ones (``whatwhere benchmark --import mymodule``).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from typing import Callable
 
 import torch
 
-__all__ = ["MODELS", "ModelSpec", "register_model", "build_model"]
+__all__ = ["MODELS", "ModelSpec", "register_model", "create_model"]
 
 
 @dataclass(frozen=True)
@@ -43,8 +45,12 @@ def register_model(name: str, input_size: int):
     return deco
 
 
-def build_model(name: str, **kwargs) -> torch.nn.Module:
-    """Instantiate a registered model (``kwargs`` are the recipe's ``model_args``)."""
+def create_model(name: str, **kwargs) -> torch.nn.Module:
+    """Instantiate a registered model (``kwargs`` are the recipe's ``model_args``), untrained.
+
+    Raises:
+        ValueError: unknown name (the message lists the registered ones) or bad arguments.
+    """
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}; registered: {sorted(MODELS)}")
     try:
@@ -101,8 +107,10 @@ def conv_polo_atn(filters: str = "1/f", circular: bool = True, **code_args) -> t
 def _register_builtins() -> None:
     from whatwhere.models.stn import ATN, STN28, STN128
     from whatwhere.models.what import WhatNet
+    from whatwhere.models.where import Where
 
     register_model("what", 28)(WhatNet)
+    register_model("where", 128)(Where)
     register_model("stn28", 28)(STN28)
     register_model("stn128", 128)(STN128)
     register_model("atn", 128)(ATN)

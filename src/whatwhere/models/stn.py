@@ -1,18 +1,15 @@
-"""Spatial transformers on the display: one shared sampler, STN-28, STN-128, ATN, POLO-ATN.
+"""Spatial transformers on the display: STN-28, STN-128, ATN and the POLO-ATN family.
 
-Conventions (reference/stn-spec.md §2).  ``theta`` is a ``(B, 2, 3)`` affine map in PyTorch's
-normalised coordinates, from the output grid to the input: row 0 gives the input ``x``
-(columns, rightward), row 1 the input ``y`` (rows, downward); the input spans [−1, 1], so a
-translation of 1.0 is N/2 pixels.  With ``align_corners=False`` (our explicit default, also
-PyTorch's since 1.3 and what the original ran with) the normalised coordinate ``u`` is pixel
-``((u + 1)·N − 1) / 2``, pixel centres at integers.
-
-Deviation from the original (DESIGN §4): outside the input the sampler returns the background
-level 0.5, not 0 (``grid_sample`` zero padding made a black border around a grey display).
-
-Every model here takes the display ``(B, N, N)`` or ``(B, 1, N, N)`` (``N = input_size``) and
-returns logits ``(B, 10)``; ``localise(images)`` returns its ``theta`` ``(B, 2, 3)`` without
-gradients and ``glimpse(images)`` the warped view ``(B, 1, h, w)`` (``h, w = out_size``).
+Spatial Transformer Networks (Jaderberg et al. 2015, NeurIPS) used as covert attention, as in
+Dabane, Perrinet & Daucé (2022), "What you see is what you transform" (notebooks of
+github.com/dabane-ghassan/int-lab-book).  Every model here takes the display ``(B, N, N)`` or
+``(B, 1, N, N)`` (``N = input_size``) and returns logits ``(B, 10)``; ``forward_with_theta``
+returns the logits and the ``theta`` ``(B, 2, 3)`` of the glimpse in one localiser pass,
+``localise(images)`` the ``theta`` without gradients and ``glimpse(images)`` the warped view
+``(B, 1, h, w)`` (``h, w = out_size``).  The glimpse is taken by the shared sampler
+(:func:`whatwhere.ops.sample`; see :mod:`whatwhere.ops.sampling` for the ``theta`` convention),
+which pads with the background level 0.5 where the original padded with 0 (a black border
+around a grey display).
 """
 
 from __future__ import annotations
@@ -24,87 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .what import WhatNet, as_nchw
-
-BACKGROUND = 0.5
-GLIMPSE_SCALE = 0.2  # ATN / POLO-ATN scale: 28×28 output ≈ 25.6 px of the 128 px display
-
-
-def _pair(size: int | tuple[int, int]) -> tuple[int, int]:
-    return (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
-
-
-# --------------------------------------------------------------------------- sampler + geometry
-
-def sample(images: torch.Tensor, theta: torch.Tensor, out_size: int | tuple[int, int], *,
-           align_corners: bool = False, background: float = BACKGROUND) -> torch.Tensor:
-    """Bilinear affine resampling with the background level outside the input.
-
-    Args:
-        images: ``(B, 1, H, W)`` or ``(B, H, W)``.
-        theta: ``(B, 2, 3)`` output→input affine map in normalised coordinates (module doc).
-        out_size: ``h`` or ``(h, w)`` of the output grid.
-        align_corners: passed to both ``affine_grid`` and ``grid_sample``; False (default) means
-            the normalised extremes ±1 are the outer edges of the border pixels.
-        background: value of every point sampled outside the input (0.5 = display grey).
-            Implemented as ``grid_sample(images − background, zero padding) + background``, so
-            points fully outside are exactly ``background`` and points in between blend smoothly.
-
-    Returns:
-        ``(B, 1, h, w)``, same dtype as ``images``.  At the identity ``theta`` with
-        ``(h, w) == (H, W)`` it equals the input (up to float rounding, ~1e-7).
-    """
-    x = as_nchw(images)
-    h, w = _pair(out_size)
-    theta = theta.to(x.dtype)
-    grid = F.affine_grid(theta, [x.shape[0], 1, h, w], align_corners=align_corners)
-    out = F.grid_sample(x - background, grid, mode="bilinear", padding_mode="zeros",
-                        align_corners=align_corners)
-    return out + background
-
-
-def attention_theta(scale: torch.Tensor, tx: torch.Tensor, ty: torch.Tensor) -> torch.Tensor:
-    """Isotropic scale + translation: ``[[s, 0, tx], [0, s, ty]]``.
-
-    Args:
-        scale, tx, ty: ``(B,)`` (``scale`` may also be a scalar tensor, broadcast).
-
-    Returns:
-        theta ``(B, 2, 3)``.
-    """
-    scale = scale.expand_as(tx)
-    zero = torch.zeros_like(tx)
-    return torch.stack([torch.stack([scale, zero, tx], -1), torch.stack([zero, scale, ty], -1)], 1)
-
-
-def glimpse_centre(theta: torch.Tensor, N: int,
-                   out_size: int | tuple[int, int] | None = None) -> torch.Tensor:
-    """Where the output grid's centre lands in the ``N×N`` input, as ``(di, dj)`` pixels from the
-    display centre pixel ``(N//2, N//2)`` (``align_corners=False`` geometry).
-
-    Args:
-        theta: ``(B, 2, 3)``.
-        N: input size.
-        out_size: None (default): the geometric centre of the grid (normalised 0), i.e.
-            ``((t + 1)·N − 1)/2 − N//2`` with ``t`` the translation — −0.5 px at the identity for
-            even ``N`` (the geometric centre lies between pixels N/2−1 and N/2).  Given
-            ``(h, w)``: the output pixel ``(h//2, w//2)``, the same convention as the display's
-            digit offsets (frame pixel 14 at display pixel 64 + offset), so a 28×28 glimpse of
-            scale 28/128 centred on a digit with offset ``(di, dj)`` gives exactly ``(di, dj)``.
-
-    Returns:
-        ``(B, 2)`` float: ``(di, dj)``, rows down, columns right.
-    """
-    if out_size is None:
-        xo = yo = 0.0
-    else:
-        h, w = _pair(out_size)
-        xo, yo = (2 * (w // 2) + 1) / w - 1, (2 * (h // 2) + 1) / h - 1
-    u = theta[:, 0, 0] * xo + theta[:, 0, 1] * yo + theta[:, 0, 2]  # input x (columns)
-    v = theta[:, 1, 0] * xo + theta[:, 1, 1] * yo + theta[:, 1, 2]  # input y (rows)
-    to_px = lambda t: ((t + 1) * N - 1) / 2 - N // 2  # noqa: E731
-    return torch.stack([to_px(v), to_px(u)], -1)
-
+from whatwhere.models.what import WhatNet
+from whatwhere.ops.sampling import GLIMPSE_SCALE, as_nchw, attention_theta, sample
 
 # --------------------------------------------------------------------------- building blocks
 
@@ -200,6 +118,11 @@ class _Transformer(nn.Module):
         """Display → the warped view the classifier sees, ``(B, 1, out_size, out_size)``."""
         x = as_nchw(images, self.input_size)
         return self._view(x, self.theta(x))
+
+    @torch.no_grad()
+    def localiser_input(self, images: torch.Tensor) -> torch.Tensor:
+        """What the localiser reads, flattened: the display's pixels ``(B, N*N)``."""
+        return as_nchw(images, self.input_size).flatten(1)
 
 
 class STN28(_Transformer):
@@ -307,6 +230,14 @@ class _CodeGlimpse(_Transformer):
     def glimpse(self, images: torch.Tensor, code=None) -> torch.Tensor:
         x = as_nchw(images, self.input_size)
         return self._view(x, self.theta(x, code))
+
+    @torch.no_grad()
+    def localiser_input(self, images: torch.Tensor) -> torch.Tensor:
+        """What the localiser reads, flattened: the code ``(B, bandwidth)`` (a dual code's "in"
+        part first)."""
+        code = self.encode(as_nchw(images, self.input_size))
+        parts = code if isinstance(code, tuple) else (code,)
+        return torch.cat([c.reshape(c.shape[0], -1) for c in parts], 1)
 
 
 class PoloATN(_CodeGlimpse):

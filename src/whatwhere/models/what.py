@@ -1,4 +1,4 @@
-"""The What pathway classifier: the LeNet of the PyTorch MNIST example (DESIGN §4).
+"""The What pathway classifier: the LeNet of the PyTorch MNIST example (Daucé, Albiges & Perrinet 2020).
 
 Conv(1→20, k5) → ReLU → MaxPool 2 → Conv(20→50, k5) → ReLU → MaxPool 2 → flatten 800 →
 Linear(800→500) → ReLU → Linear(500→10).  Spatial sizes 28 → 24 → 12 → 8 → 4; 431,080
@@ -10,21 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-
-def as_nchw(x: torch.Tensor, size: int | None = None) -> torch.Tensor:
-    """Return images as ``(B, 1, H, W)``.
-
-    Args:
-        x: ``(B, H, W)`` or ``(B, 1, H, W)`` images.
-        size: if given, ``H`` and ``W`` must both equal it.
-    """
-    if x.dim() == 3:
-        x = x.unsqueeze(1)
-    if x.dim() != 4 or x.shape[1] != 1:
-        raise ValueError(f"expected images (B, H, W) or (B, 1, H, W), got shape {tuple(x.shape)}")
-    if size is not None and (x.shape[-2] != size or x.shape[-1] != size):
-        raise ValueError(f"expected {size}×{size} images, got {x.shape[-2]}×{x.shape[-1]}")
-    return x
+from whatwhere.ops.sampling import as_nchw
 
 
 class WhatNet(nn.Module):

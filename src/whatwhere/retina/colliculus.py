@@ -25,6 +25,7 @@ instead, the point reflection (spec section 8, B8; ``reflect=True`` reproduces i
 from __future__ import annotations
 
 import torch
+from torch import nn
 
 from whatwhere.retina.loggabor import Retina, RetinaConfig, loggabor_bank
 
@@ -86,21 +87,27 @@ def accuracy_field(accuracy_map: torch.Tensor, offsets: torch.Tensor, N: int = 1
     return torch.where(ok, field, torch.full_like(field, float(baseline)))
 
 
-class Colliculus:
+class Colliculus(nn.Module):
     """The collicular transform of a retina (240 cells for the published one).
+
+    An ``nn.Module`` whose kernels are a non-persistent buffer (no parameters, nothing in a
+    ``state_dict``; moves with ``.to(device)``).
 
     Args:
         retina: the retina whose filters define the kernels (or ``None``: build the bank of
             ``config``).
         config: used when ``retina`` is ``None``.
-        device: where the kernels live (defaults to the retina's device).
+        device: where the kernels are built (defaults to the retina's device).
 
     Attributes:
         kernels: ``(n_cells, N*N)`` float32, rows sum to 1, cell ``azimuth * n_rings + ring``.
     """
 
+    kernels: torch.Tensor
+
     def __init__(self, retina: Retina | None = None, *, config: RetinaConfig | None = None,
                  device: str | torch.device | None = None) -> None:
+        super().__init__()
         if retina is not None:
             self.config = retina.config
             bank = retina.bank
@@ -109,10 +116,16 @@ class Colliculus:
             bank = loggabor_bank(self.config, device=device)
         nT, nA, nE, nP = self.config.code_shape
         energy = (bank.double().view(nT, nA, nE, nP, -1) ** 2).sum(dim=(0, 3)).reshape(nA * nE, -1)
-        self.kernels = (energy / energy.sum(1, keepdim=True)).float()
-        if device is not None:
-            self.kernels = self.kernels.to(device)
+        kernels = (energy / energy.sum(1, keepdim=True)).float()
+        self.register_buffer("kernels", kernels if device is None else kernels.to(device), persistent=False)
         self._pinv: torch.Tensor | None = None   # (n_cells, N*N), i.e. C+ transposed
+
+    def _apply(self, fn, recurse: bool = True):
+        self._pinv = None  # rebuilt on the new device on first use
+        return super()._apply(fn, recurse)
+
+    def extra_repr(self) -> str:
+        return f"n_cells={self.n_cells}, N={self.N}"
 
     @property
     def N(self) -> int:
@@ -123,14 +136,6 @@ class Colliculus:
     def n_cells(self) -> int:
         """Number of cells (``n_azimuths * n_rings``)."""
         return self.config.grid.n_cells
-
-    def to(self, device: str | torch.device) -> "Colliculus":
-        """A colliculus with the same kernels on ``device``."""
-        new = object.__new__(Colliculus)
-        new.config = self.config
-        new.kernels = self.kernels.to(device)
-        new._pinv = None if self._pinv is None else self._pinv.to(device)
-        return new
 
     def pseudo_inverse(self) -> torch.Tensor:
         """``C+`` transposed, ``(n_cells, N*N)`` float32 (float64 SVD, no cut-off needed)."""

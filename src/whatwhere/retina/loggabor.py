@@ -26,8 +26,8 @@ that summing squared filters over ``o`` and ``p`` gives the 240 colliculus cells
 **Whitening** (SLIP's Olshausen filter, spec section 1.6): ``K(f) = f^alpha exp(-(f/f_0)^s)``
 normalised to mean 1 over the full N x N Fourier grid (K(0) ~ 5e-8).  ``whiten(x) =
 IFFT2(FFT2(x) K)``.  The original fed the Where network ``clip(whiten(x) + 0.5, 0, 1)`` during
-training but re-encoded plain ``whiten(x)`` in the closed loop (spec section 8, bug B1); here both
-are available through ``offset_clip`` (default False: plain whitening everywhere).
+training but re-encoded plain ``whiten(x)`` in the closed loop; here both are available through
+``offset_clip`` (default True: the training input, everywhere).
 
 **Fast CPU encoding.**  The bank is dense (2880 x 16384) but each ring is either spatially
 compact (inner rings) or band-limited (outer rings), and azimuth ``a + 12`` is the point
@@ -45,19 +45,18 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
+from torch import nn
 
 from whatwhere.retina.logpolar import LogPolarGrid
+from whatwhere.utils.cache import cache_dir
+from whatwhere.utils.fourier import frequency_grid, radial_frequency
+from whatwhere.utils.io import atomic_write
 
-__all__ = ["RetinaConfig", "Retina", "TruncatedBank", "loggabor_bank", "whitening_filter",
-           "cache_dir"]
-
-_CACHE_FORMAT = 1  # bump when the cached inverse's definition changes
+__all__ = ["RetinaConfig", "Retina", "TruncatedBank", "loggabor_bank", "whitening_filter"]
 
 
 @dataclass(frozen=True)
@@ -153,19 +152,9 @@ class RetinaConfig:
 # ---------------------------------------------------------------------------- Fourier grids
 
 
-def _frequencies(N: int, *, half: bool, dtype=torch.float64, device=None):
-    """``(fx, fy)`` cycles/px on the unshifted grid; ``(N, N)`` or ``(N, N//2+1)`` if ``half``."""
-    fx = torch.fft.fftfreq(N, dtype=dtype, device=device)
-    fy = torch.fft.rfftfreq(N, dtype=dtype, device=device) if half else fx
-    return fx[:, None].expand(N, fy.numel()), fy[None, :].expand(N, fy.numel())
-
-
-def _radius(N: int, *, half: bool, dtype=torch.float64, device=None) -> torch.Tensor:
-    """Radial frequency with the DC set to 1e-6 (SLIP's convention)."""
-    fx, fy = _frequencies(N, half=half, dtype=dtype, device=device)
-    f = torch.sqrt(fx**2 + fy**2)
-    f[0, 0] = 1e-6
-    return f
+def _radius(N: int, *, half: bool, device=None) -> torch.Tensor:
+    """Radial frequency (cycles/px) with the DC set to 1e-6, SLIP's convention; float64."""
+    return radial_frequency(N, half=half, dc=1e-6, device=device)
 
 
 def whitening_filter(config: RetinaConfig | None = None, *, half: bool = True, device=None) -> torch.Tensor:
@@ -232,7 +221,7 @@ def loggabor_bank(config: RetinaConfig | None = None, *, dtype: torch.dtype = to
     nT, nA, nE, nP = c.code_shape
     cdtype = torch.complex64 if dtype == torch.float32 else torch.complex128
     f = _radius(N, half=False, device=device)
-    fx, fy = _frequencies(N, half=False, device=device)
+    fx, fy = frequency_grid(N, half=False, device=device)
     phi = torch.atan2(fy, fx)
     sf_0 = torch.clamp(0.5 * c.sf_0_ref / g.eccentricities().to(f.device), max=c.sf_0_max)
     band = torch.exp(-0.5 * torch.log(f / sf_0[:, None, None]) ** 2 / c.B_sf**2) / f
@@ -415,15 +404,6 @@ class TruncatedBank:
         """One entry per GEMM pair: domain, prefix length, rows (pairs)."""
         return "; ".join(f"{d} {n} x {len(r)}" for d, n, r in self.plan)
 
-    def to(self, device) -> "TruncatedBank":
-        """A copy with its tensors on ``device``."""
-        new = object.__new__(TruncatedBank)
-        new.__dict__.update(self.__dict__)
-        new._weights = [(a.to(device), b.to(device)) for a, b in self._weights]
-        for name in ("_perm", "_pos", "_neg", "_re", "_im"):
-            setattr(new, name, getattr(self, name).to(device))
-        return new
-
     def __call__(self, images: torch.Tensor, chunk: int | None = None) -> torch.Tensor:
         """``(B, N, N)`` float32 -> ``(B, F)`` float32, in chunks of ``chunk`` images (default
         128 on CPU, where that keeps the working set in cache, and the whole batch elsewhere)."""
@@ -457,73 +437,63 @@ class TruncatedBank:
         return out
 
 
-# ---------------------------------------------------------------------------- cache
-
-
-def cache_dir() -> Path:
-    """``$XDG_CACHE_HOME/whatwhere/retina`` (default ``~/.cache/whatwhere/retina``)."""
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "whatwhere" / "retina"
-
-
-def _atomic_save(tensors: dict[str, torch.Tensor], path: Path, metadata: dict[str, str]) -> None:
-    from safetensors.torch import save_file
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        save_file({k: v.contiguous() for k, v in tensors.items()}, tmp, metadata=metadata)
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600 files
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
 # ---------------------------------------------------------------------------- the retina
 
 
 def _check_images(images: torch.Tensor, N: int) -> torch.Tensor:
     if not isinstance(images, torch.Tensor):
         raise ValueError(f"images must be a torch.Tensor, got {type(images).__name__}")
+    if images.ndim == 4 and images.shape[1] == 1:
+        images = images[:, 0]
     if images.ndim == 2:
         images = images[None]
     if images.ndim != 3 or tuple(images.shape[1:]) != (N, N):
-        raise ValueError(f"images must have shape (B, {N}, {N}) or ({N}, {N}), got {tuple(images.shape)}")
+        raise ValueError(f"images must have shape (B, {N}, {N}), (B, 1, {N}, {N}) or ({N}, {N}), "
+                         f"got {tuple(images.shape)}")
     if not images.is_floating_point():
         raise ValueError(f"images must be a floating-point tensor, got {images.dtype}")
     return images.float().contiguous()
 
 
-METHODS = ("auto", "dense", "truncated", "tf32")
+METHODS = ("auto", "dense", "truncated", "fp16")
+_CACHE_FORMAT = 1  # bump when the cached inverse's definition changes
 
 
-class Retina:
+class Retina(nn.Module):
     """The log-polar log-Gabor retina: whitening, encoding into 2880 codes, reconstruction.
+
+    An ``nn.Module`` whose tensors are non-persistent buffers: it has no parameters, adds nothing
+    to a model's ``state_dict`` and moves with ``.to(device)``.  Operators derived from the bank
+    (the truncated CPU form, the inverse) are built on first use and dropped when the module
+    moves.
 
     Args:
         config: all filter parameters (:class:`RetinaConfig`, defaults = the published retina).
-        offset_clip: encode ``clip(whiten(x) + 0.5, 0, 1)`` (the original's *training* input)
-            instead of ``whiten(x)`` (its closed-loop input).  Because of the DC leak of the
-            outer rings the two give very different ring-7..9 codes (spec sections 3.2, 8/B1).
-        method: ``"auto"`` (truncated on CPU, dense on CUDA), ``"dense"``, ``"truncated"`` or
-            ``"tf32"`` (the dense matmul with TensorFloat-32 allowed: 8x the dense fp32 speed on an
-            H200, relative error 5e-4 overall and 3.5e-3 on the worst ring; on CPU it equals
-            ``"dense"``).  ``auto`` keeps the exact fp32 matmul on CUDA: the retina is not the
-            bottleneck of Where training or of the loop there.
-        tol: relative error bound per ring of the truncated form (see :class:`TruncatedBank`).
+        offset_clip: encode ``clip(whiten(x) + 0.5, 0, 1)`` (default; the input the published
+            Where networks were trained on) or plain ``whiten(x)`` (what the original closed
+            loop re-encoded).  Because of the DC leak of the outer rings the two give very
+            different ring-7..9 codes.  :meth:`encode` can override it per call.
+        method: ``"auto"`` (truncated on CPU, dense on CUDA), ``"dense"`` (exact float32
+            matmul), ``"truncated"`` (see :class:`TruncatedBank`) or ``"fp16"`` (the dense
+            matmul on half-precision operands with float32 accumulation: tensor cores on a GPU,
+            relative error about 5e-4; no global precision flag is touched).
+        tol: relative error bound per ring of the truncated form.
         rcond: cut-off of the regularised inverse, relative to the largest singular value of
             the bank (eigenvalues of the Gram matrix below ``rcond**2 * max`` are dropped).
-        device: where the bank lives (``"cpu"``, ``"cuda"``...); inputs must be on it.
+        device: where the buffers are built (the module can be moved afterwards).
 
     Attributes:
         bank: ``(n_codes, N*N)`` float32 filters, row order (orientation, azimuth, ring, phase).
+        whitening: ``(N, N//2+1)`` float32 whitening filter on the ``rfft2`` grid.
     """
 
-    def __init__(self, config: RetinaConfig | None = None, *, offset_clip: bool = False,
+    bank: torch.Tensor
+    whitening: torch.Tensor
+
+    def __init__(self, config: RetinaConfig | None = None, *, offset_clip: bool = True,
                  method: str = "auto", tol: float = 2e-4, rcond: float = 1e-3,
                  device: str | torch.device = "cpu") -> None:
+        super().__init__()
         if method not in METHODS:
             raise ValueError(f"method must be one of {METHODS}, got {method!r}")
         if not 0 < rcond < 1:
@@ -535,12 +505,24 @@ class Retina:
         self.method = method
         self.tol = float(tol)
         self.rcond = float(rcond)
-        self.device = torch.device(device)
-        self.bank = loggabor_bank(self.config, device=self.device)
-        self.whitening = whitening_filter(self.config, device=self.device).float()  # (N, N//2+1)
-        self._dense: torch.Tensor | None = None        # (N*N, n_codes) bank^T, whitened if folded
+        self.register_buffer("bank", loggabor_bank(self.config, device=device), persistent=False)
+        self.register_buffer("whitening", whitening_filter(self.config, device=device).float(), persistent=False)
         self._truncated: TruncatedBank | None = None
-        self._pinv: torch.Tensor | None = None          # (n_codes, N*N)
+        self._half: torch.Tensor | None = None
+        self._pinv: torch.Tensor | None = None
+
+    def _apply(self, fn, recurse: bool = True):
+        # derived operators are rebuilt for the new device / dtype on first use
+        self._truncated = self._half = self._pinv = None
+        return super()._apply(fn, recurse)
+
+    def extra_repr(self) -> str:
+        return f"n_codes={self.n_codes}, offset_clip={self.offset_clip}, method={self.method!r}"
+
+    @property
+    def device(self) -> torch.device:
+        """Where the buffers live."""
+        return self.bank.device
 
     @property
     def N(self) -> int:
@@ -563,7 +545,7 @@ class Retina:
         """Whitened images ``IFFT2(FFT2(x) K)``; with ``offset_clip`` then ``clip(. + 0.5, 0, 1)``.
 
         Args:
-            images: ``(B, N, N)`` or ``(N, N)`` float.
+            images: ``(B, N, N)``, ``(B, 1, N, N)`` or ``(N, N)`` float.
             offset_clip: override the retina's setting.
         Returns:
             ``(B, N, N)`` float32.
@@ -598,38 +580,23 @@ class Retina:
             m = "dense" if device.type == "cuda" else "truncated"
         return m
 
-    def dense_operator(self) -> torch.Tensor:
-        """``(N*N, n_codes)`` float32 matrix ``A`` with ``codes = raw_flat @ A`` (whitening folded
-        in) when ``offset_clip`` is off, or ``codes = whitened_flat @ A`` (``A = bank^T``) when on."""
-        if self._dense is None:
-            if self.offset_clip:
-                self._dense = self.bank.T.contiguous()
-            else:  # <g, W x> = <W g, x>: W is a symmetric (real, even) convolution
-                g = self.bank.view(-1, self.N, self.N)
-                white = torch.fft.irfft2(torch.fft.rfft2(g) * self.whitening, s=(self.N, self.N))
-                self._dense = white.reshape(self.n_codes, -1).T.contiguous()
-        return self._dense
-
     def truncated_operator(self) -> TruncatedBank:
         """The :class:`TruncatedBank` used by ``method="truncated"`` (built on first use, < 1 s)."""
         if self._truncated is None:
             K = whitening_filter(self.config, device=self.device)
-            S = 1.0 / _radius(self.N, half=True, device=self.device) ** 2      # raw-image spectrum
-            if self.offset_clip:
-                bank, S = self.bank, S * K**2                                 # input already whitened
-            else:
-                bank = self.dense_operator().T
-            self._truncated = TruncatedBank(bank, self.config.code_rings(), self.config.code_mirror(), S, self.tol)
-            if not self.offset_clip:
-                self._dense = None  # only needed to build the truncated form
+            S = K**2 / _radius(self.N, half=True, device=self.device) ** 2    # whitened natural images
+            self._truncated = TruncatedBank(self.bank, self.config.code_rings(), self.config.code_mirror(), S,
+                                            self.tol)
         return self._truncated
 
-    def encode(self, images: torch.Tensor, *, method: str | None = None) -> torch.Tensor:
-        """Retina codes of full-field images.
+    def encode(self, images: torch.Tensor, *, offset_clip: bool | None = None,
+               method: str | None = None) -> torch.Tensor:
+        """Retina codes of full-field images: the bank applied to ``whiten(images)``.
 
         Args:
-            images: ``(B, N, N)`` or ``(N, N)`` float, on the retina's device (values in [0, 1]
-                for displays; any real values are accepted).
+            images: ``(B, N, N)``, ``(B, 1, N, N)`` or ``(N, N)`` float on the retina's device
+                (values in [0, 1] for displays; any real values are accepted).
+            offset_clip: override the retina's encoding (module docstring).
             method: override the retina's ``method``.
         Returns:
             ``(B, n_codes)`` float32; code ``((o * n_az + a) * n_rings + e) * n_phases + p``.
@@ -637,19 +604,20 @@ class Retina:
         x = _check_images(images, self.N)
         if x.device != self.bank.device:
             raise ValueError(f"images are on {x.device} but the retina is on {self.bank.device}")
-        if self.offset_clip:
-            x = self.whiten(x)
+        w = self.whiten(x, offset_clip=offset_clip)
         m = self._resolve(method, x.device)
+        flat = w.reshape(w.shape[0], -1)
         if m == "dense":
-            return x.reshape(x.shape[0], -1) @ self.dense_operator()
-        if m == "tf32":
-            old = torch.backends.cuda.matmul.allow_tf32
-            torch.backends.cuda.matmul.allow_tf32 = True
-            try:
-                return x.reshape(x.shape[0], -1) @ self.dense_operator()
-            finally:
-                torch.backends.cuda.matmul.allow_tf32 = old
-        return self.truncated_operator()(x)
+            return flat @ self.bank.T
+        if m == "fp16":
+            if self._half is None:
+                self._half = self.bank.T.contiguous().half()
+            return (flat.half() @ self._half).float()
+        return self.truncated_operator()(w)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """``(B, N, N)`` -> codes ``(B, n_codes)`` with the retina's own encoding."""
+        return self.encode(images)
 
     # -- reconstruction
 
@@ -657,25 +625,26 @@ class Retina:
         key = {"config": self.config.to_dict(), "rcond": self.rcond, "format": _CACHE_FORMAT,
                "kind": "pinv", "bank_dtype": "float32"}
         digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:20]
-        return cache_dir() / f"pinv-{digest}.safetensors"
+        return cache_dir("retina") / f"pinv-{digest}.safetensors"
 
     def pseudo_inverse(self) -> torch.Tensor:
         """Regularised least-squares inverse ``R+ = R^T V diag(1/lambda) V^T`` of the bank ``R``.
 
         ``R R^T = V diag(lambda) V^T`` (float64 Gram matrix and ``eigh``); eigenvalues below
         ``rcond^2 * max(lambda)`` are dropped (singular values below ``rcond * max``).  Computed
-        once (about 10 s on 2 CPU cores) and cached as safetensors under :func:`cache_dir`, keyed
-        by a hash of every parameter, written atomically.
+        once (about 10 s on 2 CPU cores) and cached as safetensors in the ``retina`` cache
+        directory (:func:`whatwhere.utils.cache.cache_dir`), keyed by a hash of every
+        parameter, written atomically.
 
         Returns:
             ``(n_codes, N*N)`` float32 (stored transposed: ``images_flat = codes @ R+^T``).
         """
         if self._pinv is None:
+            from safetensors.torch import load_file, save_file
+
             path = self._cache_path()
             shape = (self.n_codes, self.N * self.N)
             if path.exists():
-                from safetensors.torch import load_file
-
                 try:
                     loaded = load_file(str(path))["pinv_T"]
                     if tuple(loaded.shape) == shape and loaded.dtype == torch.float32:
@@ -687,18 +656,18 @@ class Retina:
                 lam, V = torch.linalg.eigh(R @ R.T)
                 keep = lam > (self.rcond**2) * lam.max()
                 V, lam = V[:, keep], lam[keep]
-                pinv_T = ((V / lam) @ V.T) @ R                            # (n_codes, N*N)
-                self._pinv = pinv_T.float().contiguous()
+                pinv_T = (((V / lam) @ V.T) @ R).float().contiguous()       # (n_codes, N*N)
                 meta = {"config": json.dumps(self.config.to_dict(), sort_keys=True), "rcond": repr(self.rcond),
                         "components": str(int(keep.sum())), "format": str(_CACHE_FORMAT)}
-                _atomic_save({"pinv_T": self._pinv.cpu()}, path, meta)
+                atomic_write(path, lambda tmp: save_file({"pinv_T": pinv_T.cpu()}, tmp, metadata=meta))
+                self._pinv = pinv_T
         return self._pinv
 
     def reconstruct(self, codes: torch.Tensor, *, dewhiten: bool = False) -> torch.Tensor:
         """Least-squares image from codes, ``R+ codes`` (see :meth:`pseudo_inverse`).
 
         What comes back is the image the bank saw: the whitened image (plus 0.5, clipped, with
-        ``offset_clip``).  ``dewhiten=True`` applies :meth:`dewhiten` (plain mode only).
+        ``offset_clip``).  ``dewhiten=True`` applies :meth:`dewhiten` (plain whitening only).
 
         Args:
             codes: ``(B, n_codes)`` or ``(n_codes,)`` float.
@@ -717,15 +686,3 @@ class Retina:
                 raise ValueError("dewhiten=True needs offset_clip=False (the clip is not invertible)")
             img = self.dewhiten(img)
         return img
-
-    def to(self, device: str | torch.device) -> "Retina":
-        """A retina with the same parameters whose tensors live on ``device``."""
-        new = object.__new__(Retina)
-        new.__dict__.update(self.__dict__)
-        new.device = torch.device(device)
-        new.bank = self.bank.to(device)
-        new.whitening = self.whitening.to(device)
-        new._dense = None if self._dense is None else self._dense.to(device)
-        new._truncated = None if self._truncated is None else self._truncated.to(device)
-        new._pinv = None if self._pinv is None else self._pinv.to(device)
-        return new

@@ -87,7 +87,8 @@ from torch import nn
 from torch.nn import functional as F
 
 from whatwhere.retina.logpolar import LogPolarGrid
-from whatwhere.retina.loggabor import RetinaConfig, _frequencies, _radius, prefilter
+from whatwhere.retina.loggabor import RetinaConfig, _radius, prefilter
+from whatwhere.utils.fourier import frequency_grid
 
 __all__ = ["PoloConfig", "PoloCode", "DualPoloCode", "polo95", "dual85", "dual_nolowpass",
            "flatten_dual"]
@@ -277,7 +278,7 @@ def polo_bank(config: PoloConfig | None = None) -> torch.Tensor:
     w = c.width
     nR, nA, nO = c.n_rings, c.n_azimuths, c.n_orientations
     f = _radius(w, half=False)                                             # (w, w), f[0, 0] = 1e-6
-    fx, fy = _frequencies(w, half=False)
+    fx, fy = frequency_grid(w, half=False)
     phi = torch.atan2(fy, fx)
     mask = prefilter(RetinaConfig(grid=LogPolarGrid(N=w)))                 # SLIP's f_mask, (w, w)
     if c.filters == "1/f":

@@ -1,0 +1,65 @@
+"""``whatwhere benchmark``: every model on the same displays, per contrast × eccentricity."""
+
+from __future__ import annotations
+
+import time
+
+from whatwhere.cli.common import add_import_arg, do_imports
+
+
+def cmd_benchmark(args) -> int:
+    from whatwhere import viz
+    from whatwhere.eval.benchmark import benchmark, entries_from_runs
+    from whatwhere.eval.reports import markdown, write_report
+    from whatwhere.utils.device import pick_device
+    from whatwhere.utils.provenance import command_line
+
+    do_imports(args)
+    dev = pick_device(args.device)
+    t0 = time.perf_counter()
+    entries = entries_from_runs(args.models, what=args.what, device=dev, saccades=tuple(sorted(set(args.saccades))))
+    result = benchmark(entries, contrasts=args.contrasts, eccentricities=args.eccentricities, n_digits=args.digits,
+                       seed=args.seed, preset_name=args.preset, clutter=args.clutter, device=dev, batch=args.batch,
+                       hit_px=args.hit_px, stopping_rule=args.stopping_rule, code_r2=not args.no_code_r2,
+                       mnist_dir=args.mnist_dir, progress=not args.no_progress)
+    wall = time.perf_counter() - t0
+    paths = write_report(result, args.out, command=command_line(args.argv), wall_time_s=wall, device=dev)
+    if not args.no_figures:
+        paths.append(viz.benchmark_figure(result, f"{args.out}/benchmark.png"))
+    for p in paths:
+        print(f"wrote {p}")
+    print(markdown(result))
+    return 0
+
+
+def add_parser(sub) -> None:
+    from whatwhere.eval.protocols import ECCENTRICITIES
+
+    p = sub.add_parser("benchmark", help="every model on the same displays: accuracy per contrast x eccentricity",
+                       description="Benchmark trained models side by side on the same displays (accuracy per "
+                                   "contrast x eccentricity, Wilson 95 % CIs, bandwidth, parameters, throughput, "
+                                   "θ spread, glimpse hit rate, code R²). Where models are grouped into one "
+                                   "What/Where agent.")
+    p.add_argument("models", nargs="+", metavar="MODEL", help="run directories, weights files or zoo names")
+    p.add_argument("--out", required=True, help="output directory (benchmark.json, .md, .png)")
+    p.add_argument("--contrasts", type=float, nargs="+", default=[0.7, 0.5, 0.3], help="default 0.7 0.5 0.3")
+    p.add_argument("--eccentricities", type=float, nargs="+", default=list(ECCENTRICITIES),
+                   help="px (default 4.44 … 40, the studies' 9)")
+    p.add_argument("--digits", type=int, default=1000, help="MNIST-test digits per cell (default 1000)")
+    p.add_argument("--saccades", type=int, nargs="+", default=[0, 1, 2],
+                   help="saccade counts reported for What/Where (default 0 1 2)")
+    p.add_argument("--stopping-rule", action="store_true", help="also the What/Where stopping rule")
+    p.add_argument("--what", help="What model for the Where models (default: the one their accuracy map came from)")
+    p.add_argument("--preset", default="dabane2021", choices=["dabane2021", "paper"],
+                   help="display preset: dabane2021 (clutter 0.75, the STN study) or paper (clutter 1.0)")
+    p.add_argument("--clutter", type=float, help="override the clutter level")
+    p.add_argument("--seed", type=int, default=0, help="display seed (default 0)")
+    p.add_argument("--hit-px", type=float, default=5.0, help="glimpse hit radius in px (default 5)")
+    p.add_argument("--no-code-r2", action="store_true", help="skip the code R² diagnostic")
+    add_import_arg(p)
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    p.add_argument("--batch", type=int, help="displays per batch (default 250 on CPU, 2000 on CUDA)")
+    p.add_argument("--mnist-dir", help="directory with the MNIST IDX files")
+    p.add_argument("--no-figures", action="store_true", help="skip benchmark.png")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_benchmark)

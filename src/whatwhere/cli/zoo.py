@@ -1,0 +1,77 @@
+"""``whatwhere zoo``: the shipped models (list, verify; ``add`` for maintainers)."""
+
+from __future__ import annotations
+
+import json
+
+
+def cmd_list(args) -> int:
+    from whatwhere.engine.zoo import manifest
+
+    models = manifest()["models"]
+    if args.json:
+        print(json.dumps(models, indent=2))
+        return 0
+    print(f"{'name':22s} {'model':14s} {'params':>10s}  {'recipe':22s} headline")
+    for name, e in models.items():
+        metrics = ", ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}"
+                            for k, v in list(e.get("metrics", {}).items())[:3])
+        print(f"{name:22s} {e['model']:14s} {e['params']:>10,d}  {e['recipe'].get('name', ''):22s} {metrics}")
+    return 0
+
+
+def cmd_verify(args) -> int:
+    from whatwhere.engine.zoo import ZooError, zoo_entry, zoo_names, zoo_path
+
+    bad = 0
+    for name in args.names or zoo_names():
+        for file in ["weights", *zoo_entry(name).get("files", {})]:
+            try:
+                zoo_path(name, file)
+                print(f"ok   {name} {file}")
+            except ZooError as exc:
+                bad += 1
+                print(f"FAIL {name} {file}: {exc}")
+    return 1 if bad else 0
+
+
+def cmd_add(args) -> int:
+    from whatwhere.engine.checkpoints import count_parameters, load, recipe_of, weights_path
+    from whatwhere.engine.zoo import add_to_zoo
+
+    metrics = {}
+    for item in args.metric:
+        k, _, v = item.partition("=")
+        metrics[k] = float(v)
+    provenance = {}
+    for item in args.provenance:
+        k, _, v = item.partition("=")
+        provenance[k] = v
+    files = dict(item.split("=", 1) for item in args.file)
+    model = load(args.run)
+    entry = add_to_zoo(args.name, weights_path(args.run), recipe=recipe_of(args.run), params=count_parameters(model),
+                       metrics=metrics, provenance=provenance, files=files)
+    print(f"added {args.name}: {entry['file']} sha256 {entry['sha256'][:16]}…, {entry['params']:,} parameters")
+    return 0
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("zoo", help="the shipped models: list, verify their hashes",
+                       description="The checked model zoo shipped with whatwhere: load any entry by name "
+                                   "(`whatwhere.load(\"what\")`, or a zoo name wherever a command takes a model).")
+    zsub = p.add_subparsers(dest="zoo_cmd", required=True)
+    ls = zsub.add_parser("list", help="list the shipped models")
+    ls.add_argument("--json", action="store_true", help="the whole manifest as JSON")
+    ls.set_defaults(func=cmd_list)
+    v = zsub.add_parser("verify", help="check every shipped file against its SHA-256 (exit 1 on a mismatch)")
+    v.add_argument("names", nargs="*", help="entries to check (default: all)")
+    v.set_defaults(func=cmd_verify)
+    a = zsub.add_parser("add", help="(maintainers) add a trained run to the zoo of this checkout")
+    a.add_argument("run", help="run directory (model.safetensors and recipe.yaml)")
+    a.add_argument("--name", required=True, help="zoo name")
+    a.add_argument("--metric", action="append", default=[], metavar="KEY=VALUE", help="headline metric; repeatable")
+    a.add_argument("--provenance", action="append", default=[], metavar="KEY=VALUE",
+                   help="commit=..., hardware=..., command=...; repeatable")
+    a.add_argument("--file", action="append", default=[], metavar="KIND=PATH",
+                   help="an extra file, e.g. accuracy_map=results/what/accuracy_map.npy; repeatable")
+    a.set_defaults(func=cmd_add)

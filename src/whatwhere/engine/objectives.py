@@ -1,0 +1,115 @@
+"""Training objectives: ``(model, batch of displays) -> (mean loss, number of "correct" samples)``.
+
+A recipe chooses one with ``objective: NAME`` (default ``classification``) and configures it with
+``objective_args``; register your own with :func:`register_objective`.
+
+* ``classification``: cross-entropy of the logits; correct = argmax equals the label.
+* ``where``: the Where pathway's target (Daucé, Albiges & Perrinet 2020): the What network's
+  shift-accuracy map laid on the full field around the digit (baseline 0.1 elsewhere) and pooled
+  by the colliculus (:meth:`~whatwhere.retina.Colliculus.where_target`); BCE-with-logits averaged
+  over cells and samples.  Its "correct" count is the number of samples whose predicted best cell
+  (argmax of the logits) is the target's best cell: "the eye would go where the target says".
+  ``objective_args``: ``accuracy_map`` (``zoo:what``, the default, or the path of a 55 × 55
+  ``.npy``), ``baseline`` (0.1) and ``reflect`` (False; True = the original notebooks'
+  point-reflected target).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable
+
+import torch
+import torch.nn.functional as F
+
+if TYPE_CHECKING:  # pragma: no cover
+    from whatwhere.data import DisplayBatch
+    from whatwhere.engine.recipe import Recipe
+
+__all__ = ["Objective", "OBJECTIVES", "register_objective", "make_objective", "classification", "where",
+           "load_accuracy_map", "DEFAULT_ACCURACY_MAP"]
+
+Objective = Callable[[torch.nn.Module, "DisplayBatch"], tuple[torch.Tensor, torch.Tensor]]
+#: name -> factory(recipe, device) -> Objective
+OBJECTIVES: dict[str, Callable[["Recipe", torch.device], Objective]] = {}
+
+
+def register_objective(name: str):
+    """Register an objective factory ``factory(recipe, device) -> objective(model, displays)``."""
+
+    def deco(factory):
+        OBJECTIVES[name] = factory
+        return factory
+
+    return deco
+
+
+@register_objective("classification")
+def classification(recipe=None, device=None) -> Objective:
+    """Cross-entropy on ``model(images)``; correct = argmax equals the label."""
+
+    def objective(model, d):
+        logits = model(d.images)
+        return F.cross_entropy(logits, d.labels), (logits.argmax(1) == d.labels).sum()
+
+    return objective
+
+
+DEFAULT_ACCURACY_MAP = "zoo:what"
+
+
+def load_accuracy_map(spec: str | None = None) -> torch.Tensor:
+    """A What network's 55 × 55 shift-accuracy map (element ``[di + 27, dj + 27]``), float32.
+
+    ``spec``: ``zoo:NAME`` (the map shipped with a zoo model; default ``zoo:what``) or a path.
+    """
+    import numpy as np
+
+    from whatwhere.engine.zoo import PREFIX, zoo_path
+
+    spec = str(spec or DEFAULT_ACCURACY_MAP)
+    p = zoo_path(spec, "accuracy_map") if spec.startswith(PREFIX) else Path(spec)
+    if not p.is_file():
+        raise FileNotFoundError(
+            f"What accuracy map {p} not found (cwd {Path.cwd()}): build one with `whatwhere eval accuracy-map RUN`, "
+            f"or use the shipped one (objective_args.accuracy_map: zoo:what)")
+    acc = np.load(p)
+    if acc.ndim != 2 or acc.shape[0] != acc.shape[1] or acc.shape[0] % 2 == 0:
+        raise ValueError(f"{p}: expected a square map with an odd side, got shape {acc.shape}")
+    return torch.as_tensor(acc, dtype=torch.float32)
+
+
+@register_objective("where")
+def where(recipe=None, device=None) -> Objective:
+    """BCE of the Where logits against the collicular target (module docstring)."""
+    from whatwhere.retina import Colliculus
+
+    args = dict(getattr(recipe, "objective_args", None) or {})
+    unknown = set(args) - {"accuracy_map", "baseline", "reflect"}
+    if unknown:
+        raise ValueError(f"objective 'where': unknown objective_args {sorted(unknown)}; "
+                         "allowed: accuracy_map, baseline, reflect")
+    dev = torch.device(device) if device is not None else torch.device("cpu")
+    acc = load_accuracy_map(args.get("accuracy_map")).to(dev)
+    baseline = float(args.get("baseline", 0.1))
+    reflect = bool(args.get("reflect", False))
+    colliculi: dict[int, Colliculus] = {}
+
+    def objective(model, d):
+        logits = model(d.images)
+        retina = getattr(model, "retina", None)
+        key = id(retina)
+        if key not in colliculi:  # the colliculus of the model's own retina, built once per run
+            colliculi[key] = (Colliculus(retina) if retina is not None else Colliculus()).to(dev)
+        target = colliculi[key].where_target(acc, d.offsets, baseline=baseline, reflect=reflect)
+        loss = F.binary_cross_entropy_with_logits(logits, target)
+        return loss, (logits.argmax(1) == target.argmax(1)).sum()
+
+    return objective
+
+
+def make_objective(recipe: "Recipe", device) -> Objective:
+    """The objective a recipe asks for."""
+    if recipe.objective not in OBJECTIVES:
+        raise ValueError(f"unknown objective {recipe.objective!r}; registered: {sorted(OBJECTIVES)}")
+    return OBJECTIVES[recipe.objective](recipe, device)

@@ -1,0 +1,340 @@
+"""The generic trainer: a :class:`~whatwhere.recipe.Recipe` -> a run directory.
+
+Run directory layout::
+
+    RUN/recipe.yaml              the resolved recipe
+    RUN/metrics.csv              one row per epoch (stage, lr, train/test loss and accuracy, speed)
+    RUN/checkpoints/latest.json  pointer to the newest complete checkpoint
+    RUN/checkpoints/*.safetensors + *.state.pt   weights + trainer state (atomic writes)
+    RUN/model.safetensors, RUN/model.json        final weights and how to rebuild the model
+
+The display stream is a pure function of (seed, epoch, position), model initialisation and
+dropout come from seeded generators, and a checkpoint records the exact position (epoch and
+batch), so ``--resume`` continues exactly where a run stopped: on CPU the resumed metrics equal
+an uninterrupted run's.  A non-finite loss stops the run (:class:`TrainingError`) and leaves the
+last good checkpoint; Ctrl-C finishes the current batch, saves a checkpoint and exits cleanly.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import signal
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+import yaml
+from safetensors.torch import load_file
+
+from whatwhere.data import DisplaySet, mnist
+from whatwhere.engine.checkpoints import model_meta as _meta
+from whatwhere.engine.checkpoints import read_meta, save_weights, weights_path
+from whatwhere.engine.objectives import Objective, classification, make_objective
+from whatwhere.engine.recipe import Recipe, Stage
+from whatwhere.models.registry import MODELS, create_model
+from whatwhere.utils.device import pick_device
+from whatwhere.utils.io import atomic_write, write_text
+from whatwhere.utils.seeding import derive_seed
+
+__all__ = ["TrainingError", "TrainingInterrupted", "train", "evaluate", "read_metrics", "METRIC_FIELDS"]
+
+METRIC_FIELDS = ["epoch", "stage", "stage_name", "lr", "train_loss", "train_acc", "test_loss", "test_acc",
+                 "samples_per_s", "wall_s"]
+
+
+class TrainingError(RuntimeError):
+    """Training cannot go on (e.g. a non-finite loss); the last good checkpoint is kept."""
+
+
+class TrainingInterrupted(RuntimeError):
+    """The run was interrupted (Ctrl-C); a checkpoint was saved and ``--resume`` continues it."""
+
+
+def model_meta(recipe: Recipe) -> dict:
+    return _meta(recipe.model, recipe.model_args, recipe.name)
+
+
+def _init_from(model: torch.nn.Module, recipe: Recipe, log: Callable[[str], None]) -> None:
+    """Load the weights named by ``recipe.init`` (fine-tuning); the model kind must match."""
+    p = weights_path(recipe.init)
+    meta = read_meta(p)
+    if meta.get("model") != recipe.model or meta.get("model_args", {}) != recipe.model_args:
+        raise ValueError(f"init: {p} holds a {meta.get('model')!r} model with model_args {meta.get('model_args')}, "
+                         f"but the recipe builds {recipe.model!r} with {recipe.model_args}")
+    model.load_state_dict(load_file(str(p), device=str(next(model.parameters()).device)))
+    log(f"initialised from {recipe.init} ({p})")
+
+
+@dataclass
+class Position:
+    epoch: int = 0  # global epoch index
+    batch: int = 0  # next batch within the epoch
+    loss_sum: float = 0.0
+    correct: int = 0
+    seen: int = 0
+    train_time: float = 0.0
+
+
+def _save_checkpoint(run: Path, model, opt, sched, pos: Position, recipe: Recipe, keep: int = 2) -> None:
+    ck = run / "checkpoints"
+    stem = f"epoch-{pos.epoch:04d}-batch-{pos.batch:05d}"
+    save_weights(model, ck / f"{stem}.safetensors", model_meta(recipe))
+    state = {"optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "position": pos.__dict__,
+             "rng_cpu": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["rng_cuda"] = torch.cuda.get_rng_state_all()
+    atomic_write(ck / f"{stem}.state.pt", lambda tmp: torch.save(state, tmp))
+    write_text(ck / "latest.json", json.dumps({"stem": stem, **pos.__dict__}))
+    stems = sorted({p.name.split(".")[0] for p in ck.glob("epoch-*.safetensors")})
+    for old in stems[:-keep]:
+        for suffix in (".safetensors", ".state.pt"):
+            (ck / f"{old}{suffix}").unlink(missing_ok=True)
+
+
+# ---------------------------------------------------------------------------- training
+
+
+def _make_optimizer(recipe: Recipe, params, lr: float):
+    o = recipe.optimizer
+    if o.name == "adam":
+        return torch.optim.Adam(params, lr=lr, weight_decay=o.weight_decay)
+    return torch.optim.SGD(params, lr=lr, momentum=o.momentum, weight_decay=o.weight_decay)
+
+
+def _make_schedule(recipe: Recipe, opt, stage: Stage | None = None):
+    s = stage.schedule if stage is not None and stage.schedule is not None else recipe.schedule
+    if s.name == "step":
+        return torch.optim.lr_scheduler.StepLR(opt, step_size=s.step_size, gamma=s.gamma)
+    if s.name == "exponential":
+        return torch.optim.lr_scheduler.ExponentialLR(opt, gamma=s.gamma)
+    return torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0)
+
+
+def _stage_of(recipe: Recipe, epoch: int) -> tuple[int, Stage, int]:
+    """(stage index, stage, first global epoch of the stage) for a global epoch index."""
+    start = 0
+    for k, st in enumerate(recipe.stages):
+        if epoch < start + st.epochs:
+            return k, st, start
+        start += st.epochs
+    raise IndexError(epoch)
+
+
+@torch.no_grad()
+def evaluate(model, displays: DisplaySet, batch_size: int = 1000, n: int | None = None,
+             objective: Objective | None = None) -> tuple[float, float]:
+    """(mean loss, accuracy) of ``model`` on the first ``n`` displays of a set (default objective:
+    cross-entropy and classification accuracy)."""
+    objective = objective or classification()
+    was = model.training
+    model.eval()
+    loss_sum, correct, total = 0.0, 0, 0
+    for d in displays.epoch(0, batch_size, limit=n):
+        loss, ok = objective(model, d)
+        loss_sum += float(loss) * len(d)
+        correct += int(ok)
+        total += len(d)
+    model.train(was)
+    return loss_sum / total, correct / total
+
+
+class _SigintFlag:
+    """First Ctrl-C sets a flag checked after each batch; a second one interrupts at once."""
+
+    def __init__(self) -> None:
+        self.hit = False
+        self._old = None
+
+    def __enter__(self):
+        try:
+            self._old = signal.signal(signal.SIGINT, self._handle)
+        except ValueError:  # not in the main thread
+            self._old = None
+        return self
+
+    def _handle(self, signum, frame):
+        if self.hit:
+            raise KeyboardInterrupt
+        self.hit = True
+        print("\ninterrupt: finishing the current batch, then saving a checkpoint (Ctrl-C again to abort)")
+
+    def __exit__(self, *exc):
+        if self._old is not None:
+            signal.signal(signal.SIGINT, self._old)
+
+
+def train(recipe: Recipe, run_dir: str | Path, *, resume: bool = False, device: str | None = None,
+          mnist_dir: str | None = None, progress: bool = True, stop_after_batches: int | None = None,
+          log: Callable[[str], None] = print) -> Path:
+    """Train ``recipe`` into ``run_dir`` and return the directory.
+
+    Args:
+        resume: continue from the newest checkpoint of ``run_dir`` (required if it has one).
+        device: overrides the recipe's device (``auto``/``cpu``/``cuda``).
+        stop_after_batches: simulate an interruption after that many batches (tests).
+
+    The model's initialisation and dropout draw from torch's default generators seeded from the
+    recipe's seed; they run inside :func:`torch.random.fork_rng`, so the caller's random state is
+    the same after the call as before it.
+    """
+    dev = pick_device(device or recipe.device)
+    cuda = [dev.index if dev.index is not None else torch.cuda.current_device()] if dev.type == "cuda" else []
+    with torch.random.fork_rng(devices=cuda):
+        return _train(recipe, run_dir, resume=resume, device=device, mnist_dir=mnist_dir, progress=progress,
+                      stop_after_batches=stop_after_batches, log=log)
+
+
+def _train(recipe: Recipe, run_dir: str | Path, *, resume: bool, device: str | None, mnist_dir: str | None,
+           progress: bool, stop_after_batches: int | None, log: Callable[[str], None]) -> Path:
+    """The body of :func:`train` (runs inside a forked random state)."""
+    from tqdm.auto import tqdm
+
+    run = Path(run_dir)
+    dev = pick_device(device or recipe.device)
+    ptr = run / "checkpoints" / "latest.json"
+    if ptr.exists() and not resume:
+        raise FileExistsError(f"{run} already holds a run; pass --resume to continue it or choose another --out")
+    if resume and not ptr.exists():
+        raise FileNotFoundError(f"--resume: no checkpoint in {run}")
+    if resume:
+        old = yaml.safe_load((run / "recipe.yaml").read_text())
+        if old != recipe.to_dict():
+            raise ValueError(f"--resume: the recipe differs from the one {run} was started with "
+                             f"({run / 'recipe.yaml'}); resume with the same recipe and overrides")
+    run.mkdir(parents=True, exist_ok=True)
+    write_text(run / "recipe.yaml", yaml.safe_dump(recipe.to_dict(), sort_keys=False))
+
+    torch.manual_seed(derive_seed(recipe.seed, "init"))
+    model = create_model(recipe.model, **recipe.model_args).to(dev)
+    if recipe.init is not None and not resume:
+        _init_from(model, recipe, log)
+    size = MODELS[recipe.model].input_size
+    if size != recipe.size:
+        raise ValueError(f"model {recipe.model!r} takes {size}px displays but the recipe makes {recipe.size}px ones")
+    train_split = mnist.load("train", mnist_dir)
+    test_split = mnist.load("test", mnist_dir)
+    n_train = len(train_split) if recipe.train_limit is None else min(recipe.train_limit, len(train_split))
+    train_set = DisplaySet(train_split.images[:n_train], train_split.labels[:n_train], recipe.stages[0].display,
+                           seed=recipe.seed, shuffle=True, static=recipe.static, device=dev)
+    test_set = DisplaySet(test_split.images, test_split.labels, recipe.stages[0].display,
+                          seed=derive_seed(recipe.seed, "eval"), device=dev)
+
+    objective = make_objective(recipe, dev)
+    pos = Position()
+    opt = _make_optimizer(recipe, model.parameters(), recipe.optimizer.lr)
+    sched = _make_schedule(recipe, opt)
+    if resume:
+        info = json.loads(ptr.read_text())
+        model.load_state_dict(load_file(str(run / "checkpoints" / f"{info['stem']}.safetensors")))
+        state = torch.load(run / "checkpoints" / f"{info['stem']}.state.pt", weights_only=True, map_location="cpu")
+        pos = Position(**state["position"])
+        opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
+        torch.set_rng_state(state["rng_cpu"])
+        if "rng_cuda" in state and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["rng_cuda"])
+        log(f"resuming {run} at epoch {pos.epoch + 1}, batch {pos.batch}")
+
+    metrics_path = run / "metrics.csv"
+    if not metrics_path.exists():
+        with open(metrics_path, "w", newline="") as fh:
+            csv.writer(fh).writerow(METRIC_FIELDS)
+    elif resume:  # drop rows written after the checkpoint (they will be redone identically)
+        with open(metrics_path) as fh:
+            rows = list(csv.reader(fh))
+        kept = [rows[0]] + [r for r in rows[1:] if int(r[0]) <= pos.epoch]
+        with open(metrics_path, "w", newline="") as fh:
+            csv.writer(fh).writerows(kept)
+
+    bs = recipe.batch_size
+    n_batches = math.ceil(n_train / bs)
+    batches_done = 0
+    t_run = time.perf_counter()
+    model.train()
+    with _SigintFlag() as sigint:
+        for epoch in range(pos.epoch, recipe.total_epochs):
+            k, stage, start = _stage_of(recipe, epoch)
+            if epoch == start and pos.batch == 0 and stage.reset_optimizer and epoch > 0:
+                opt = _make_optimizer(recipe, model.parameters(), stage.lr or recipe.optimizer.lr)
+                sched = _make_schedule(recipe, opt, stage)
+            ds = train_set.with_config(stage.display)
+            lr = opt.param_groups[0]["lr"]
+            bar = tqdm(total=n_batches, initial=pos.batch, disable=None if progress else True, leave=False, mininterval=1.0,
+                       desc=f"epoch {epoch + 1}/{recipe.total_epochs} [{stage.name}]")
+            # running sums stay on the device: no host round trip per batch
+            loss_acc = torch.zeros((), dtype=torch.float64, device=dev)
+            correct_acc = torch.zeros((), dtype=torch.int64, device=dev)
+            finite = torch.ones((), dtype=torch.bool, device=dev)
+            last_check = pos.batch
+            t_sync = time.perf_counter()
+            for b in range(pos.batch, n_batches):
+                d = ds.batch(b * bs, min(n_train, (b + 1) * bs), epoch)
+                loss, ok = objective(model, d)
+                finite &= torch.isfinite(loss)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                loss_acc += loss.detach() * len(d)
+                correct_acc += ok
+                pos.seen += len(d)
+                pos.batch = b + 1
+                batches_done += 1
+                stop = sigint.hit or (stop_after_batches is not None and batches_done >= stop_after_batches)
+                if b % 50 == 49 or b == n_batches - 1 or stop:  # sync point
+                    if not bool(finite):
+                        bar.close()
+                        raise TrainingError(
+                            f"non-finite loss in epoch {epoch + 1} between batches {last_check + 1} and {b + 1} "
+                            f"(stage {stage.name}, lr {lr:g}); nothing of this epoch was saved and the last "
+                            f"good checkpoint is kept in {run / 'checkpoints'}. Lower the learning rate or "
+                            f"check the inputs.")
+                    last_check = b + 1
+                    pos.loss_sum += float(loss_acc)
+                    pos.correct += int(correct_acc)
+                    loss_acc.zero_()
+                    correct_acc.zero_()
+                    now = time.perf_counter()
+                    pos.train_time += now - t_sync
+                    t_sync = now
+                    if progress:
+                        bar.set_postfix(loss=f"{pos.loss_sum / pos.seen:.3f}", acc=f"{pos.correct / pos.seen:.3f}",
+                                        sps=f"{pos.seen / max(pos.train_time, 1e-9):,.0f}")
+                bar.update(1)
+                if stop:
+                    bar.close()
+                    _save_checkpoint(run, model, opt, sched, pos, recipe)
+                    raise TrainingInterrupted(f"interrupted at epoch {epoch + 1}, batch {b + 1}; checkpoint saved. "
+                                              f"Continue with: whatwhere train RECIPE --out {run} --resume")
+            bar.close()
+            with warnings.catch_warnings():  # a run resumed exactly at an epoch's end steps no batch first
+                warnings.simplefilter("ignore", UserWarning)
+                sched.step()
+            test_loss, test_acc = evaluate(model, test_set.with_config(stage.display), n=recipe.eval_digits,
+                                           objective=objective)
+            row = [epoch + 1, k, stage.name, f"{lr:.6g}", f"{pos.loss_sum / pos.seen:.6f}",
+                   f"{pos.correct / pos.seen:.6f}", f"{test_loss:.6f}", f"{test_acc:.6f}",
+                   f"{pos.seen / max(pos.train_time, 1e-9):.1f}", f"{time.perf_counter() - t_run:.1f}"]
+            with open(metrics_path, "a", newline="") as fh:
+                csv.writer(fh).writerow(row)
+            log(f"epoch {epoch + 1}/{recipe.total_epochs} [{stage.name}] lr {lr:.3g} "
+                f"train loss {pos.loss_sum / pos.seen:.4f} acc {pos.correct / pos.seen:.4f} | "
+                f"test loss {test_loss:.4f} acc {test_acc:.4f} | {pos.seen / max(pos.train_time, 1e-9):,.0f} samples/s")
+            pos = Position(epoch=epoch + 1)
+            _save_checkpoint(run, model, opt, sched, pos, recipe)
+    save_weights(model, run / "model.safetensors", model_meta(recipe))
+    write_text(run / "model.json", json.dumps(model_meta(recipe), indent=2))
+    return run
+
+
+def read_metrics(run: str | Path) -> list[dict]:
+    """The rows of ``RUN/metrics.csv`` as dicts of floats (``stage_name`` kept as text)."""
+    with open(Path(run) / "metrics.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    return [{k: (v if k == "stage_name" else float(v)) for k, v in r.items()} for r in rows]

@@ -1,0 +1,326 @@
+"""The unified benchmark: every model on exactly the same displays, per contrast × eccentricity.
+
+``whatwhere benchmark MODEL... --out DIR`` (or :func:`benchmark` from Python) evaluates any mix of
+
+* trained models (a run directory, a weights file or a model-zoo name): STN-128, ATN, the POLO
+  models, the 28×28 What net or STN-28 (those classify the central 28×28 fovea), any registered
+  user model;
+* the What/Where agent: pass its Where run directories (one per contrast, as the paper); they are
+  grouped into one entry whose What net is the one their recipe's accuracy map came from (or
+  ``--what``), reported after 0, 1, 2 … saccades (``--saccades``);
+* from Python, any ``nn.Module`` with the common interface ``model(images (B, 128, 128)) ->
+  logits (B, 10)``, or an object with ``run``/``run_until_confident`` like
+  :class:`whatwhere.models.Agent`.
+
+Displays: for each (contrast, eccentricity) cell, the first ``n_digits`` digits of a seeded
+permutation of MNIST-test, each at exactly that eccentricity (random azimuth), fixed contrast
+(the study's ``flexible=False``), the chosen preset's clutter.  The set is a pure function of
+``seed`` and every model sees each batch in turn, so the comparison is paired.
+
+Per cell the records give accuracy with a Wilson 95 % interval; for models that place a glimpse
+(anything with ``localise``) and for the agent (its final fixation) also the *hit rate*: the
+fraction of glimpse centres within ``hit_px`` of the digit.  Per model: input *bandwidth* (the
+numbers the localiser / Where pathway sees: 16,384 pixels for STN-128/ATN, 768 or 2,560 code
+coefficients for the POLO models, 2,880 retina coefficients for What/Where), trainable
+parameters, inference throughput (displays/s, display generation excluded) and the θ spread
+across inputs (≈ 0 means the localiser collapsed to one transform).
+
+Reports: :mod:`whatwhere.eval.reports` writes ``benchmark.json`` (records, per-model summary,
+provenance) and ``benchmark.md`` (one table per contrast, the published values beside ours where
+they exist); :func:`whatwhere.viz.benchmark_figure` draws ``benchmark.png``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+
+from whatwhere.data import DisplaySet, mnist, preset
+from whatwhere.engine.checkpoints import count_parameters, load, read_meta, recipe_of, weights_path
+from whatwhere.eval.diagnostics import code_r2 as ridge_code_r2
+from whatwhere.eval.diagnostics import localiser_input
+from whatwhere.eval.metrics import wilson
+from whatwhere.eval.protocols import ECCENTRICITIES
+from whatwhere.models.agent import Agent
+from whatwhere.models.interface import is_glimpse_model, is_saccadic
+from whatwhere.ops.sampling import fovea, glimpse_centre
+
+__all__ = ["Entry", "benchmark", "entries_from_runs", "bandwidth_of"]
+
+
+@dataclass
+class Entry:
+    """One benchmarked model.
+
+    Attributes:
+        name: the row name in tables and figures.
+        model: an ``nn.Module`` ``(B, 128, 128) -> (B, 10)`` (``input_size == 28`` models get the
+            central 28×28 fovea), an agent, or ``{contrast: agent}`` (one Where net per contrast).
+        saccades: for agents, the fixed saccade counts to report (one run of the largest).
+        published: key of :data:`whatwhere.published.BENCHMARK` to draw beside it (or None).
+        bandwidth: numbers the localiser / Where pathway sees (None: not applicable or unknown).
+        source: where it came from (run directory), for the record.
+        notes: free text carried into the JSON (e.g. which Where net served which contrast).
+    """
+
+    name: str
+    model: object
+    saccades: tuple[int, ...] | None = None
+    published: str | None = None
+    bandwidth: int | None = None
+    source: str = ""
+    notes: dict = field(default_factory=dict)
+
+    def for_contrast(self, c: float):
+        if isinstance(self.model, Mapping):
+            return self.model[min(self.model, key=lambda k: abs(k - c))]
+        return self.model
+
+    def modules(self) -> list:
+        return list(self.model.values()) if isinstance(self.model, Mapping) else [self.model]
+
+
+is_agent = is_saccadic
+
+
+def _parameters(m) -> int:
+    """Trainable parameters (an agent: its What and Where networks); 0 for non-modules."""
+    return count_parameters(m) if isinstance(m, torch.nn.Module) else 0
+
+
+def bandwidth_of(m) -> int | None:
+    """Numbers the localiser / Where pathway of ``m`` sees per display (its ``bandwidth``
+    attribute: the retina size for an agent), None when unknown."""
+    b = getattr(m, "bandwidth", None)
+    return None if b is None else int(b)
+
+
+def _to_entry(name: str, m) -> Entry:
+    if isinstance(m, Entry):
+        return m
+    first = next(iter(m.values())) if isinstance(m, Mapping) else m
+    agent = is_agent(first)
+    return Entry(name=name, model=m, saccades=(0, 1, 2) if agent else None, bandwidth=bandwidth_of(first))
+
+
+def _sync(dev: torch.device) -> None:
+    if dev.type == "cuda":
+        torch.cuda.synchronize(dev)
+
+
+@torch.no_grad()
+def _classify(m, images: torch.Tensor):
+    """logits (B, 10) and, for glimpse models, the glimpse centre (B, 2) px and θ (B, 2, 3)."""
+    if getattr(m, "input_size", 128) == 28:
+        x = fovea(images, torch.zeros(len(images), 2, dtype=torch.int64, device=images.device))
+        return m(x), None, None
+    if not is_glimpse_model(m):
+        return m(images), None, None
+    logits, theta = m.forward_with_theta(images)  # one localiser pass for the answer and the diagnostics
+    out = getattr(m, "out_size", images.shape[-1])
+    return logits, glimpse_centre(theta, images.shape[-1], out_size=out), theta
+
+
+@torch.no_grad()
+def benchmark(models, *, contrasts=(0.7, 0.5, 0.3), eccentricities=ECCENTRICITIES, n_digits: int = 1000,
+              seed: int = 0, preset_name: str = "dabane2021", clutter: float | None = None, device="cpu",
+              batch: int | None = None, hit_px: float = 5.0, stopping_rule: bool = False,
+              code_r2: bool = True, mnist_dir=None, progress: bool = True) -> dict:
+    """Benchmark several models on the same displays.
+
+    Args:
+        models: ``{name: model | agent | {contrast: agent} | Entry}`` (insertion order = table
+            order) or a list of :class:`Entry`.
+        contrasts, eccentricities: the grid (defaults: 0.7/0.5/0.3 and 4.44 … 40 px).
+        n_digits: MNIST-test digits per cell (≤ 10,000).
+        seed: the display set (same seed, same displays).
+        preset_name / clutter: the 128×128 display (``dabane2021``: clutter 0.75, the STN study's;
+            ``paper``: clutter 1.0, the What/Where paper's); ``clutter`` overrides its level.
+        hit_px: radius of a glimpse "hit".
+        stopping_rule: also report agents with the stopping rule (``saccades == "stop"``).
+        code_r2: also report, per model with a localiser input, how much of the digit's offset
+            that input explains linearly (:func:`whatwhere.eval.diagnostics.code_r2`, on displays
+            of the preset's training placement, radius ``|N(0, 1)| × 40`` clipped at 40 px, at
+            the first contrast; 2,000 / 500 / 1,000 displays to fit / choose / test).
+
+    Returns:
+        ``{"records": [...], "models": {name: summary}, "display": {...}, "n_digits": n}``.
+        A record: ``{"model", "saccades", "contrast", "eccentricity", "correct", "total",
+        "accuracy", "ci95"}`` plus ``"hit_rate"`` for glimpse models and agents.
+    """
+    from tqdm.auto import tqdm
+
+    t_start = time.perf_counter()
+    entries = list(models) if not isinstance(models, Mapping) else [_to_entry(k, v) for k, v in models.items()]
+    if not entries:
+        raise ValueError("nothing to benchmark")
+    names = [e.name for e in entries]
+    if len(set(names)) != len(names):
+        raise ValueError(f"model names must be unique, got {names}")
+    contrasts = tuple(float(c) for c in contrasts)
+    eccentricities = tuple(float(e) for e in eccentricities)
+    if not contrasts or not eccentricities:
+        raise ValueError("need at least one contrast and one eccentricity")
+    for c in contrasts:
+        if not 0 < c <= 1:
+            raise ValueError(f"contrast must be in (0, 1], got {c}")
+    dev = torch.device(device)
+    batch = int(batch or (2000 if dev.type == "cuda" else 250))
+    test = mnist.load("test", mnist_dir)
+    n = min(int(n_digits), len(test))
+    if n < 1:
+        raise ValueError(f"n_digits must be >= 1, got {n_digits}")
+    for e in entries:
+        for m in e.modules():
+            if isinstance(m, torch.nn.Module):
+                m.to(dev).eval()
+        if is_agent(e.for_contrast(contrasts[0])) and not e.saccades:
+            e.saccades = (0, 1, 2)
+    overrides = {} if clutter is None else {"clutter": float(clutter)}
+    records: list[dict] = []
+    seconds = {e.name: 0.0 for e in entries}
+    seen = {e.name: 0 for e in entries}
+    thetas: dict[str, list[torch.Tensor]] = {e.name: [] for e in entries}
+    cells = [(c, ecc) for c in contrasts for ecc in eccentricities]
+    warm: set[int] = set()
+    cfg0 = None
+    for c, ecc in tqdm(cells, disable=None if progress else True, desc="benchmark", leave=False):
+        cfg = preset(preset_name, 128, **overrides).replace(contrast=c, placement="eccentricity",
+                                                            eccentricity=ecc, azimuth=None)
+        cfg0 = cfg0 or cfg
+        ds = DisplaySet(test.images, test.labels, cfg, seed=seed, shuffle=True, device=dev)
+        tally: dict[tuple, list[int]] = {}
+        for d in ds.epoch(0, batch, limit=n):
+            offsets = d.offsets.to(torch.float32)
+            for e in entries:
+                m = e.for_contrast(c)
+                if id(m) not in warm:  # first call builds retina/colliculus caches: keep it out of the timing
+                    warm.add(id(m))
+                    (m.run(d.images[:2], max(e.saccades)) if is_agent(m) else _classify(m, d.images[:2]))
+                _sync(dev)
+                t0 = time.perf_counter()
+                if is_agent(m):
+                    K = max(e.saccades)
+                    tr = m.run(d.images, K)
+                    ok = tr.predictions == d.labels[:, None]
+                    err = (tr.fixations[:, -1].to(torch.float32) - offsets).norm(dim=1)
+                    hits = int((err <= hit_px).sum())
+                    for s in e.saccades:
+                        t = tally.setdefault((e.name, s), [0, 0, 0])
+                        t[0] += int(ok[:, s].sum())
+                        t[1] += len(d)
+                        t[2] += hits if s == K else int(((tr.fixations[:, s].to(torch.float32) - offsets)
+                                                         .norm(dim=1) <= hit_px).sum())
+                    if stopping_rule:
+                        st = m.run_until_confident(d.images, K)
+                        t = tally.setdefault((e.name, "stop"), [0, 0, 0, 0])
+                        t[0] += int((st.final_predictions == d.labels).sum())
+                        t[1] += len(d)
+                        t[3] += int(st.n_saccades.sum())
+                else:
+                    logits, centre, theta = _classify(m, d.images)
+                    t = tally.setdefault((e.name, None), [0, 0, 0])
+                    t[0] += int((logits.argmax(-1) == d.labels).sum())
+                    t[1] += len(d)
+                    if centre is None:
+                        t[2] = -1
+                    else:
+                        t[2] += int(((centre.to(torch.float32) - offsets).norm(dim=1) <= hit_px).sum())
+                        thetas[e.name].append(theta.reshape(len(d), -1).float().cpu())
+                _sync(dev)
+                seconds[e.name] += time.perf_counter() - t0
+                seen[e.name] += len(d)
+        for (name, s), t in tally.items():
+            rec = {"model": name, "saccades": s, "contrast": c, "eccentricity": ecc, "correct": t[0],
+                   "total": t[1], "accuracy": t[0] / t[1], "ci95": list(wilson(t[0], t[1]))}
+            if s != "stop" and t[2] >= 0:
+                rec["hit_rate"] = t[2] / t[1]
+            if s == "stop":
+                rec["mean_saccades"] = t[3] / t[1]
+            records.append(rec)
+    summary = {}
+    for e in entries:
+        first = e.for_contrast(contrasts[0])
+        info = {"params": _parameters(first), "bandwidth": e.bandwidth,
+                "throughput": seen[e.name] / seconds[e.name] if seconds[e.name] > 0 else None,
+                "kind": "agent" if is_agent(first) else "model", "saccades": list(e.saccades or []),
+                "published": e.published, "source": e.source, **e.notes}
+        if is_agent(first):
+            info["throughput_note"] = f"displays/s for the whole loop of {max(e.saccades)} saccades"
+        if thetas[e.name]:
+            th = torch.cat(thetas[e.name])
+            info["theta_spread"] = float(th.std(0).mean())
+            info["theta_mean"] = th.mean(0).tolist()
+        rows = [r for r in records if r["model"] == e.name and "hit_rate" in r]
+        if rows:
+            last = [r for r in rows if r["saccades"] in (None, max(e.saccades or [0]))]
+            info["hit_rate"] = sum(r["hit_rate"] * r["total"] for r in last) / sum(r["total"] for r in last)
+        if code_r2 and localiser_input(first) is not None and getattr(first, "input_size", 128) != 28:
+            cfg_r2 = preset(preset_name, 128, **overrides).replace(contrast=contrasts[0], placement="polar",
+                                                                    sigma=40.0, clip=40.0)
+            r2 = ridge_code_r2(first, cfg_r2, n_fit=2000, n_val=500, n_test=1000, seed=seed, device=dev,
+                               mnist_dir=mnist_dir)
+            info["code_r2"] = r2["r2"]
+        summary[e.name] = info
+    display = {k: v for k, v in asdict(cfg0).items() if k not in ("contrast", "contrast_range", "eccentricity")}
+    return {"records": records, "models": summary, "display": {"preset": preset_name, **_jsonable(display)},
+            "contrasts": list(contrasts), "eccentricities": list(eccentricities), "n_digits": n, "seed": seed,
+            "hit_px": hit_px, "benchmark_time_s": round(time.perf_counter() - t_start, 2)}
+
+
+def _jsonable(d: dict) -> dict:
+    return json.loads(json.dumps(d, default=lambda o: list(o) if isinstance(o, tuple) else str(o)))
+
+
+# ------------------------------------------------------------------------------------ runs
+
+
+def _what_of(recipe: dict) -> str | None:
+    """The What network whose accuracy map a Where recipe trained against (a zoo name or run)."""
+    amap = str((recipe.get("objective_args") or {}).get("accuracy_map") or "zoo:what")
+    return amap[len("zoo:"):] if amap.startswith("zoo:") else str(Path(amap).parent)
+
+
+def entries_from_runs(runs, *, what=None, device="cpu", saccades=(0, 1, 2), names=None) -> list[Entry]:
+    """Build benchmark entries from run directories, weights files or model-zoo names.
+
+    Where models are grouped into one ``whatwhere`` entry: each serves the contrast it was
+    trained at (others use the nearest).  Its What network is ``what``, or the one whose
+    accuracy map the Where recipe trained against.
+    """
+    entries: list[Entry] = []
+    where_nets: dict[float, tuple[str, torch.nn.Module]] = {}
+    what_spec = str(what) if what else None
+    names = dict(names or {})
+    for run in map(str, runs):
+        kind = read_meta(weights_path(run))["model"]
+        model = load(run, device)
+        recipe = recipe_of(run)
+        if kind == "where":
+            display = recipe.get("display") or {}
+            c = float(display.get("contrast", 0.7))
+            if c in where_nets:
+                raise ValueError(f"two Where networks for contrast {c}: {where_nets[c][0]} and {run}")
+            where_nets[c] = (run, model)
+            what_spec = what_spec or _what_of(recipe)
+            continue
+        name = names.get(run, Path(run).name if Path(run).is_dir() else Path(run).stem)
+        entries.append(Entry(name=name, model=model, published=kind, bandwidth=bandwidth_of(model),
+                             source=run, notes={"registry_model": kind}))
+    if where_nets:
+        what_net = load(what_spec or "what", device)
+        first_where = next(iter(where_nets.values()))[1]
+        retina = first_where.retina  # one retina (and colliculus) serves every agent
+        agents = {c: Agent(what_net, net, retina=retina).to(device).eval() for c, (_, net) in sorted(where_nets.items())}
+        first = next(iter(agents.values()))
+        entries.append(Entry(name=names.get("whatwhere", "whatwhere"), model=agents, saccades=tuple(saccades),
+                             published="whatwhere", bandwidth=bandwidth_of(first),
+                             source=", ".join(str(p) for p, _ in where_nets.values()),
+                             notes={"what": str(what_spec or "what"),
+                                    "where_by_contrast": {str(c): str(p) for c, (p, _) in where_nets.items()}}))
+    return entries

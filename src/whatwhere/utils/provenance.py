@@ -1,0 +1,49 @@
+"""What every result file says about how it was made: command, hardware, commit, seed, time."""
+
+from __future__ import annotations
+
+import os
+import platform
+import shlex
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+__all__ = ["hardware", "git_commit", "provenance", "command_line"]
+
+
+def hardware(device: str | torch.device = "cpu") -> str:
+    """A one-line description of the machine that ran the computation."""
+    dev = torch.device(device)
+    if dev.type == "cuda":
+        return f"{torch.cuda.get_device_name(dev)} (CUDA), torch {torch.__version__}"
+    return (f"{platform.machine()} CPU, {os.cpu_count()} cores, {torch.get_num_threads()} threads, "
+            f"torch {torch.__version__}")
+
+
+def git_commit() -> str | None:
+    """The short commit of the checkout this package runs from (``None`` for an installed copy)."""
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=5,
+                             cwd=Path(__file__).resolve().parent)
+        return out.stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def command_line(argv: list[str] | None = None, prog: str = "whatwhere") -> str:
+    """The command as the user typed it: ``prog`` followed by ``argv`` (default ``sys.argv[1:]``),
+    shell-quoted so that it can be pasted back."""
+    return shlex.join([prog, *(sys.argv[1:] if argv is None else argv)])
+
+
+def provenance(*, model: str, recipe: str, seed: int, device="cpu", wall_time_s: float,
+               command: str | None = None) -> dict:
+    """The fields every result file carries: ``model``, ``recipe``, ``command``, ``hardware``,
+    ``wall_time_s``, ``git_commit``, ``seed`` and ``date`` (UTC)."""
+    return {"model": model, "recipe": recipe, "command": command or command_line(),
+            "hardware": hardware(device), "wall_time_s": round(wall_time_s, 2), "git_commit": git_commit(),
+            "seed": seed, "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
