@@ -11,28 +11,46 @@ import argparse
 import os
 import sys
 
+#: Commands that compute nothing (no need to measure the idle cores).
+_NO_COMPUTE = {"cmd_list", "cmd_verify", "cmd_fetch"}
+
 #: The subcommand modules, in the order ``--help`` lists them.
 _COMMANDS = ("data", "train", "evaluate", "benchmark", "saccades", "diagnose", "figures", "zoo", "demo")
 
 
-def configure_process(threads: int | None = None) -> None:
+def configure_process(threads: int | None = None, *, start: bool = True) -> None:
     """Process-wide settings of the command (never called by the library).
 
-    * ``OMP_WAIT_POLICY=PASSIVE`` unless the user set one: OpenMP threads then sleep at barriers
-      instead of spinning, so a busy machine (another process on a core) does not make the
-      threads of one parallel region wait for a descheduled sibling (``benchmarks/bench_busy.py``
-      measures it).  Effective only before torch is first imported.
-    * ``threads``: ``torch.set_num_threads``.
-    * ``MPLBACKEND=Agg`` unless set: figures are written to files, never shown.
-    """
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    os.environ.setdefault("MPLBACKEND", "Agg")
-    if threads is not None:
-        if threads < 1:
-            raise ValueError(f"--threads must be >= 1, got {threads}")
-        import torch
+    ``start=True`` (before torch is imported):
 
-        torch.set_num_threads(threads)
+    * ``OMP_WAIT_POLICY=PASSIVE`` unless the user set one: OpenMP threads sleep at barriers
+      instead of spinning, so when another process takes a core, the threads of a parallel region
+      do not burn their time slices waiting for a descheduled sibling;
+    * ``MPLBACKEND=Agg`` unless set: figures are written to files, never shown.
+
+    ``start=False`` (after parsing): ``torch.set_num_threads(threads)``; without ``--threads``
+    or ``OMP_NUM_THREADS``, as many threads as cores are idle now
+    (:func:`whatwhere.utils.device.free_cores`).
+
+    Measured on the 2-core machine (``benchmarks/bench_busy.py``, ``results/bench_busy.md``): with
+    one competing single-thread process, the displays, retina and training workloads keep 0.55-0.96
+    of torch's idle throughput when the competitor was there from the start and 0.48-0.91 when it
+    starts later, against 0.29-0.42 with torch's defaults; the price is 10-15 % on an idle
+    machine (set ``OMP_WAIT_POLICY=ACTIVE`` on a dedicated one).
+    """
+    if start:
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+        os.environ.setdefault("MPLBACKEND", "Agg")
+        return
+    if threads is not None and threads < 1:
+        raise ValueError(f"--threads must be >= 1, got {threads}")
+    if threads is None and "OMP_NUM_THREADS" in os.environ:
+        return
+    import torch
+
+    from whatwhere.utils.device import free_cores
+
+    torch.set_num_threads(threads if threads is not None else free_cores())
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -42,7 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="whatwhere",
         description="Foveated active vision: the What/Where model and spatial transformers on one "
                     "cluttered-MNIST task. Run `whatwhere COMMAND --help` for each command.")
-    p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice, one per core)")
+    p.add_argument("--threads", type=int, help="torch CPU threads (default: $OMP_NUM_THREADS, else the cores idle "
+                                               "at start)")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in _COMMANDS:
         importlib.import_module(f"whatwhere.cli.{name}").add_parser(sub)
@@ -58,7 +77,8 @@ def main(argv: list[str] | None = None) -> int:
     from whatwhere.data.mnist import MNISTError
 
     try:
-        configure_process(args.threads)
+        if args.func.__name__ not in _NO_COMPUTE:
+            configure_process(args.threads, start=False)
         return int(args.func(args) or 0)
     except (ValueError, MNISTError, FileNotFoundError, FileExistsError) as exc:
         print(f"whatwhere: error: {exc}", file=sys.stderr)
