@@ -169,7 +169,7 @@ def test_polo_code_checks_and_precomputed_code(models):
 @pytest.mark.parametrize("name,params,bandwidth", [("polo_atn", 455_754, 768), ("polo_atn85", 513_098, 2560),
                                                     ("conv_polo_atn", 667_652, 2560)])
 def test_registered_polo_models_with_the_real_code(name, params, bandwidth):
-    """The recipe-built POLO models: spec parameter counts, the code's size as bandwidth, a centred
+    """The recipe-built POLO models: the original parameter counts, the code's size as bandwidth, a centred
     28×28 glimpse at initialisation whatever the display, no code kernels in the weights."""
     from whatwhere.models.registry import create_model
 

@@ -1,4 +1,4 @@
-"""The POLO log-polar code (spec sections 2.5-2.6, 3.1): geometry, shapes, bank, pyramid, encoding."""
+"""The POLO log-polar code: geometry, shapes, bank, pyramid, encoding."""
 
 import math
 
@@ -158,7 +158,7 @@ def test_bank_normalisation_and_original_values(p95_bp, p95_1f):
         flat = K.reshape(32 * 32, -1)
         assert torch.allclose(flat.abs().amax(0), torch.ones(256, dtype=torch.float64))
         assert flat.sum(0).abs().max() < 1e-10                  # zero DC response per filter
-    # the values reported for the bank as run (spec section 3.1)
+    # the values reported for the bank as run (the original bank)
     assert p95_1f.kernels.min().item() == pytest.approx(-0.3125, abs=5e-4)
     assert p95_1f.kernels.max().item() == 1.0
     assert not torch.allclose(p95_bp.kernels, p95_1f.kernels, atol=1e-2)

@@ -43,7 +43,7 @@ def displays(synthetic_digits):
 
 
 def _reference_filter(o, a, e, p):
-    """One filter, float64 numpy, written independently from the spec (centred FFT grid)."""
+    """One filter, float64 numpy, written independently from the formulas (centred FFT grid)."""
     fx, fy = np.mgrid[-N // 2:N // 2, -N // 2:N // 2] / N
     f = np.sqrt(fx**2 + fy**2)
     f[N // 2, N // 2] = 1e-6
@@ -105,7 +105,7 @@ def test_bank_matches_independent_float64_construction(retina):
 def test_bank_normalisation_and_dc_leak(retina):
     bank = retina.bank.double().view(6, 24, 10, 2, N * N)
     assert torch.allclose(bank.abs().amax(-1), torch.ones(6, 24, 10, 2, dtype=torch.float64))
-    leak = bank.sum(-1).abs().mean(dim=(0, 1, 3))  # spec section 3.1/3.2: .70, 1.92, 59.3 for rings 7-9
+    leak = bank.sum(-1).abs().mean(dim=(0, 1, 3))  # the original bank: .70, 1.92, 59.3 for rings 7-9
     assert 0.5 < leak[7] < 0.9 and 1.5 < leak[8] < 2.4 and 55 < leak[9] < 64
     assert leak[:6].max() < 0.01
 
@@ -138,7 +138,7 @@ def test_whitening_filter():
     K = whitening_filter(half=False)
     assert abs(K.mean().item() - 1) < 1e-12
     assert K[0, 0] < 1e-6
-    assert 1.75 < K.max().item() < 1.85  # spec: maximum ~1.80 near f = 0.31
+    assert 1.75 < K.max().item() < 1.85  # the original filter: maximum ~1.80 near f = 0.31
     Kh = whitening_filter()
     assert Kh.shape == (N, N // 2 + 1) and torch.allclose(Kh, K[:, : N // 2 + 1])
 
@@ -293,4 +293,4 @@ def test_where_target_centred_digit(colliculus):
     assert a.shape == (2, 240) and a.min() >= 0.1 - 1e-6 and a.max() <= 0.8 + 1e-6
     by_ring = a[0].view(24, 10).mean(0)
     assert (by_ring[1:] < by_ring[:-1]).all()                          # decreasing outward
-    assert colliculus.saccade_targets()[a[1].argmax()].tolist() in ([1, 19], [-1, 19])  # spec: (1, 19)
+    assert colliculus.saccade_targets()[a[1].argmax()].tolist() in ([1, 19], [-1, 19])  # the original code: (1, 19)

@@ -4,7 +4,8 @@ Coordinates: row ``i`` grows downward, column ``j`` rightward; the display centr
 ``(N//2, N//2)``; a position is an offset ``(di, dj)`` from it; eccentricity = sqrt(di²+dj²);
 azimuth = atan2(dj, di) (0 = straight down).  Images are float32 in [0, 1].
 
-A display is built in four steps (see ``docs/architecture.md`` and DESIGN §3):
+A display is built in four steps (Daucé, Albiges & Perrinet 2020, and the notebooks of
+github.com/laurentperrinet/WhereIsMyMNIST):
 
 1. **placement**: the 28×28 digit frame is pasted at the centre, translated by ``(di, dj)``
    (zero fill; in the 28×28 display the frame itself is shifted and cropped);

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from whatwhere.engine.zoo import PREFIX, ZooError, zoo_entry, zoo_path
+from whatwhere.engine.zoo import PREFIX, ZooError, zoo_entry, zoo_names, zoo_path
 from whatwhere.models.registry import MODELS, create_model
 from whatwhere.utils.io import atomic_write
 
@@ -54,12 +54,10 @@ def weights_path(spec: str | Path, *, checkpoint: bool = False) -> Path:
     p = Path(spec)
     text = str(spec)
     if text.startswith(PREFIX) or (not p.exists() and "/" not in text and not text.endswith(".safetensors")):
-        try:
-            return zoo_path(text)
-        except ZooError as exc:
-            if text.startswith(PREFIX):
-                raise
-            raise FileNotFoundError(f"{text}: no such run directory or file, and {exc}") from None
+        if not text.startswith(PREFIX) and text not in zoo_names():
+            raise FileNotFoundError(f"{text}: no such run directory or file, and not in the model zoo (shipped "
+                                    f"models: {', '.join(zoo_names()) or 'none'})")
+        return zoo_path(text)
     if p.is_dir():
         if checkpoint or not (p / "model.safetensors").exists():
             ptr = p / "checkpoints" / "latest.json"

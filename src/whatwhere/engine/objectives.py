@@ -108,6 +108,44 @@ def where(recipe=None, device=None) -> Objective:
     return objective
 
 
+@register_objective("saccadic")
+def saccadic(recipe=None, device=None) -> Objective:
+    """The foveated saccadic transformer's loss (:mod:`whatwhere.models.saccadic`):
+
+    ``CE(accumulated evidence) + glimpse_weight * mean_k CE(glimpse k) + map_weight * mean_k
+    BCE(collicular map k, the Where target seen from fixation k)``.  The map term is the paper's
+    Where objective, applied at every fixation (the target is the accuracy map of the foveal
+    classifier laid around the digit's offset from the fixation, rounded to a pixel).
+    ``objective_args``: ``accuracy_map`` (default ``zoo:what``), ``baseline`` (0.1),
+    ``glimpse_weight`` (0.5), ``map_weight`` (1.0; 0 trains without the supervised map).
+    Correct: the accumulated answer equals the label.
+    """
+    args = dict(getattr(recipe, "objective_args", None) or {})
+    allowed = {"accuracy_map", "baseline", "glimpse_weight", "map_weight"}
+    unknown = set(args) - allowed
+    if unknown:
+        raise ValueError(f"objective 'saccadic': unknown objective_args {sorted(unknown)}; allowed: {sorted(allowed)}")
+    dev = torch.device(device) if device is not None else torch.device("cpu")
+    glimpse_w = float(args.get("glimpse_weight", 0.5))
+    map_w = float(args.get("map_weight", 1.0))
+    baseline = float(args.get("baseline", 0.1))
+    acc = load_accuracy_map(args.get("accuracy_map")).to(dev) if map_w > 0 else None
+
+    def objective(model, d):
+        tr = model.forward_trace(d.images)
+        loss = F.cross_entropy(tr.logits, d.labels)
+        K = tr.step_logits.shape[1]
+        if glimpse_w > 0:
+            loss = loss + glimpse_w * F.cross_entropy(tr.step_logits.flatten(0, 1), d.labels.repeat_interleave(K))
+        if map_w > 0:
+            rel = d.offsets[:, None, :] - tr.fixations[:, :-1].detach().round().long()   # (B, K, 2)
+            target = model.colliculus.where_target(acc, rel.flatten(0, 1), baseline=baseline)
+            loss = loss + map_w * F.binary_cross_entropy_with_logits(tr.where_logits.flatten(0, 1), target)
+        return loss, (tr.logits.argmax(1) == d.labels).sum()
+
+    return objective
+
+
 def make_objective(recipe: "Recipe", device) -> Objective:
     """The objective a recipe asks for."""
     if recipe.objective not in OBJECTIVES:

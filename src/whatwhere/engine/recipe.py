@@ -85,7 +85,7 @@ class Recipe:
     train_limit: int | None = None  # use only the first N training digits (quick runs)
     eval_digits: int = 10000
     static: bool = False
-    init: str | None = None  # start from these trained weights (a run directory or .safetensors file)
+    init: "str | dict | None" = None  # start from trained weights: a model spec, or {submodule: spec}
     preset: str = "paper"
     optimizer: Optimizer = Optimizer()
     schedule: Schedule = Schedule()
@@ -221,8 +221,13 @@ def parse_recipe(d: dict[str, Any], *, profile: str | None = None, overrides: li
     if tl is not None and (not isinstance(tl, int) or tl < 1):
         raise RecipeError(f"train_limit must be a positive integer or null, got {tl!r}")
     init = d.get("init")
-    if init is not None and (not isinstance(init, str) or not init):
-        raise RecipeError(f"init must be the path of a run directory or weights file, got {init!r}")
+    if isinstance(init, dict):
+        bad = {k: v for k, v in init.items() if not isinstance(k, str) or not isinstance(v, str) or not v}
+        if bad or not init:
+            raise RecipeError(f"init as a mapping must map submodule names to model specs, got {init!r}")
+    elif init is not None and (not isinstance(init, str) or not init):
+        raise RecipeError(f"init must be a model spec (run directory, weights file, zoo:NAME) or a mapping "
+                          f"{{submodule: spec}}, got {init!r}")
     if d.get("device", "auto") not in ("auto", "cpu", "cuda") and not str(d.get("device")).startswith("cuda:"):
         raise RecipeError(f"device must be auto, cpu or cuda, got {d.get('device')!r}")
     from whatwhere.models.registry import MODELS  # late import: models know nothing of recipes

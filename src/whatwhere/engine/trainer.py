@@ -62,14 +62,38 @@ def model_meta(recipe: Recipe) -> dict:
 
 
 def _init_from(model: torch.nn.Module, recipe: Recipe, log: Callable[[str], None]) -> None:
-    """Load the weights named by ``recipe.init`` (fine-tuning); the model kind must match."""
-    p = weights_path(recipe.init)
-    meta = read_meta(p)
-    if meta.get("model") != recipe.model or meta.get("model_args", {}) != recipe.model_args:
-        raise ValueError(f"init: {p} holds a {meta.get('model')!r} model with model_args {meta.get('model_args')}, "
-                         f"but the recipe builds {recipe.model!r} with {recipe.model_args}")
-    model.load_state_dict(load_file(str(p), device=str(next(model.parameters()).device)))
-    log(f"initialised from {recipe.init} ({p})")
+    """Load the weights named by ``recipe.init`` before training.
+
+    A spec: the whole model (same registry model and arguments).  A mapping ``{submodule: spec}``:
+    each spec's weights into that submodule (e.g. ``{what: zoo:what, where: zoo:where-c0.7}``);
+    a leading key component that the submodule lacks (a Where model's ``net.``) is dropped.
+    """
+    dev = str(next(model.parameters()).device)
+    if isinstance(recipe.init, str):
+        p = weights_path(recipe.init)
+        meta = read_meta(p)
+        if meta.get("model") != recipe.model or meta.get("model_args", {}) != recipe.model_args:
+            raise ValueError(f"init: {p} holds a {meta.get('model')!r} model with model_args "
+                             f"{meta.get('model_args')}, but the recipe builds {recipe.model!r} with {recipe.model_args}")
+        model.load_state_dict(load_file(str(p), device=dev))
+        log(f"initialised from {recipe.init} ({p})")
+        return
+    for name, spec in recipe.init.items():
+        try:
+            target = model.get_submodule(name)
+        except AttributeError:
+            raise ValueError(f"init: the model has no submodule {name!r}") from None
+        state = load_file(str(weights_path(spec)), device=dev)
+        want = set(target.state_dict())
+        if set(state) != want:
+            heads = {k.split(".", 1)[0] for k in state}
+            if len(heads) == 1 and {k.split(".", 1)[1] for k in state} == want:
+                state = {k.split(".", 1)[1]: v for k, v in state.items()}
+            else:
+                raise ValueError(f"init: the weights of {spec} do not fit submodule {name!r} "
+                                 f"(keys {sorted(state)[:3]}... vs {sorted(want)[:3]}...)")
+        target.load_state_dict(state)
+        log(f"initialised {name} from {spec}")
 
 
 @dataclass

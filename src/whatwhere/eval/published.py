@@ -1,12 +1,12 @@
 """Published numbers that whatwhere is measured against (sources in each entry)."""
 
-# Daucé, Albiges & Perrinet 2020, What "run A" (whatwhere-spec §2.4): radial profile of the map.
+# Daucé, Albiges & Perrinet 2020, What "run A" (the paper's Fig. 2 and the original notebooks): radial profile of the map.
 WHAT_RADIAL = ([0, 2, 4, 5, 7, 10, 12, 15, 17, 20, 22, 25, 27],
                [0.804, 0.785, 0.756, 0.734, 0.674, 0.548, 0.467, 0.339, 0.253, 0.172, 0.140, 0.113, 0.113])
 WHAT = {"central": 0.8036, "general": 0.3367, "best_sigma0": 0.9113,
         "source": "Daucé, Albiges & Perrinet 2020, J. Vision 20(8):22 (run A)"}
 
-# Dabane, Perrinet & Daucé 2021/22, STN_28x28 final run (stn-spec §5.1).
+# Dabane, Perrinet & Daucé 2021/22, STN_28x28 final run (int-lab-book stn_28x28.ipynb).
 STN28_RADIAL = ([0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26],
                 [0.871, 0.865, 0.849, 0.826, 0.790, 0.733, 0.648, 0.530, 0.382, 0.249, 0.172, 0.134, 0.123, 0.119])
 STN28 = {"central": 0.8764, "general": 0.4261,
@@ -17,14 +17,14 @@ from whatwhere.eval.metrics import CHANCE  # noqa: E402,F401  (re-exported)
 PUBLISHED = {"what": WHAT, "stn28": STN28}
 PUBLISHED_RADIAL = {"what": WHAT_RADIAL, "stn28": STN28_RADIAL}
 
-# Daucé, Albiges & Perrinet 2020, Figs. 4 and 5B (whatwhere-spec §6.2, `accuracy_mean_linear` of
+# Daucé, Albiges & Perrinet 2020, Figs. 4 and 5B (`accuracy_mean_linear` of
 # 4_results_figure_contrast.ipynb): What/Where accuracy after 0..5 saccades (fixed count, no stopping
 # rule), one Where network per contrast, 1000 MNIST-test trials per cell (about ±1.6 points),
 # eccentricities in ascending order (the notebook stores them descending).
 WHERE_ECCENTRICITY = {
     "eccentricities": (4.44, 8.89, 13.33, 17.78, 22.22, 26.67, 31.11, 35.56, 40.0),
     "n_per_cell": 1000,
-    "source": "Daucé, Albiges & Perrinet 2020, J. Vision 20(8):22, Figs. 4-5 (whatwhere-spec §6.2)",
+    "source": "Daucé, Albiges & Perrinet 2020, J. Vision 20(8):22, Figs. 4-5",
     "accuracy": {  # contrast -> saccades -> accuracy per eccentricity
         0.7: {
             0: (0.899, 0.756, 0.532, 0.287, 0.159, 0.104, 0.102, 0.112, 0.111),
@@ -53,11 +53,11 @@ WHERE_ECCENTRICITY = {
     },
 }
 
-# Dabane, Perrinet & Daucé 2021/22, the 128×128 benchmark (stn-spec §5.3, `benchmark.ipynb`):
+# Dabane, Perrinet & Daucé 2021/22, the 128×128 benchmark (int-lab-book `benchmark.ipynb`):
 # accuracy on the 10k MNIST-test set per eccentricity (same 9 as above), contrast fixed
 # (flexible=False), clutter 0.75.  Keys are whatwhere's registry names.
 STN_BENCHMARK = {
-    "source": "Dabane, Perrinet & Daucé 2021/22, int-lab-book benchmark.ipynb (stn-spec §5.3)",
+    "source": "Dabane, Perrinet & Daucé 2021/22, int-lab-book benchmark.ipynb",
     "n_per_cell": 10000,
     "accuracy": {  # model -> contrast -> accuracy per eccentricity
         "stn128": {

@@ -42,7 +42,7 @@ class WhereNet(nn.Module):
 
     ``forward(codes (B, n_codes), dropout=None, generator=None) -> logits (B, n_cells)``.
     ``dropout=None`` follows ``self.training``; ``True`` keeps it on in evaluation (the
-    original's bug B2, for bug-faithful loops).  With a ``generator`` the dropout mask is drawn
+    original loop's defect, for bug-faithful loops).  With a ``generator`` the dropout mask is drawn
     from it (reproducible); otherwise from torch's global generator.
     """
 
@@ -56,18 +56,24 @@ class WhereNet(nn.Module):
         self.fc2 = nn.Linear(dim1, dim2)
         self.fc3 = nn.Linear(dim2, n_cells)
 
-    def forward(self, codes: torch.Tensor, *, dropout: bool | None = None,
-                generator: torch.Generator | None = None) -> torch.Tensor:
-        h = F.relu(self.fc1(codes))
-        h = F.relu(self.fc2(h))
+    def hidden(self, codes: torch.Tensor) -> torch.Tensor:
+        """The last hidden layer ``(B, dim2)`` (before dropout)."""
+        return F.relu(self.fc2(F.relu(self.fc1(codes))))
+
+    def drop(self, h: torch.Tensor, *, dropout: bool | None = None,
+             generator: torch.Generator | None = None) -> torch.Tensor:
+        """The dropout before the last layer (see the class docstring)."""
         active = self.training if dropout is None else bool(dropout)
         if active and self.p_dropout > 0:
             if generator is None:
-                h = F.dropout(h, self.p_dropout, training=True)
-            else:
-                keep = torch.rand(h.shape, generator=generator, device=h.device) >= self.p_dropout
-                h = h * keep / (1.0 - self.p_dropout)
-        return self.fc3(h)
+                return F.dropout(h, self.p_dropout, training=True)
+            keep = torch.rand(h.shape, generator=generator, device=h.device) >= self.p_dropout
+            return h * keep / (1.0 - self.p_dropout)
+        return h
+
+    def forward(self, codes: torch.Tensor, *, dropout: bool | None = None,
+                generator: torch.Generator | None = None) -> torch.Tensor:
+        return self.fc3(self.drop(self.hidden(codes), dropout=dropout, generator=generator))
 
 
 class Where(nn.Module):

@@ -5,7 +5,7 @@ Cell ``k = azimuth * n_rings + ring`` has the kernel
     C[k] = sum over orientations o and phases p of bank[o, azimuth, ring, p]^2,  normalised to sum 1
 
 (the local quadrature energy of the retina filters; roughly isotropic blobs, not Gaussians,
-spec section 3.3).  ``pool`` takes kernel-weighted means, ``C @ map``; ``unpool`` goes back with
+as in the original WhereIsMyMNIST code).  ``pool`` takes kernel-weighted means, ``C @ map``; ``unpool`` goes back with
 the pseudo-inverse ``C+`` (well conditioned: condition number about 540) or with the normalised
 transpose.  The kernels are built on the circular FFT grid, so the outer-ring ones wrap around the
 display border, as in the original.
@@ -14,12 +14,12 @@ display border, as in the original.
 ``C[k]`` (the original's default) or of ``C+ e_k`` (the paper's description); offsets ``(di, dj)``
 from the display centre, 2 to 55 px for the published grid (the agent clips them).
 
-**Where target** (spec section 3.4).  The What network's accuracy map ``A`` (``(2h+1)^2``,
+**Where target** (the paper's Where training target).  The What network's accuracy map ``A`` (``(2h+1)^2``,
 element ``[di + h, dj + h]`` = accuracy when the digit sits at ``(di, dj)`` from the fovea
 centre; h = 27) is laid on the full field around the digit at offset ``d``, baseline 0.1
 elsewhere, and pooled.  With the fovea moved to pixel offset ``t`` the digit sits at ``d - t``
 from it, so the field at ``t`` is ``A[d - t]`` (default).  The original wrote ``A[t - d]``
-instead, the point reflection (spec section 8, B8; ``reflect=True`` reproduces it).
+instead, the point reflection (a defect of the original code; ``reflect=True`` reproduces it).
 """
 
 from __future__ import annotations

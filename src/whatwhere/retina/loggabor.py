@@ -16,14 +16,14 @@ with ``(u, v) = (N/2, N/2) + radius(e) (cos psi, sin psi)`` (see :mod:`.logpolar
 ``sf_0(e) = min(sf_0_ref / (2 ecc(e)), sf_0_max)``, ``phase(p) = p pi / 2`` (phase 0 = even =
 real part, pi/2 = odd = imaginary part).  The median is numpy's (mean of the two middle values).
 The median subtraction is *not* DC-neutral: the ring-9 filters keep a pixel sum of about 59
-("DC leak", spec section 3.2), so adding a constant to an image moves their coefficients.
+(a "DC leak"), so adding a constant to an image moves their coefficients.
 
 **Code order.**  The 2880-vector is the C-order flattening of ``(orientation, azimuth, ring,
 phase)``: index ``((o * n_azimuths + a) * n_rings + e) * n_phases + p``, as in the original, so
 that summing squared filters over ``o`` and ``p`` gives the 240 colliculus cells in
 ``a * n_rings + e`` order.
 
-**Whitening** (SLIP's Olshausen filter, spec section 1.6): ``K(f) = f^alpha exp(-(f/f_0)^s)``
+**Whitening** (SLIP's Olshausen filter): ``K(f) = f^alpha exp(-(f/f_0)^s)``
 normalised to mean 1 over the full N x N Fourier grid (K(0) ~ 5e-8).  ``whiten(x) =
 IFFT2(FFT2(x) K)``.  The original fed the Where network ``clip(whiten(x) + 0.5, 0, 1)`` during
 training but re-encoded plain ``whiten(x)`` in the closed loop; here both are available through
@@ -61,7 +61,8 @@ __all__ = ["RetinaConfig", "Retina", "TruncatedBank", "loggabor_bank", "whitenin
 
 @dataclass(frozen=True)
 class RetinaConfig:
-    """Every parameter of the log-Gabor retina (defaults = the published one, spec section 3.1).
+    """Every parameter of the log-Gabor retina (defaults = the published one: the original
+    WhereIsMyMNIST retina).
 
     Attributes:
         grid: ring/azimuth geometry (10 rings x 24 azimuths at N = 128).

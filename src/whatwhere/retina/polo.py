@@ -1,7 +1,7 @@
 """POLO: the compressed log-polar code seen by the localisers of the POLO-ATN models.
 
-POLO (Dabane, Perrinet & Daucé 2021/22, "What you see is what you transform"; spec sections
-2.5-2.6 and 3.1) encodes a ``N x N`` display (``N = 128``) in two steps:
+POLO (Dabane, Perrinet & Daucé 2021/22, "What you see is what you transform"; notebooks
+stn_128x128-POLO-*.ipynb of github.com/dabane-ghassan/int-lab-book) encodes a ``N x N`` display (``N = 128``) in two steps:
 
 1. **Cropped Laplacian pyramid.**  For levels ``l = 0 .. n_levels - 2`` the current image is
    downsampled by ``base`` with bilinear ``interpolate`` (no anti-alias filter, PyTorch's
@@ -42,7 +42,7 @@ rows, ``fy`` along columns, ``f = |(fx, fy)|``, ``phi = atan2(fy, fx)``):
 :func:`whatwhere.retina.loggabor.prefilter`), applied twice as in the original (once by
 LogGabor's ``loggabor``, once more by SLIP's ``normalize``, whose pre-processing re-filters the
 filter before removing its mean); with it the ``filters="1/f"`` bank has min/max -0.3125 / 1.0,
-the values the spec reports (a single mask gives -0.304).  ``(u, v)`` is the filter centre.  As run in 2021
+the values of the bank as run in 2021 (a single mask gives -0.304).  ``(u, v)`` is the filter centre.  As run in 2021
 the notebooks passed a LogGabor object whose ``B_sf`` was infinite, so the radial envelope
 degenerated to ``1/f * M(f)`` and ``sf_0`` had no effect.  That is the default here
 (``filters="1/f"``), because it is what the published POLO models were trained with, and it
@@ -68,7 +68,7 @@ exact positions.
 :meth:`PoloConfig.grid` returns the equivalent ``LogPolarGrid`` (``N = width``, staggered
 azimuths, same azimuth formula) when the radii are geometric.
 
-**Difference from the 2880-d What/Where retina** (:mod:`.loggabor`, spec section 3.2): that
+**Difference from the 2880-d What/Where retina** (:mod:`.loggabor`): that
 retina applies 2880 log-Gabor filters (6 orientations x 24 azimuths x 10 rings x 2 phases,
 rings 2.3-51 px, ``B_sf = 0.4``, ``sf_0`` from the eccentricity) directly to the *whitened* full
 128 x 128 display, with median-centred filters.  POLO has no whitening (the Laplacian pyramid
@@ -103,7 +103,7 @@ FILTERS = ("1/f", "bandpass")
 
 @dataclass(frozen=True)
 class PoloConfig:
-    """Parameters of one POLO code (defaults: POLO-95, spec section 3.1).
+    """Parameters of one POLO code (defaults: POLO-95).
 
     Attributes:
         width: side of every pyramid crop and of the filters (crop pixels), even.
@@ -449,7 +449,7 @@ def _config(base: dict, filters: str, overrides: dict) -> PoloConfig:
 
 
 def polo95(filters: str = "1/f", **overrides) -> PoloCode:
-    """POLO-95 (spec section 2.5): width 32, 3 levels (base 2, last low-pass), 2 rings (8 -> 16),
+    """POLO-95 (stn_128x128-POLO-tests.ipynb): width 32, 3 levels (base 2, last low-pass), 2 rings (8 -> 16),
     16 azimuths, 8 orientations; code ``(B, 8, 6, 16)`` = 768."""
     return PoloCode(_config({}, filters, overrides))
 
@@ -459,7 +459,7 @@ _OUT = dict(width=64, n_rings=4, n_azimuths=32, n_orientations=8)     # rings 16
 
 
 def dual85(filters: str = "1/f", **overrides) -> DualPoloCode:
-    """POLO_ATN_85 % FC model (spec section 2.6): "in" = width 32, 2 levels (the last low-pass),
+    """POLO_ATN_85 % FC model (stn_128x128-POLO-DUAL-LOW-COMPRESSION.ipynb): "in" = width 32, 2 levels (the last low-pass),
     2 rings 8 -> 16, 16 azimuths: ``(B, 8, 4, 16)`` = 512; "out" = width 64, 2 levels (last
     low-pass), 4 rings 16 -> 32, 32 azimuths: ``(B, 8, 8, 32)`` = 2048.  ``overrides`` apply to
     both codes."""
@@ -468,7 +468,7 @@ def dual85(filters: str = "1/f", **overrides) -> DualPoloCode:
 
 
 def dual_nolowpass(filters: str = "1/f", **overrides) -> DualPoloCode:
-    """The "norm" / convPOLO dual code (spec section 2.6): as :func:`dual85` but each code is a
+    """The "norm" / convPOLO dual code (...-norm-conv.ipynb): as :func:`dual85` but each code is a
     3-level pyramid with its low-pass level dropped, so both kept levels are band-pass; same
     shapes ``(B, 8, 4, 16)`` and ``(B, 8, 8, 32)``."""
     return DualPoloCode(_config({**_IN, "n_levels": 3, "drop_lowpass": True}, filters, overrides),

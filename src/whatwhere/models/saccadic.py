@@ -1,0 +1,266 @@
+"""The foveated saccadic transformer: sees like What/Where, reads like a spatial transformer.
+
+Each of ``K`` glimpses (``glimpses``, 1 to 3):
+
+1. **Periphery.**  The display re-centred on the current fixation (pixels that leave the display
+   are the background 0.5, the disk mask re-applied, as in the What/Where loop) is encoded by the
+   2880-coefficient log-Gabor retina (:class:`~whatwhere.retina.Retina`; or by the 768-d POLO
+   code, ``periphery="polo"``, for the ablation).  Nothing else of the periphery is read.
+2. **Colliculus.**  The Where MLP (2880 → 1000 → 1000 → 240, the architecture of Daucé, Albiges &
+   Perrinet 2020) predicts the collicular accuracy map: one logit per log-polar cell.
+3. **Continuous saccade.**  A soft-argmax turns the map into a fixation: the cells' saccade
+   targets (:meth:`~whatwhere.retina.Colliculus.saccade_targets`, the What/Where loop's landing
+   points) weighted by ``softmax(logits / temperature)``, plus a learned sub-cell correction
+   ``max_shift * tanh(W h)`` from the MLP's last hidden layer.  The temperature is learned (its
+   log is a parameter).  With the last layers initialised to zero the map is flat, the weights
+   uniform and the first fixation the display centre (the targets are point-symmetric).
+4. **Fovea.**  A 28×28 glimpse at the fixation, taken by the shared differentiable sampler at one
+   display pixel per glimpse pixel (:func:`~whatwhere.ops.sample`, scale 28/128), is classified
+   by the What LeNet.  The classification loss reaches the collicular map through the sampler and
+   the soft-argmax: the saccade is trained end to end.
+
+The fixations accumulate (each saccade is relative to the current fixation, as an eye's) and are
+clipped to ±``max_fixation`` px.  The next retina code is computed from the display re-centred on
+the rounded fixation (the re-centring is not differentiated).
+
+**Evidence accumulation** (the product of posteriors of the paper's appendix): the answer after
+``k`` glimpses is ``sum_j log softmax(logits_j)``; with one glimpse it equals the single
+glimpse's classifier.  **Stopping**: with ``stop_confidence`` set, a display stops taking glimpses
+once its accumulated posterior exceeds it (``forward_trace`` reports how many it took).
+
+The model follows :class:`~whatwhere.models.interface.GlimpseModel` (``forward_with_theta``: the
+logits and the ``theta`` of the last glimpse) and reads ``bandwidth`` = 2,880 numbers of the
+periphery per glimpse (768 with POLO) plus the 784 pixels of its fovea.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from whatwhere.data.display import mask_disk
+from whatwhere.models.what import WhatNet
+from whatwhere.models.where import WhereNet
+from whatwhere.ops.sampling import FOVEA, as_nchw, attention_theta, sample, translate
+from whatwhere.retina import Colliculus, Retina
+
+__all__ = ["SaccadicTransformer", "SaccadicTrace"]
+
+PERIPHERIES = ("retina", "polo")
+
+
+@dataclass
+class SaccadicTrace:
+    """What the saccadic transformer did on a batch of ``B`` displays with ``K`` glimpses.
+
+    Attributes:
+        logits: ``(B, 10)`` accumulated evidence after the glimpses taken (the answer).
+        step_logits: ``(B, K, 10)`` the classifier's logits of each glimpse.
+        evidence: ``(B, K, 10)`` accumulated log-posterior after 1..K glimpses.
+        where_logits: ``(B, K, n_cells)`` the collicular map predicted before each glimpse.
+        fixations: ``(B, K + 1, 2)`` float fixations ``(di, dj)`` (px from the display centre),
+            the first one the centre.
+        theta: ``(B, 2, 3)`` the transform of the last glimpse taken.
+        n_glimpses: ``(B,)`` int64 glimpses taken (``K`` without stopping).
+    """
+
+    logits: torch.Tensor
+    step_logits: torch.Tensor
+    evidence: torch.Tensor
+    where_logits: torch.Tensor
+    fixations: torch.Tensor
+    theta: torch.Tensor
+    n_glimpses: torch.Tensor
+
+
+class SaccadicTransformer(nn.Module):
+    """The foveated saccadic transformer (module docstring).
+
+    Args:
+        glimpses: K, the number of glimpses (1, 2 or 3 in the study; any K >= 1).
+        periphery: ``"retina"`` (2880 log-Gabor coefficients) or ``"polo"`` (the 768-d POLO code).
+        dim1, dim2, p_dropout: the Where MLP (1000, 1000, 0.5 as the paper).
+        temperature: initial soft-argmax temperature (learned).
+        max_shift: largest sub-cell correction, px.
+        max_fixation: fixations are clipped to ± this, px (50, as the What/Where loop).
+        stop_confidence: stop a display once its accumulated posterior exceeds this (None: never).
+        freeze: names of submodules whose parameters are not trained (e.g. ``["where.fc1"]``).
+        end_to_end: let the classification loss reach the saccade through the sampler (True); False
+            detaches the fixation before the glimpse, so the collicular map learns only from its
+            own supervised loss (the ablation).
+
+    Submodules: ``where`` (:class:`~whatwhere.models.where.WhereNet`), ``what``
+    (:class:`~whatwhere.models.what.WhatNet`), ``refine`` (the sub-cell head) and the fixed
+    ``retina`` / ``colliculus`` (non-persistent buffers: not in the state dict).  The names of
+    ``where.*`` and ``what.*`` match the Where and What models' state dicts, so trained weights load
+    into them (:meth:`load_pathways`).
+    """
+
+    input_size = 128
+    out_size = FOVEA
+
+    def __init__(self, glimpses: int = 2, periphery: str = "retina", dim1: int = 1000, dim2: int = 1000,
+                 p_dropout: float = 0.5, temperature: float = 0.25, max_shift: float = 6.0,
+                 max_fixation: int = 50, stop_confidence: float | None = None, freeze: list | tuple = (),
+                 end_to_end: bool = True, retina: Retina | None = None) -> None:
+        super().__init__()
+        if int(glimpses) != glimpses or glimpses < 1:
+            raise ValueError(f"glimpses must be an integer >= 1, got {glimpses!r}")
+        if periphery not in PERIPHERIES:
+            raise ValueError(f"periphery must be one of {PERIPHERIES}, got {periphery!r}")
+        if not temperature > 0 or not max_shift >= 0 or max_fixation < 0:
+            raise ValueError("temperature must be > 0, max_shift and max_fixation >= 0")
+        if stop_confidence is not None and not 0 < stop_confidence <= 1:
+            raise ValueError(f"stop_confidence must be in (0, 1] or None, got {stop_confidence!r}")
+        self.glimpses = int(glimpses)
+        self.periphery = periphery
+        self.max_shift = float(max_shift)
+        self.max_fixation = int(max_fixation)
+        self.stop_confidence = stop_confidence
+        self.end_to_end = bool(end_to_end)
+        self.retina = retina if retina is not None else Retina()
+        self.colliculus = Colliculus(self.retina)
+        if periphery == "polo":
+            from whatwhere.retina.polo import polo95
+
+            self.code = polo95()
+            n_codes = self.code.dim
+        else:
+            self.code = None
+            n_codes = self.retina.n_codes
+        n_cells = self.colliculus.n_cells
+        self.where = WhereNet(n_codes, dim1, dim2, n_cells, p_dropout)
+        nn.init.zeros_(self.where.fc3.weight)   # a flat map: the first fixation is the centre
+        nn.init.zeros_(self.where.fc3.bias)
+        self.refine = nn.Linear(dim2, 2)
+        nn.init.zeros_(self.refine.weight)
+        nn.init.zeros_(self.refine.bias)
+        self.log_temperature = nn.Parameter(torch.tensor(float(temperature)).log())
+        self.what = WhatNet()
+        self.register_buffer("targets", self.colliculus.saccade_targets().float(), persistent=False)
+        self.register_buffer("scale", torch.tensor(FOVEA / float(self.input_size)), persistent=False)
+        self.freeze = tuple(freeze)
+        for name in self.freeze:
+            try:
+                module = self.get_submodule(name)
+            except AttributeError:
+                raise ValueError(f"freeze: no submodule {name!r}") from None
+            for p in module.parameters():
+                p.requires_grad_(False)
+
+    # ------------------------------------------------------------------ properties
+
+    @property
+    def bandwidth(self) -> int:
+        """Numbers of the periphery read per glimpse (2880, or 768 with POLO)."""
+        return self.where.fc1.in_features
+
+    @property
+    def temperature(self) -> torch.Tensor:
+        return self.log_temperature.exp()
+
+    def load_pathways(self, what: nn.Module | None = None, where: nn.Module | None = None) -> None:
+        """Start from trained pathways: a What model's weights into ``what``, a Where model's MLP
+        (``net.*``) into ``where``.  The collicular read-out is then the Where model's own."""
+        if what is not None:
+            self.what.load_state_dict(what.state_dict())
+        if where is not None:
+            net = getattr(where, "net", where)
+            self.where.load_state_dict(net.state_dict())
+
+    # ------------------------------------------------------------------ one step
+
+    def peripheral_code(self, images: torch.Tensor, fixations: torch.Tensor) -> torch.Tensor:
+        """What the Where MLP reads at ``fixations``: ``(B, N, N), (B, 2) -> (B, bandwidth)``."""
+        fix = fixations.detach().round().long()
+        if bool((fix == 0).all()):
+            view = images
+        else:
+            view = (translate(images, fix) - 0.5) * mask_disk(images.shape[-1], images.device) + 0.5
+        if self.code is not None:
+            return self.code(view).reshape(len(view), -1)
+        return self.retina.encode(view)
+
+    def saccade(self, where_logits: torch.Tensor, hidden: torch.Tensor) -> torch.Tensor:
+        """The continuous saccade ``(B, 2)`` px: soft-argmax of the map plus the sub-cell correction."""
+        w = torch.softmax(where_logits / self.temperature, dim=-1)          # (B, n_cells)
+        return w @ self.targets + self.max_shift * torch.tanh(self.refine(hidden))
+
+    def glimpse_at(self, images: torch.Tensor, fixations: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The 28×28 glimpse ``(B, 1, 28, 28)`` centred at ``fixations`` and its ``theta``."""
+        N = images.shape[-1]
+        # glimpse pixel (14, 14) lands on display pixel N//2 + fixation (see ops.glimpse_centre)
+        u = (2 * (N // 2 + fixations) + 1) / N - 1 - self.scale * ((2 * (FOVEA // 2) + 1) / FOVEA - 1)
+        theta = attention_theta(self.scale.to(u.dtype), u[:, 1], u[:, 0])
+        return sample(as_nchw(images), theta, FOVEA), theta
+
+    # ------------------------------------------------------------------ the loop
+
+    def forward_trace(self, images: torch.Tensor, glimpses: int | None = None) -> SaccadicTrace:
+        """Run the loop on displays ``(B, 128, 128)`` (or ``(B, 1, 128, 128)``); see :class:`SaccadicTrace`."""
+        x = as_nchw(images, self.input_size)[:, 0]
+        K = self.glimpses if glimpses is None else int(glimpses)
+        if K < 1:
+            raise ValueError(f"glimpses must be >= 1, got {K}")
+        B = x.shape[0]
+        fix = torch.zeros(B, 2, dtype=x.dtype, device=x.device)
+        fixes, steps, evid, maps = [fix], [], [], []
+        acc = torch.zeros(B, 10, dtype=x.dtype, device=x.device)
+        active = torch.ones(B, dtype=torch.bool, device=x.device)
+        n = torch.zeros(B, dtype=torch.int64, device=x.device)
+        theta_last = None
+        for _ in range(K):
+            code = self.peripheral_code(x, fix)
+            h = self.where.hidden(code)
+            logits_map = self.where.fc3(self.where.drop(h))
+            new = (fix + self.saccade(logits_map, h)).clamp(-self.max_fixation, self.max_fixation)
+            glimpse, theta = self.glimpse_at(x, new if self.end_to_end else new.detach())
+            step = self.what(glimpse)
+            acc_new = acc + F.log_softmax(step, dim=-1)
+            if self.stop_confidence is not None:  # stopped displays keep their evidence and fixation
+                keep = active[:, None]
+                acc = torch.where(keep, acc_new, acc)
+                new = torch.where(keep, new, fix)
+                theta = theta if theta_last is None else torch.where(keep[:, :, None], theta, theta_last)
+                n += active.long()
+                active = active & (acc.softmax(-1).amax(-1) < self.stop_confidence)
+            else:
+                acc = acc_new
+                n += 1
+            fix, theta_last = new, theta
+            fixes.append(fix)
+            steps.append(step)
+            evid.append(acc)
+            maps.append(logits_map)
+        return SaccadicTrace(logits=acc, step_logits=torch.stack(steps, 1), evidence=torch.stack(evid, 1),
+                             where_logits=torch.stack(maps, 1), fixations=torch.stack(fixes, 1), theta=theta_last,
+                             n_glimpses=n)
+
+    def forward_with_theta(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Displays -> ``(logits (B, 10), theta (B, 2, 3) of the last glimpse)``."""
+        tr = self.forward_trace(images)
+        return tr.logits, tr.theta
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """Displays ``(B, 128, 128)`` -> accumulated logits ``(B, 10)`` (log-posteriors up to a constant)."""
+        return self.forward_trace(images).logits
+
+    @torch.no_grad()
+    def localise(self, images: torch.Tensor) -> torch.Tensor:
+        """``theta`` ``(B, 2, 3)`` of the last glimpse (no gradients)."""
+        return self.forward_trace(images).theta
+
+    @torch.no_grad()
+    def glimpse(self, images: torch.Tensor) -> torch.Tensor:
+        """The last glimpse ``(B, 1, 28, 28)``."""
+        tr = self.forward_trace(images)
+        return self.glimpse_at(as_nchw(images, self.input_size)[:, 0], tr.fixations[:, -1])[0]
+
+    @torch.no_grad()
+    def localiser_input(self, images: torch.Tensor) -> torch.Tensor:
+        """What the Where MLP reads at the first fixation: ``(B, bandwidth)``."""
+        x = as_nchw(images, self.input_size)[:, 0]
+        return self.peripheral_code(x, torch.zeros(len(x), 2, device=x.device))

@@ -1,0 +1,116 @@
+"""The foveated saccadic transformer (whatwhere.models.saccadic)."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from whatwhere.data import DisplaySet, preset
+from whatwhere.models import create_model, is_glimpse_model
+from whatwhere.ops import fovea, glimpse_centre
+from whatwhere.retina import Retina
+
+
+@pytest.fixture(scope="module")
+def retina():
+    return Retina()
+
+
+@pytest.fixture(scope="module")
+def displays(mnist_test):
+    return DisplaySet(mnist_test.images, mnist_test.labels, preset("dabane2021", eccentricity=20.0,
+                                                                    placement="eccentricity"), seed=1).batch(0, 8)
+
+
+def model(retina, **kw):
+    torch.manual_seed(0)
+    return create_model("saccadic_transformer", retina=retina, **kw)
+
+
+def test_shapes_parameters_and_protocol(retina, displays):
+    m = model(retina, glimpses=3).eval()
+    # Where MLP 4,122,240 + sub-cell head 2,002 + temperature 1 + What LeNet 431,080
+    assert sum(p.numel() for p in m.parameters()) == 4_122_240 + 2_002 + 1 + 431_080
+    assert m.bandwidth == 2880 and is_glimpse_model(m)
+    assert not any(k.startswith(("retina", "colliculus")) for k in m.state_dict())
+    tr = m.forward_trace(displays.images)
+    assert tr.logits.shape == (8, 10) and tr.step_logits.shape == (8, 3, 10) and tr.evidence.shape == (8, 3, 10)
+    assert tr.where_logits.shape == (8, 3, 240) and tr.fixations.shape == (8, 4, 2) and tr.theta.shape == (8, 2, 3)
+    assert (tr.n_glimpses == 3).all()
+    logits, theta = m.forward_with_theta(displays.images)
+    assert torch.allclose(logits, tr.logits) and torch.allclose(theta, tr.theta)
+    polo = model(retina, periphery="polo")
+    assert polo.bandwidth == 768 and polo.localiser_input(displays.images).shape == (8, 768)
+    with pytest.raises(ValueError, match="periphery"):
+        model(retina, periphery="eyes")
+    with pytest.raises(ValueError, match="freeze"):
+        model(retina, freeze=["nowhere"])
+
+
+def test_first_fixation_is_the_centre_at_initialisation(retina, displays):
+    tr = model(retina).eval().forward_trace(displays.images)
+    assert tr.fixations[:, 0].abs().max() == 0
+    assert tr.fixations[:, 1].norm(dim=1).max() < 0.5      # a flat map: the mean of symmetric targets
+
+
+def test_soft_fixation_lands_on_a_planted_peak(retina):
+    m = model(retina)
+    for cell in (7 * 10 + 7, 3 * 10 + 5, 20 * 10 + 8):
+        logits = torch.full((1, 240), -5.0)
+        logits[0, cell] = 5.0
+        fix = m.saccade(logits, torch.zeros(1, 1000))
+        assert torch.allclose(fix[0], m.targets[cell], atol=1e-3)
+    two = torch.full((1, 240), -5.0)
+    two[0, [75, 76]] = 5.0                                      # two equal peaks: half way, sub-cell
+    assert torch.allclose(m.saccade(two, torch.zeros(1, 1000))[0], m.targets[[75, 76]].mean(0), atol=1e-3)
+
+
+def test_glimpse_is_the_fovea_at_whole_pixels(retina, displays):
+    m = model(retina)
+    fix = torch.tensor([[5.0, -9.0]]).expand(8, 2)
+    g, theta = m.glimpse_at(displays.images, fix)
+    assert torch.allclose(g[:, 0], fovea(displays.images, fix.long()), atol=1e-5)
+    assert torch.allclose(glimpse_centre(theta, 128, 28), fix, atol=1e-4)
+
+
+def test_gradients_reach_the_where_head_through_the_sampler(retina, displays):
+    m = model(retina, glimpses=1)
+    torch.nn.init.normal_(m.where.fc3.weight, std=0.01)        # a non-flat map
+    loss = F.cross_entropy(m(displays.images), displays.labels)  # classification loss only
+    loss.backward()
+    assert m.where.fc3.weight.grad.abs().sum() > 0 and m.where.fc1.weight.grad.abs().sum() > 0
+    assert m.refine.weight.grad.abs().sum() > 0 and m.log_temperature.grad is not None
+    cut = model(retina, glimpses=1, end_to_end=False)
+    torch.nn.init.normal_(cut.where.fc3.weight, std=0.01)
+    F.cross_entropy(cut(displays.images), displays.labels).backward()
+    assert cut.where.fc3.weight.grad is None or cut.where.fc3.weight.grad.abs().sum() == 0
+    frozen = model(retina, freeze=["where.fc1"])
+    assert not frozen.where.fc1.weight.requires_grad and frozen.where.fc2.weight.requires_grad
+
+
+def test_one_glimpse_equals_the_single_glimpse_classifier(retina, displays):
+    m = model(retina, glimpses=1).eval()
+    tr = m.forward_trace(displays.images)
+    single = m.what(m.glimpse_at(displays.images, tr.fixations[:, 1])[0])
+    assert torch.allclose(tr.logits, F.log_softmax(single, -1), atol=1e-6)
+    assert torch.equal(tr.logits.argmax(1), single.argmax(1))
+    # evidence accumulates: two glimpses add their log-posteriors
+    tr2 = model(retina, glimpses=2).eval().forward_trace(displays.images)
+    assert torch.allclose(tr2.logits, F.log_softmax(tr2.step_logits, -1).sum(1), atol=1e-5)
+
+
+def test_stopping_when_confident(retina, displays):
+    m = model(retina, glimpses=3, stop_confidence=1e-6).eval()   # always confident after one glimpse
+    tr = m.forward_trace(displays.images)
+    assert (tr.n_glimpses == 1).all() and torch.equal(tr.fixations[:, 2], tr.fixations[:, 1])
+    assert torch.allclose(tr.logits, tr.evidence[:, 0])
+
+
+def test_a_tiny_training_run_beats_chance(tmp_path, mnist_test):
+    from whatwhere.engine.recipe import load_recipe
+    from whatwhere.engine.trainer import read_metrics, train
+
+    recipe = load_recipe("saccadic_transformer", overrides=[
+        "train_limit=300", "eval_digits=200", "stages=[{sigma: 10, epochs: 1}]", "device=cpu"])
+    run = train(recipe, tmp_path / "run", progress=False, log=lambda s: None)
+    rows = read_metrics(run)
+    assert rows[-1]["test_acc"] > 0.5        # chance is 0.11; it starts from the shipped pathways

@@ -1,0 +1,90 @@
+"""The checked model zoo and packaged recipes."""
+
+import json
+import shutil
+
+import pytest
+import torch
+
+import whatwhere
+from whatwhere.engine import zoo
+from whatwhere.engine.checkpoints import load, weights_path
+from whatwhere.engine.recipe import RecipeError, load_recipe, read_recipe, recipe_names
+from whatwhere.engine.zoo import ZooError, manifest, zoo_path
+
+
+def test_every_shipped_model_is_listed_hashed_and_loadable():
+    m = manifest()["models"]
+    assert {"what", "stn28", "where-c0.7"} <= set(m)
+    for name, e in m.items():
+        assert set(e) >= {"file", "sha256", "bytes", "model", "params", "recipe", "metrics", "provenance"}
+        assert len(e["sha256"]) == 64 and e["recipe"].get("name")
+        assert zoo.sha256_of(zoo_path(name)) == e["sha256"]
+    what = whatwhere.load("what")
+    assert sum(p.numel() for p in what.parameters()) == m["what"]["params"] == 431_080
+    assert not what.training
+    assert torch.equal(load("zoo:what").classifier[0].weight, what.classifier[0].weight)
+
+
+def test_altered_or_truncated_files_are_refused(tmp_path, monkeypatch):
+    fake = tmp_path / "zoo"
+    shutil.copytree(zoo.zoo_dir(), fake, ignore=shutil.ignore_patterns("where-*"))
+    monkeypatch.setattr(zoo, "zoo_dir", lambda: fake)
+    assert zoo_path("what").parent == fake
+    data = (fake / "what.safetensors").read_bytes()
+    (fake / "what.safetensors").write_bytes(data[:-1] + bytes([data[-1] ^ 1]))    # one bit flipped
+    with pytest.raises(ZooError, match="SHA-256"):
+        zoo_path("what")
+    (fake / "what.safetensors").write_bytes(data[:1000])                             # truncated
+    with pytest.raises(ZooError, match="truncated"):
+        load("what")
+    (fake / "what.safetensors").unlink()
+    with pytest.raises(ZooError, match="missing"):
+        zoo_path("what")
+    with pytest.raises(ZooError, match="accuracy_map|no 'nope'"):
+        zoo_path("stn28", "nope")
+    with pytest.raises(FileNotFoundError, match="not in the model zoo"):
+        load("no-such-model")
+    with pytest.raises(ZooError, match="shipped models"):
+        load("zoo:no-such-model")
+
+
+def test_run_directories_and_files_load_too(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    shutil.copy(zoo_path("stn28"), run / "model.safetensors")
+    assert weights_path(run) == run / "model.safetensors"
+    assert type(load(run)).__name__ == "STN28" and type(load(run / "model.safetensors")).__name__ == "STN28"
+    with pytest.raises(FileNotFoundError):
+        load(tmp_path / "empty-dir-that-does-not-exist")
+
+
+def test_packaged_recipes_and_extends(tmp_path):
+    names = recipe_names()
+    assert {"what", "stn28", "where-c0.7", "where-c0.5", "polo_atn", "conv_polo_atn"} <= set(names)
+    base, child = load_recipe("where-c0.7"), load_recipe("where-c0.5")
+    assert child.name == "where-c0.5" and child.stages[0].display.contrast == 0.5
+    assert child.optimizer == base.optimizer and child.model_args == base.model_args
+    ft = load_recipe("where-c0.3-ft")
+    assert ft.init == "zoo:where-c0.7" and ft.stages[0].display.contrast == 0.3
+    # a user's recipe next to its base, overriding a nested key
+    (tmp_path / "mine.yaml").write_text("extends: where-c0.5\noptimizer: {lr: 0.001}\n")
+    r = load_recipe(tmp_path / "mine.yaml")
+    assert r.name == "mine" and r.optimizer.lr == 0.001 and r.optimizer.name == "adam"
+    assert r.stages[0].display.contrast == 0.5
+    (tmp_path / "loop.yaml").write_text("extends: loop\n")
+    with pytest.raises(RecipeError, match="extends itself"):
+        read_recipe(tmp_path / "loop.yaml")
+    with pytest.raises(RecipeError, match="packaged"):
+        load_recipe("no-such-recipe")
+    (tmp_path / "old.yaml").write_text("extends: what\ndisplay: {noise: 0.5}\n")
+    with pytest.raises(RecipeError, match="renamed display.clutter"):
+        load_recipe(tmp_path / "old.yaml")
+
+
+def test_zoo_where_models_record_their_contrast():
+    for name in ("where-c0.7", "where-c0.5", "where-c0.3"):
+        recipe = manifest()["models"][name]["recipe"]
+        assert recipe["display"]["contrast"] == float(name[-3:])
+        assert recipe["objective_args"]["accuracy_map"] == "zoo:what"
+    assert json.dumps(manifest())  # plain JSON
