@@ -15,7 +15,7 @@ import sys
 _NO_COMPUTE = {"cmd_list", "cmd_verify", "cmd_fetch"}
 
 #: The subcommand modules, in the order ``--help`` lists them.
-_COMMANDS = ("data", "train", "evaluate", "benchmark", "saccades", "diagnose", "figures", "zoo", "demo")
+_COMMANDS = ("data", "train", "evaluate", "benchmark", "saccades", "diagnose", "figures", "sweep", "zoo", "demo")
 
 
 def configure_process(threads: int | None = None, *, start: bool = True) -> None:

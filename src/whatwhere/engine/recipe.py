@@ -33,7 +33,7 @@ import yaml
 from whatwhere.data.display import DisplayConfig, check_display_keys, preset
 
 __all__ = ["Recipe", "RecipeError", "Stage", "load_recipe", "parse_recipe", "apply_override", "recipe_names",
-           "recipe_source"]
+           "recipe_source", "parse_value"]
 
 OPTIMIZERS = ("sgd", "adam")
 SCHEDULES = ("constant", "step", "exponential")
@@ -159,7 +159,7 @@ def parse_recipe(d: dict[str, Any], *, profile: str | None = None, overrides: li
         if "=" not in item:
             raise RecipeError(f"override {item!r} must look like key=value")
         key, value = item.split("=", 1)
-        apply_override(d, key.strip(), yaml.safe_load(value))
+        apply_override(d, key.strip(), parse_value(value))
     for key in ("name", "model", "stages"):
         if key not in d:
             raise RecipeError(f"missing required key {key!r}")
@@ -241,6 +241,17 @@ def parse_recipe(d: dict[str, Any], *, profile: str | None = None, overrides: li
                   device=d.get("device", "auto"), batch_size=d.get("batch_size", 100), train_limit=tl,
                   eval_digits=d.get("eval_digits", 10000), static=bool(d.get("static", False)), init=init,
                   preset=d.get("preset", "paper"), optimizer=opt, schedule=sch, raw=resolved)
+
+
+def parse_value(text: str) -> Any:
+    """A command-line value: YAML, except that numbers YAML 1.1 reads as text (``1e-3``) are numbers."""
+    value = yaml.safe_load(text)
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    return value
 
 
 def apply_override(d: dict, key: str, value: Any) -> None:
