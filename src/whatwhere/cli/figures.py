@@ -50,10 +50,53 @@ def cmd_figures(args) -> int:
         records = [r for f in args.inputs for r in json.loads(Path(f).read_text())["records"]]
         for p in where_figures(records, args.out):
             print(f"wrote {p}")
+    elif args.kind == "scanpaths":
+        _scanpaths(args)
     elif args.kind == "benchmark":
         result = json.loads(Path(args.inputs[0]).read_text())
         print(f"wrote {viz.benchmark_figure(result, args.out)}")
     return 0
+
+
+def _scanpaths(args) -> None:
+    """The saccadic transformer's scan paths next to the What/Where agent's, on the same displays."""
+    import numpy as np
+    import torch
+
+    from whatwhere import viz
+    from whatwhere.data import DisplaySet, mnist, preset
+    from whatwhere.engine.checkpoints import load
+    from whatwhere.models.agent import Agent
+
+    model = load(args.inputs[0])
+    if not callable(getattr(model, "forward_trace", None)):
+        raise ValueError(f"{args.inputs[0]}: not a saccadic transformer (no forward_trace)")
+    test = mnist.load("test", args.mnist_dir)
+    eccs = args.eccentricities or [10.0, 20.0, 30.0, 40.0]
+    imgs, offs, labs = [], [], []
+    for k, e in enumerate(eccs):
+        cfg = preset(args.preset, 128, placement="eccentricity", eccentricity=e, contrast=args.contrast)
+        d = DisplaySet(test.images, test.labels, cfg, seed=args.seed, shuffle=True).batch(k, k + 1)
+        imgs.append(d.images)
+        offs.append(d.offsets)
+        labs.append(d.labels)
+    images, offsets, labels = torch.cat(imgs), torch.cat(offs), torch.cat(labs)
+    paths = {}
+    with torch.no_grad():
+        tr = model.forward_trace(images)
+        paths[f"{Path(args.inputs[0]).name} ({tr.step_logits.shape[1]} glimpses)"] = {
+            "fixations": tr.fixations.numpy(), "predictions": tr.logits.argmax(1).numpy()}
+        if args.agent:
+            agent = Agent(load(args.what), load(args.agent)).eval()
+            at = agent.run(images, args.saccades)
+            paths[f"What/Where ({args.agent}, {args.saccades} saccades)"] = {
+                "fixations": at.fixations.numpy(), "predictions": at.final_predictions.numpy()}
+    out = viz.scanpaths(images.numpy(), offsets.numpy(), labels.numpy(), paths, args.out,
+                        title=f"preset {args.preset}, contrast {args.contrast:g}, eccentricities "
+                              f"{', '.join(f'{e:g}' for e in eccs)} px (seed {args.seed})")
+    np.savez(Path(args.out).with_suffix(".npz"), offsets=offsets.numpy(), labels=labels.numpy(),
+             **{f"fixations_{k}": v["fixations"] for k, v in enumerate(paths.values())})
+    print(f"wrote {out}")
 
 
 def add_parser(sub) -> None:
@@ -63,13 +106,20 @@ def add_parser(sub) -> None:
                                    "profiles; curves: a run's training curves; transformer: displays and glimpses "
                                    "of a spatial transformer (run or zoo name); where: Figs. 4 and 5B from "
                                    "`whatwhere saccades` JSON files (OUT is a directory); benchmark: the figure of "
-                                   "a `whatwhere benchmark` JSON file.")
-    p.add_argument("kind", choices=["maps", "curves", "transformer", "where", "benchmark"])
+                                   "a `whatwhere benchmark` JSON file; scanpaths: a saccadic transformer's fixations and glimpses beside the "
+                                   "What/Where agent's, on the same displays.")
+    p.add_argument("kind", choices=["maps", "curves", "transformer", "where", "benchmark", "scanpaths"])
     p.add_argument("inputs", nargs="+", help="accuracy_map.npy files, a run directory, a model, or JSON files")
     p.add_argument("--out", required=True, help="output file (a directory for `where`)")
     p.add_argument("--labels", nargs="+", help="maps: one name per map")
     p.add_argument("--published", action="store_true", help="maps: draw the published radial profiles dashed")
     p.add_argument("--n", type=int, default=8, help="transformer: displays in the grid")
-    p.add_argument("--seed", type=int, default=0, help="transformer: display seed")
+    p.add_argument("--seed", type=int, default=0, help="transformer, scanpaths: display seed")
+    p.add_argument("--agent", help="scanpaths: a Where model; its What/Where agent's scan paths are drawn alongside")
+    p.add_argument("--what", default="what", help="scanpaths: the agent's What model (default: what)")
+    p.add_argument("--saccades", type=int, default=2, help="scanpaths: the agent's saccades (default 2)")
+    p.add_argument("--contrast", type=float, default=0.7, help="scanpaths: digit contrast (default 0.7)")
+    p.add_argument("--preset", default="dabane2021", choices=["dabane2021", "paper"], help="scanpaths: display preset")
+    p.add_argument("--eccentricities", type=float, nargs="+", help="scanpaths: one display per value (default 10 20 30 40)")
     p.add_argument("--mnist-dir")
     p.set_defaults(func=cmd_figures)

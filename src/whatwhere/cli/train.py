@@ -19,6 +19,11 @@ def cmd_train(args) -> int:
         raise ValueError("give a RECIPE (a packaged name, see --list, or a YAML file)")
     overrides = list(args.set) + ([f"seed={args.seed}"] if args.seed is not None else [])
     recipe = load_recipe(args.recipe, profile=args.profile, overrides=overrides)
+    if args.ensemble:
+        from whatwhere.engine.recipe import ensemble_recipe, parse_recipe
+
+        single = recipe
+        recipe = parse_recipe(ensemble_recipe(single.to_dict(), args.ensemble))
     default = (recipe.name + (f"-{args.profile}" if args.profile else "")
                + (f"-seed{args.seed}" if args.seed is not None else ""))
     out = Path(args.out or Path("runs") / default)
@@ -34,6 +39,11 @@ def cmd_train(args) -> int:
         print(f"whatwhere: training stopped: {exc}", file=sys.stderr)
         return 1
     print(f"done: {out}/model.safetensors")
+    if args.ensemble:
+        from whatwhere.engine.trainer import export_members
+
+        for path in export_members(out, single):
+            print(f"member: {path}")
     return 0
 
 
@@ -50,6 +60,9 @@ def add_parser(sub) -> None:
                    help="override a recipe key (dotted, e.g. optimizer.lr=0.01, stages.*.epochs=1); repeatable")
     t.add_argument("--seed", type=int, help="the run's seed (initialisation, display stream, order); default: the "
                    "recipe's")
+    t.add_argument("--ensemble", type=int, metavar="N",
+                   help="train N seeds of the recipe's model in this one process, vectorised (What, Where, "
+                        "STN-28...); each member is then written as RUN/member-K, a run of its own")
     t.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     t.add_argument("--device", help="auto, cpu or cuda (default: the recipe's, auto)")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")

@@ -251,6 +251,10 @@ class DisplayBatch:
     def __len__(self) -> int:
         return int(self.labels.shape[0])
 
+    def __getitem__(self, idx) -> "DisplayBatch":
+        """The displays ``idx`` (a slice or an index tensor) as a batch."""
+        return DisplayBatch(*(getattr(self, f.name)[idx] for f in fields(DisplayBatch)))
+
     def to(self, device) -> "DisplayBatch":
         return DisplayBatch(*(t.to(device) for t in (self.images, self.labels, self.offsets, self.contrasts,
                                                   self.indices)))

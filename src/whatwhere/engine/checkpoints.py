@@ -25,7 +25,10 @@ def count_parameters(model: torch.nn.Module) -> int:
 
 def model_meta(model: str, model_args: dict, recipe: str) -> dict:
     """The metadata stored in every weights file: how to rebuild the model."""
-    return {"model": model, "model_args": model_args, "input_size": MODELS[model].input_size, "recipe": recipe}
+    size = MODELS[model].input_size
+    if model == "ensemble":
+        size = MODELS[model_args.get("member", "what")].input_size
+    return {"model": model, "model_args": model_args, "input_size": size, "recipe": recipe}
 
 
 def save_weights(model: torch.nn.Module, path: str | Path, meta: dict) -> Path:

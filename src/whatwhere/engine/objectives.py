@@ -146,6 +146,51 @@ def saccadic(recipe=None, device=None) -> Objective:
     return objective
 
 
+class _Outputs(torch.nn.Module):
+    """A stand-in model that returns precomputed outputs (one ensemble member's) and exposes the
+    ensemble's shared attributes (the Where objective reads ``retina``)."""
+
+    def __init__(self, outputs: torch.Tensor, ensemble) -> None:
+        super().__init__()
+        self._outputs = outputs
+        self._ensemble = [ensemble]
+
+    @property
+    def retina(self):
+        return self._ensemble[0].retina
+
+    def forward(self, images):
+        return self._outputs
+
+
+@register_objective("ensemble")
+def ensemble(recipe=None, device=None) -> Objective:
+    """The objective of an :class:`~whatwhere.models.ensemble.Ensemble`: its members' objective
+    (``objective_args.member_objective``, default ``classification``; the other ``objective_args``
+    are passed on) applied to each member on its own displays and summed, so that every member
+    gets its own gradient.  Correct: the members' mean."""
+    from types import SimpleNamespace
+
+    args = dict(getattr(recipe, "objective_args", None) or {})
+    name = args.pop("member_objective", "classification")
+    if name not in OBJECTIVES or name in ("ensemble", "saccadic"):
+        raise ValueError(f"objective 'ensemble': member_objective must be a registered per-output objective, got {name!r}")
+    inner = OBJECTIVES[name](SimpleNamespace(objective=name, objective_args=args), device)
+
+    def objective(model, d):
+        out = model(d.images)                                      # (n, b, ...)
+        n, b = out.shape[:2]
+        loss, correct = 0.0, 0.0
+        for k in range(n):
+            dk = d[k * b:(k + 1) * b] if model.training else d
+            loss_k, c_k = inner(_Outputs(out[k], model), dk)
+            loss = loss + loss_k
+            correct = correct + c_k
+        return loss, torch.round(torch.as_tensor(correct, dtype=torch.float64) * (1.0 if model.training else 1.0 / n)).long()
+
+    return objective
+
+
 def make_objective(recipe: "Recipe", device) -> Objective:
     """The objective a recipe asks for."""
     if recipe.objective not in OBJECTIVES:

@@ -33,7 +33,7 @@ import yaml
 from whatwhere.data.display import DisplayConfig, check_display_keys, preset
 
 __all__ = ["Recipe", "RecipeError", "Stage", "load_recipe", "parse_recipe", "apply_override", "recipe_names",
-           "recipe_source", "parse_value"]
+           "recipe_source", "parse_value", "ensemble_recipe"]
 
 OPTIMIZERS = ("sgd", "adam")
 SCHEDULES = ("constant", "step", "exponential")
@@ -344,6 +344,34 @@ def read_recipe(spec: str | Path, _chain: tuple = ()) -> dict:
         d = _merge(base, d)
     d.setdefault("name", path.stem)
     return d
+
+
+def ensemble_recipe(d: dict, n: int) -> dict:
+    """The recipe mapping that trains ``n`` seeds of ``d``'s model in one process
+    (:class:`~whatwhere.models.ensemble.Ensemble`), each member seeing as many displays and
+    optimiser steps as a run of ``d``: the batch and the epochs are multiplied by ``n`` (every
+    batch is split among the members), and so are step-schedule periods."""
+    if not isinstance(n, int) or n < 2:
+        raise RecipeError(f"an ensemble needs at least 2 members, got {n!r}")
+    if d.get("objective", "classification") in ("saccadic", "ensemble"):
+        raise RecipeError(f"objective {d.get('objective')!r} cannot be trained as an ensemble")
+    e = copy.deepcopy(d)
+    e["model"] = "ensemble"
+    e["model_args"] = {"member": d["model"], "n": n, "member_args": dict(d.get("model_args") or {})}
+    e["objective"] = "ensemble"
+    e["objective_args"] = {"member_objective": d.get("objective", "classification"), **(d.get("objective_args") or {})}
+    e["batch_size"] = int(d.get("batch_size", 100)) * n
+    for st in e["stages"]:
+        st["epochs"] = int(st["epochs"]) * n
+        if isinstance(st.get("schedule"), dict) and "step_size" in st["schedule"]:
+            st["schedule"]["step_size"] = int(st["schedule"]["step_size"]) * n
+    if isinstance(e.get("schedule"), dict) and "step_size" in e["schedule"]:
+        e["schedule"]["step_size"] = int(e["schedule"]["step_size"]) * n
+    if e.get("init") is not None:
+        raise RecipeError("init is not supported for ensembles")
+    e["name"] = f"{d['name']}-ensemble{n}"
+    e.pop("profiles", None)
+    return e
 
 
 def load_recipe(spec: str | Path, *, profile: str | None = None, overrides: list[str] = ()) -> Recipe:

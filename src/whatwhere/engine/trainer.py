@@ -43,7 +43,7 @@ from whatwhere.utils.device import pick_device
 from whatwhere.utils.io import atomic_write, write_text
 from whatwhere.utils.seeding import derive_seed
 
-__all__ = ["TrainingError", "TrainingInterrupted", "train", "evaluate", "read_metrics", "METRIC_FIELDS"]
+__all__ = ["TrainingError", "TrainingInterrupted", "train", "evaluate", "read_metrics", "export_members", "METRIC_FIELDS"]
 
 METRIC_FIELDS = ["epoch", "stage", "stage_name", "lr", "train_loss", "train_acc", "test_loss", "test_acc",
                  "samples_per_s", "wall_s"]
@@ -239,7 +239,7 @@ def _train(recipe: Recipe, run_dir: str | Path, *, resume: bool, device: str | N
     model = create_model(recipe.model, **recipe.model_args).to(dev)
     if recipe.init is not None and not resume:
         _init_from(model, recipe, log)
-    size = MODELS[recipe.model].input_size
+    size = getattr(model, "input_size", MODELS[recipe.model].input_size)  # an ensemble: its member's
     if size != recipe.size:
         raise ValueError(f"model {recipe.model!r} takes {size}px displays but the recipe makes {recipe.size}px ones")
     train_split = mnist.load("train", mnist_dir)
@@ -355,6 +355,23 @@ def _train(recipe: Recipe, run_dir: str | Path, *, resume: bool, device: str | N
     save_weights(model, run / "model.safetensors", model_meta(recipe))
     write_text(run / "model.json", json.dumps(model_meta(recipe), indent=2))
     return run
+
+
+def export_members(run: str | Path, recipe: Recipe) -> list[Path]:
+    """Write each member of a trained ensemble run as a run of its own, ``RUN/member-K``: its
+    weights (as the single recipe's model) and the single recipe (the member's source names it)."""
+    from whatwhere.engine.checkpoints import load
+
+    run = Path(run)
+    ens = load(run)
+    paths = []
+    for k in range(ens.n):
+        out = run / f"member-{k}"
+        d = recipe.to_dict()
+        d["source"] = f"{d.get('source', '')} [member {k} of the ensemble {run.name}]".strip()
+        write_text(out / "recipe.yaml", yaml.safe_dump(d, sort_keys=False))
+        paths.append(save_weights(ens.member(k), out / "model.safetensors", model_meta(recipe)))
+    return paths
 
 
 def read_metrics(run: str | Path) -> list[dict]:

@@ -115,15 +115,21 @@ def _sync(dev: torch.device) -> None:
 
 @torch.no_grad()
 def _classify(m, images: torch.Tensor):
-    """logits (B, 10) and, for glimpse models, the glimpse centre (B, 2) px and θ (B, 2, 3)."""
+    """logits (B, 10) and, for glimpse models, the glimpse centre (B, 2) px, θ (B, 2, 3) and, for
+    models that report it (``forward_trace``), the glimpses taken (B,)."""
     if getattr(m, "input_size", 128) == 28:
         x = fovea(images, torch.zeros(len(images), 2, dtype=torch.int64, device=images.device))
-        return m(x), None, None
+        return m(x), None, None, None
     if not is_glimpse_model(m):
-        return m(images), None, None
-    logits, theta = m.forward_with_theta(images)  # one localiser pass for the answer and the diagnostics
+        return m(images), None, None, None
+    n_glimpses = None
+    if callable(getattr(m, "forward_trace", None)):
+        tr = m.forward_trace(images)
+        logits, theta, n_glimpses = tr.logits, tr.theta, tr.n_glimpses
+    else:
+        logits, theta = m.forward_with_theta(images)  # one localiser pass for the answer and the diagnostics
     out = getattr(m, "out_size", images.shape[-1])
-    return logits, glimpse_centre(theta, images.shape[-1], out_size=out), theta
+    return logits, glimpse_centre(theta, images.shape[-1], out_size=out), theta, n_glimpses
 
 
 @torch.no_grad()
@@ -223,8 +229,10 @@ def benchmark(models, *, contrasts=(0.7, 0.5, 0.3), eccentricities=ECCENTRICITIE
                         t[1] += len(d)
                         t[3] += int(st.n_saccades.sum())
                 else:
-                    logits, centre, theta = _classify(m, d.images)
-                    t = tally.setdefault((e.name, None), [0, 0, 0])
+                    logits, centre, theta, n_glimpses = _classify(m, d.images)
+                    t = tally.setdefault((e.name, None), [0, 0, 0, 0])
+                    if n_glimpses is not None:
+                        t[3] += int(n_glimpses.sum())
                     t[0] += int((logits.argmax(-1) == d.labels).sum())
                     t[1] += len(d)
                     if centre is None:
@@ -242,6 +250,8 @@ def benchmark(models, *, contrasts=(0.7, 0.5, 0.3), eccentricities=ECCENTRICITIE
                 rec["hit_rate"] = t[2] / t[1]
             if s == "stop":
                 rec["mean_saccades"] = t[3] / t[1]
+            elif s is None and t[3] > 0:
+                rec["mean_glimpses"] = t[3] / t[1]
             records.append(rec)
     summary = {}
     for e in entries:
@@ -256,6 +266,9 @@ def benchmark(models, *, contrasts=(0.7, 0.5, 0.3), eccentricities=ECCENTRICITIE
             th = torch.cat(thetas[e.name])
             info["theta_spread"] = float(th.std(0).mean())
             info["theta_mean"] = th.mean(0).tolist()
+        counted = [r for r in records if r["model"] == e.name and "mean_glimpses" in r]
+        if counted:
+            info["mean_glimpses"] = sum(r["mean_glimpses"] * r["total"] for r in counted) / sum(r["total"] for r in counted)
         rows = [r for r in records if r["model"] == e.name and "hit_rate" in r]
         if rows:
             last = [r for r in rows if r["saccades"] in (None, max(e.saccades or [0]))]

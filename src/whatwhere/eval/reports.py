@@ -83,8 +83,9 @@ def markdown(result: dict) -> str:
         hit = "—" if m.get("hit_rate") is None else f"{m['hit_rate']:.1%}"
         tp = "—" if m.get("throughput") is None else f"{m['throughput']:,.0f}"
         r2 = "—" if m.get("code_r2") is None else f"{m['code_r2']:.2f}"
-        lines.append(f"| {name} | {_fmt_int(m.get('bandwidth'))} | {_fmt_int(m.get('params'))} | {tp} | {spread} | "
-                     f"{hit} | {r2} |")
+        glimpses = f", {m['mean_glimpses']:.2f} glimpses" if m.get("mean_glimpses") is not None else ""
+        lines.append(f"| {name}{glimpses} | {_fmt_int(m.get('bandwidth'))} | {_fmt_int(m.get('params'))} | {tp} | "
+                     f"{spread} | {hit} | {r2} |")
     if any(m.get("code_r2") is not None for m in result["models"].values()):
         lines += ["", "*code R²*: how much of the digit's offset a ridge regression on the localiser's (or Where "
                   "pathway's) input explains, on held-out displays (`whatwhere diagnose code`)."]

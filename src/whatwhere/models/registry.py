@@ -107,11 +107,13 @@ def conv_polo_atn(filters: str = "1/f", circular: bool = True, **code_args) -> t
 def _register_builtins() -> None:
     from whatwhere.models.stn import ATN, STN28, STN128
     from whatwhere.models.what import WhatNet
+    from whatwhere.models.ensemble import Ensemble
     from whatwhere.models.saccadic import SaccadicTransformer
     from whatwhere.models.where import Where
 
     register_model("what", 28)(WhatNet)
     register_model("saccadic_transformer", 128)(SaccadicTransformer)
+    register_model("ensemble", 28)(Ensemble)  # its input size is its member's (Ensemble.input_size)
     register_model("where", 128)(Where)
     register_model("stn28", 28)(STN28)
     register_model("stn128", 128)(STN128)

@@ -12,7 +12,7 @@ from matplotlib.lines import Line2D
 from whatwhere.eval.published import WHERE_ECCENTRICITY
 from whatwhere.viz.common import chance_line, save, subplots
 
-__all__ = ["where_fig3", "where_fig4", "where_fig5b"]
+__all__ = ["where_fig3", "where_fig4", "where_fig5b", "scanpaths"]
 
 def _cells(records: Sequence[dict], contrast: float, saccades, model: str | None = None):
     """(eccentricities, accuracy, lo, hi) of the records of one contrast and saccade count, sorted."""
@@ -134,4 +134,45 @@ def where_fig3(*, display: np.ndarray, reconstruction: np.ndarray, true_map: np.
                    fontsize=6, loc="lower right")
     if title:
         fig.suptitle(title, fontsize=10)
+    return save(fig, out)
+
+
+def scanpaths(images: np.ndarray, offsets: np.ndarray, labels: np.ndarray, paths: dict, out, *,
+              title: str = "") -> Path:
+    """Scan paths side by side: one row per display, one column per model.
+
+    Args:
+        images: ``(R, N, N)`` displays; offsets ``(R, 2)`` the digits' (di, dj); labels ``(R,)``.
+        paths: ``{model name: {"fixations": (R, K+1, 2) (di, dj), first the start,
+            "predictions": (R,) the final answers}}``; each fixation after the start is drawn with
+            its 28×28 fovea (numbered), the digit as a red cross.
+    """
+    from matplotlib.patches import Rectangle
+
+    R = images.shape[0]
+    names = list(paths)
+    fig, axes = subplots(R, len(names), figsize=(3.3 * len(names), 3.3 * R), squeeze=False)
+    N = images.shape[-1]
+    c = N // 2
+    ext = (-c - 0.5, N - c - 0.5, N - c - 0.5, -c - 0.5)
+    colors = colormaps["autumn"](np.linspace(0.0, 0.8, 6))
+    for r in range(R):
+        for k, name in enumerate(names):
+            ax = axes[r, k]
+            ax.imshow(images[r], cmap="gray", vmin=0, vmax=1, extent=ext)
+            fx = np.asarray(paths[name]["fixations"][r], dtype=float)
+            ax.plot(fx[:, 1], fx[:, 0], "-", color="deepskyblue", lw=1.2)
+            ax.plot(fx[0, 1], fx[0, 0], "o", color="deepskyblue", ms=4)
+            for j, (di, dj) in enumerate(fx[1:], start=1):
+                col = colors[min(j - 1, len(colors) - 1)]
+                ax.add_patch(Rectangle((dj - 14, di - 14), 28, 28, fill=False, ec=col, lw=1.2))
+                ax.text(dj + 11, di - 11, str(j), color=col, fontsize=8, ha="center", va="center")
+            ax.plot(offsets[r][1], offsets[r][0], "r+", ms=10, mew=1.5)
+            pred = int(paths[name]["predictions"][r])
+            ok = pred == int(labels[r])
+            ax.set_title(f"{name}: says {pred} (label {int(labels[r])})", fontsize=8, color="g" if ok else "r")
+            ax.set_xticks([])
+            ax.set_yticks([])
+    if title:
+        fig.suptitle(title, fontsize=9)
     return save(fig, out)
