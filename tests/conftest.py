@@ -6,11 +6,11 @@ from whatwhere.data import mnist
 
 @pytest.fixture(scope="session")
 def mnist_test():
-    """The real MNIST test split (fetched by `make test`); skipped only when truly unavailable."""
+    """The real MNIST test split (`make test` fetches it first; the tests fail without it)."""
     try:
         return mnist.load("test")
     except mnist.MNISTError as exc:  # pragma: no cover - depends on the machine
-        pytest.skip(f"MNIST not available: {exc}")
+        pytest.fail(f"MNIST not available ({exc}); run `whatwhere data fetch` or `make test`")
 
 
 @pytest.fixture(scope="session")

@@ -112,3 +112,29 @@ def published_curve(key: str, contrast: float, saccades, eccentricities) -> "lis
         k = next((i for i, p in enumerate(pe) if abs(p - e) < 0.01), None)
         out.append(float("nan") if k is None else float(row[k]))
     return out if any(v == v for v in out) else None
+
+
+# Daucé, Albiges & Perrinet 2020, the parameter scan (Fig. "params"; notebook 6_results_parameters.ipynb):
+# accuracy after one saccade on displays of the network's own training distribution, one network
+# per value, trained with the notebooks' defaults of the time (clutter 0.75, contrast 0.7, radius
+# sigma 30 clipped at 34 px, Adam 5e-3 with batch-norm, no dropout); the repetitions of the
+# notebook were not independent (their spread is 0 in most cells).
+WHERE_SCAN = {
+    "source": "Daucé, Albiges & Perrinet 2020, parameter scan (6_results_parameters.ipynb)",
+    "default": 0.545,
+    "scans": {  # recipe key -> {value: accuracy}
+        "display.clutter": {0.375: 0.724, 0.472: 0.704, 0.530: 0.676, 0.595: 0.646, 0.668: 0.588, 0.75: 0.545,
+                            0.842: 0.449, 0.945: 0.395, 1.061: 0.333, 1.191: 0.294, 1.5: 0.216},
+        "display.contrast": {0.35: 0.233, 0.441: 0.283, 0.495: 0.324, 0.556: 0.370, 0.624: 0.440, 0.7: 0.545,
+                             0.786: 0.601, 0.882: 0.648, 0.99: 0.691},
+        "display.sigma": {15: 0.621, 18: 0.598, 21: 0.583, 23: 0.570, 26: 0.559, 30: 0.545, 33: 0.526, 37: 0.505,
+                          42: 0.480, 47: 0.462, 60: 0.415},
+        "display.sf_0": {0.05: 0.404, 0.063: 0.392, 0.071: 0.398, 0.079: 0.424, 0.089: 0.468, 0.1: 0.545,
+                         0.112: 0.596, 0.126: 0.655, 0.141: 0.721, 0.159: 0.738, 0.2: 0.747},
+        "display.B_sf": {0.05: 0.622, 0.063: 0.592, 0.071: 0.584, 0.079: 0.575, 0.089: 0.567, 0.1: 0.545,
+                         0.112: 0.503, 0.126: 0.487, 0.141: 0.472, 0.159: 0.462, 0.2: 0.439},
+        "model_args.dim1": {500: 0.544, 629: 0.543, 793: 0.541, 1000: 0.545, 1259: 0.544, 1587: 0.534, 2000: 0.524},
+        "model_args.dim2": {500: 0.535, 629: 0.547, 793: 0.548, 1000: 0.545, 1259: 0.517, 1587: 0.532, 2000: 0.518},
+        "model_args.p_dropout": {0.0: 0.545, 0.167: 0.516, 0.333: 0.493, 0.5: 0.433, 0.667: 0.337, 0.833: 0.247},
+    },
+}
