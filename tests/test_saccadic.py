@@ -28,8 +28,9 @@ def model(retina, **kw):
 
 def test_shapes_parameters_and_protocol(retina, displays):
     m = model(retina, glimpses=3).eval()
-    # Where MLP 4,122,240 + sub-cell head 2,002 + temperature 1 + What LeNet 431,080
+    # Where MLP 4,122,240 + sub-cell head 2,002 + temperature 1 + What LeNet 431,080 (+ STN-28's localiser)
     assert sum(p.numel() for p in m.parameters()) == 4_122_240 + 2_002 + 1 + 431_080
+    assert sum(p.numel() for p in model(retina, fovea="stn28").parameters()) == 4_122_240 + 2_002 + 1 + 436_600
     assert m.bandwidth == 2880 and is_glimpse_model(m)
     assert not any(k.startswith(("retina", "colliculus")) for k in m.state_dict())
     tr = m.forward_trace(displays.images)

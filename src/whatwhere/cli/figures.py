@@ -52,6 +52,8 @@ def cmd_figures(args) -> int:
             print(f"wrote {p}")
     elif args.kind == "scanpaths":
         _scanpaths(args)
+    elif args.kind == "scan":
+        _scan(args)
     elif args.kind == "benchmark":
         result = json.loads(Path(args.inputs[0]).read_text())
         print(f"wrote {viz.benchmark_figure(result, args.out)}")
@@ -99,6 +101,28 @@ def _scanpaths(args) -> None:
     print(f"wrote {out}")
 
 
+def _scan(args) -> None:
+    """The paper's parameter-scan figure from one-parameter sweeps, with the published values."""
+    from whatwhere import viz
+    from whatwhere.eval.published import WHERE_SCAN
+    from whatwhere.eval.sweep import aggregate
+
+    metric = args.metric or "one_saccade_random"
+    panels = []
+    for d in args.inputs:
+        rep = aggregate(d)
+        if len(rep["grid"]) != 1:
+            raise ValueError(f"{d}: a scan panel needs a sweep over one key, got {list(rep['grid'])}")
+        key = next(iter(rep["grid"]))
+        pts = sorted((p for p in rep["points"] if metric in p["metrics"]), key=lambda p: p["values"][key])
+        stats = [p["metrics"][metric] for p in pts]
+        panels.append({"parameter": key, "x": [p["values"][key] for p in pts], "mean": [s["mean"] for s in stats],
+                       "ci95": [s["ci95"] or (s["mean"], s["mean"]) for s in stats],
+                       "seeds": [s["values"] for s in stats],
+                       "published": WHERE_SCAN["scans"].get(key), "default": None})
+    print(f"wrote {viz.scan_figure(panels, args.out, title=args.title or '')}")
+
+
 def add_parser(sub) -> None:
     p = sub.add_parser("figures", help="draw figures: maps, training curves, transformer glimpses, the paper's "
                                        "Figs. 4/5B, the benchmark",
@@ -107,8 +131,9 @@ def add_parser(sub) -> None:
                                    "of a spatial transformer (run or zoo name); where: Figs. 4 and 5B from "
                                    "`whatwhere saccades` JSON files (OUT is a directory); benchmark: the figure of "
                                    "a `whatwhere benchmark` JSON file; scanpaths: a saccadic transformer's fixations and glimpses beside the "
-                                   "What/Where agent's, on the same displays.")
-    p.add_argument("kind", choices=["maps", "curves", "transformer", "where", "benchmark", "scanpaths"])
+                                   "What/Where agent's, on the same displays; scan: the parameter-scan figure from "
+                                   "one-parameter `whatwhere sweep` directories, with the published values.")
+    p.add_argument("kind", choices=["maps", "curves", "transformer", "where", "benchmark", "scanpaths", "scan"])
     p.add_argument("inputs", nargs="+", help="accuracy_map.npy files, a run directory, a model, or JSON files")
     p.add_argument("--out", required=True, help="output file (a directory for `where`)")
     p.add_argument("--labels", nargs="+", help="maps: one name per map")
@@ -121,5 +146,7 @@ def add_parser(sub) -> None:
     p.add_argument("--contrast", type=float, default=0.7, help="scanpaths: digit contrast (default 0.7)")
     p.add_argument("--preset", default="dabane2021", choices=["dabane2021", "paper"], help="scanpaths: display preset")
     p.add_argument("--eccentricities", type=float, nargs="+", help="scanpaths: one display per value (default 10 20 30 40)")
+    p.add_argument("--metric", help="scan: the sweep metric to plot (default one_saccade_random)")
+    p.add_argument("--title", help="scan: figure title")
     p.add_argument("--mnist-dir")
     p.set_defaults(func=cmd_figures)

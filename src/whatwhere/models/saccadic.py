@@ -42,6 +42,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from whatwhere.data.display import mask_disk
+from whatwhere.models.stn import STN28
 from whatwhere.models.what import WhatNet
 from whatwhere.models.where import WhereNet
 from whatwhere.ops.sampling import FOVEA, as_nchw, attention_theta, sample, translate
@@ -50,6 +51,7 @@ from whatwhere.retina import Colliculus, Retina
 __all__ = ["SaccadicTransformer", "SaccadicTrace"]
 
 PERIPHERIES = ("retina", "polo")
+FOVEAE = ("what", "stn28")
 
 
 @dataclass
@@ -91,9 +93,12 @@ class SaccadicTransformer(nn.Module):
         end_to_end: let the classification loss reach the saccade through the sampler (True); False
             detaches the fixation before the glimpse, so the collicular map learns only from its
             own supervised loss (the ablation).
+        fovea: the foveal classifier of the 28×28 glimpse: ``"what"`` (the What LeNet) or
+            ``"stn28"`` (STN-28: a small localiser re-centres the digit inside the glimpse before the
+            same LeNet; 5,520 more parameters).
 
-    Submodules: ``where`` (:class:`~whatwhere.models.where.WhereNet`), ``what``
-    (:class:`~whatwhere.models.what.WhatNet`), ``refine`` (the sub-cell head) and the fixed
+    Submodules: ``where`` (:class:`~whatwhere.models.where.WhereNet`), ``what`` (the foveal
+    classifier: :class:`~whatwhere.models.what.WhatNet` or :class:`~whatwhere.models.stn.STN28`), ``refine`` (the sub-cell head) and the fixed
     ``retina`` / ``colliculus`` (non-persistent buffers: not in the state dict).  The names of
     ``where.*`` and ``what.*`` match the Where and What models' state dicts, so trained weights load
     into them (:meth:`load_pathways`).
@@ -105,12 +110,14 @@ class SaccadicTransformer(nn.Module):
     def __init__(self, glimpses: int = 2, periphery: str = "retina", dim1: int = 1000, dim2: int = 1000,
                  p_dropout: float = 0.5, temperature: float = 0.25, max_shift: float = 6.0,
                  max_fixation: int = 50, stop_confidence: float | None = None, freeze: list | tuple = (),
-                 end_to_end: bool = True, retina: Retina | None = None) -> None:
+                 end_to_end: bool = True, fovea: str = "what", retina: Retina | None = None) -> None:
         super().__init__()
         if int(glimpses) != glimpses or glimpses < 1:
             raise ValueError(f"glimpses must be an integer >= 1, got {glimpses!r}")
         if periphery not in PERIPHERIES:
             raise ValueError(f"periphery must be one of {PERIPHERIES}, got {periphery!r}")
+        if fovea not in FOVEAE:
+            raise ValueError(f"fovea must be one of {FOVEAE}, got {fovea!r}")
         if not temperature > 0 or not max_shift >= 0 or max_fixation < 0:
             raise ValueError("temperature must be > 0, max_shift and max_fixation >= 0")
         if stop_confidence is not None and not 0 < stop_confidence <= 1:
@@ -139,7 +146,8 @@ class SaccadicTransformer(nn.Module):
         nn.init.zeros_(self.refine.weight)
         nn.init.zeros_(self.refine.bias)
         self.log_temperature = nn.Parameter(torch.tensor(float(temperature)).log())
-        self.what = WhatNet()
+        self.fovea = fovea
+        self.what = WhatNet() if fovea == "what" else STN28()
         self.register_buffer("targets", self.colliculus.saccade_targets().float(), persistent=False)
         self.register_buffer("scale", torch.tensor(FOVEA / float(self.input_size)), persistent=False)
         self.freeze = tuple(freeze)
