@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 #: The shipped models the demo benchmarks (those present in the zoo).
-SHIPPED = ("stn128", "atn", "polo_atn", "polo_atn85", "conv_polo_atn", "foveated_saccades", "where-c0.7",
+SHIPPED = ("stn128", "atn", "polo_atn", "polo_atn85", "conv_polo_atn", "saccadic_transformer", "where-c0.7",
            "where-c0.5", "where-c0.3")
 
 

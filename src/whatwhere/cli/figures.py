@@ -108,18 +108,35 @@ def _scan(args) -> None:
     from whatwhere.eval.sweep import aggregate
 
     metric = args.metric or "one_saccade_random"
+    default = None
+    if args.default:  # a sweep of the default point (no grid): added to every panel at the recipe's value
+        rep0 = aggregate(args.default)
+        if rep0["grid"] or len(rep0["points"]) != 1:
+            raise ValueError(f"--default {args.default}: expected a sweep without a grid")
+        from whatwhere.engine.recipe import read_recipe
+
+        default = (read_recipe(rep0["recipe"]), rep0["points"][0])
     panels = []
     for d in args.inputs:
         rep = aggregate(d)
         if len(rep["grid"]) != 1:
             raise ValueError(f"{d}: a scan panel needs a sweep over one key, got {list(rep['grid'])}")
         key = next(iter(rep["grid"]))
-        pts = sorted((p for p in rep["points"] if metric in p["metrics"]), key=lambda p: p["values"][key])
+        pts = [p for p in rep["points"] if metric in p["metrics"]]
+        x0 = None
+        if default is not None:
+            node = default[0]
+            for part in key.split("."):
+                node = node.get(part) if isinstance(node, dict) else None
+            x0 = node
+            if x0 is not None and metric in default[1]["metrics"]:
+                pts.append({**default[1], "values": {key: x0}})
+        pts = sorted(pts, key=lambda p: p["values"][key])
         stats = [p["metrics"][metric] for p in pts]
         panels.append({"parameter": key, "x": [p["values"][key] for p in pts], "mean": [s["mean"] for s in stats],
                        "ci95": [s["ci95"] or (s["mean"], s["mean"]) for s in stats],
                        "seeds": [s["values"] for s in stats],
-                       "published": WHERE_SCAN["scans"].get(key), "default": None})
+                       "published": WHERE_SCAN["scans"].get(key), "default": x0})
     print(f"wrote {viz.scan_figure(panels, args.out, title=args.title or '')}")
 
 
@@ -148,5 +165,6 @@ def add_parser(sub) -> None:
     p.add_argument("--eccentricities", type=float, nargs="+", help="scanpaths: one display per value (default 10 20 30 40)")
     p.add_argument("--metric", help="scan: the sweep metric to plot (default one_saccade_random)")
     p.add_argument("--title", help="scan: figure title")
+    p.add_argument("--default", help="scan: a sweep of the recipe's default point, added to every panel")
     p.add_argument("--mnist-dir")
     p.set_defaults(func=cmd_figures)
