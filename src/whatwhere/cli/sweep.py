@@ -40,11 +40,26 @@ def _executor(args, folder: Path):
 
 def run_local(specs: list[dict], executor, max_jobs: int, *, poll_s: float = 1.0, log=print) -> list[dict]:
     """Run the jobs with at most ``max_jobs`` at once; returns ``[{"run", "state", "error"}]``."""
-    from whatwhere.eval.sweep import run_point
-
     pending = list(specs)
     running: list[tuple[dict, object]] = []
     results = []
+    try:
+        _loop(pending, running, results, executor, max_jobs, poll_s, log)
+    except KeyboardInterrupt:
+        log(f"interrupt: stopping {len(running)} running job(s); each saves a checkpoint, and resubmitting the "
+            f"same sweep resumes them")
+        for _, job in running:
+            job.cancel()
+        t0 = time.time()
+        while any(not job.done() for _, job in running) and time.time() - t0 < 60:
+            time.sleep(0.5)
+        raise
+    return results
+
+
+def _loop(pending, running, results, executor, max_jobs, poll_s, log) -> None:
+    from whatwhere.eval.sweep import run_point
+
     while pending or running:
         while pending and len(running) < max_jobs:
             spec = pending.pop(0)
@@ -63,8 +78,7 @@ def run_local(specs: list[dict], executor, max_jobs: int, *, poll_s: float = 1.0
             except Exception as exc:  # noqa: BLE001 - the report names it
                 results.append({"run": spec["name"], "state": "failed", "error": str(exc).strip().splitlines()[-1]})
                 log(f"FAILED  {spec['name']}: {results[-1]['error']}")
-        running = still
-    return results
+        running[:] = still
 
 
 def cmd_sweep(args) -> int:
@@ -103,7 +117,12 @@ def cmd_sweep(args) -> int:
     if args.executor == "local":
         limit = args.max_jobs or max(1, free_cores() // args.cpus_per_task)
         print(f"local executor: at most {limit} job(s) at once, {args.cpus_per_task} thread(s) each")
-        results = run_local(todo, executor, limit)
+        try:
+            results = run_local(todo, executor, limit)
+        except KeyboardInterrupt:
+            print(f"interrupted; resubmit the same command to resume (`whatwhere sweep report {out}` for what is done)",
+                  file=sys.stderr)
+            return 130
         bad = [r for r in results if r["state"] == "failed"]
         print(f"{len(results) - len(bad)} done, {len(bad)} failed; `whatwhere sweep report {out}`")
         return 1 if bad else 0

@@ -224,7 +224,10 @@ def run_point(spec: dict) -> dict:
             train(recipe, run_dir, resume=resume, progress=False, log=lambda s: None)
         metrics = evaluate_run(run_dir, **run.eval)
     except BaseException as exc:  # noqa: BLE001 - recorded for the report, then re-raised
-        _status(run_dir, "failed", error=f"{type(exc).__name__}: {exc}",
+        from whatwhere.engine.trainer import TrainingInterrupted
+
+        interrupted = isinstance(exc, (TrainingInterrupted, KeyboardInterrupt))
+        _status(run_dir, "interrupted" if interrupted else "failed", error=f"{type(exc).__name__}: {exc}",
                 traceback=traceback.format_exc().splitlines()[-3:])
         raise
     metrics["wall_time_s"] = round(time.perf_counter() - t0, 1)
