@@ -69,7 +69,7 @@ def test_help_everywhere(capsys):
 
     paths = list(_all_commands(build_parser()))
     names = {p[0] for p in paths if p}
-    assert names == {"data", "train", "eval", "benchmark", "saccades", "diagnose", "figures", "zoo", "demo"}
+    assert names == {"data", "train", "eval", "benchmark", "saccades", "diagnose", "figures", "sweep", "zoo", "demo"}
     for path in paths:
         with pytest.raises(SystemExit) as exc:
             main([*path, "--help"])

@@ -37,17 +37,18 @@ class Ensemble(nn.Module):
         member: a registry name ("what", "where", "stn28", ...).
         n: number of members.
         member_args: the members' model arguments.
+        factory: builds a member, ``factory(member, **member_args)`` (the registry's
+            ``create_model``, which registers this class as ``ensemble``).
     """
 
-    def __init__(self, member: str = "what", n: int = 3, member_args: dict | None = None) -> None:
+    def __init__(self, member: str, n: int, member_args: dict | None, *, factory) -> None:
         super().__init__()
-        from whatwhere.models.registry import MODELS, create_model
-
         if int(n) != n or n < 2:
             raise ValueError(f"an ensemble needs n >= 2 members, got {n!r}")
         self.member_name, self.n, self.member_args = member, int(n), dict(member_args or {})
-        models = [create_model(member, **self.member_args) for _ in range(self.n)]
-        self.input_size = MODELS[member].input_size
+        self._factory = factory
+        models = [factory(member, **self.member_args) for _ in range(self.n)]
+        self.input_size = getattr(models[0], "input_size", 28)
         self.stem = None
         if member == "where":  # the retina is fixed and identical: encode once, vectorise the MLP
             self.stem = models[0].retina
@@ -97,11 +98,9 @@ class Ensemble(nn.Module):
 
     def member(self, k: int) -> nn.Module:
         """Member ``k`` as a plain model of the registered kind (a copy of its weights), in evaluation mode."""
-        from whatwhere.models.registry import create_model
-
         if not 0 <= k < self.n:
             raise IndexError(f"member {k} of an ensemble of {self.n}")
-        m = create_model(self.member_name, **self.member_args)
+        m = self._factory(self.member_name, **self.member_args)
         target = m.net if self.stem is not None else m
         state = {name: self.stacked[_key(name)][k].detach().clone() for name in self._names}
         state.update({name: getattr(self, "buf__" + _key(name))[k].clone() for name in self._buffer_names})

@@ -113,7 +113,11 @@ def _register_builtins() -> None:
 
     register_model("what", 28)(WhatNet)
     register_model("saccadic_transformer", 128)(SaccadicTransformer)
-    register_model("ensemble", 28)(Ensemble)  # its input size is its member's (Ensemble.input_size)
+    def ensemble(member: str = "what", n: int = 3, member_args: dict | None = None) -> Ensemble:
+        """``n`` seeds of the registered model ``member`` trained in one process."""
+        return Ensemble(member, n, member_args, factory=create_model)
+
+    register_model("ensemble", 28)(ensemble)  # its input size is its member's (Ensemble.input_size)
     register_model("where", 128)(Where)
     register_model("stn28", 28)(STN28)
     register_model("stn128", 128)(STN128)
