@@ -48,8 +48,9 @@ def cmd_code(args) -> int:
         display = display.replace(clutter=args.clutter)
     t = time.perf_counter()
     res = code_r2(model, display, n_fit=args.n_fit, n_val=args.n_val, n_test=args.n_test, seed=args.seed,
-                  device=dev, mnist_dir=args.mnist_dir)
-    print(f"{label}: the localiser input ({res['dim']} numbers) explains R² = {res['r2']:.3f} of the digit offset "
+                  device=dev, features=args.features, mnist_dir=args.mnist_dir)
+    what = "the localiser input" if args.features == "linear" else "the energy (squares) of the localiser input"
+    print(f"{label}: {what} ({res['dim']} numbers) explains R² = {res['r2']:.3f} of the digit offset "
           f"(ridge, λ = {res['lambda']:g} × mean eigenvalue, fit {res['n_fit']}, test {res['n_test']} displays; "
           f"contrast {display.contrast:g}, clutter {display.clutter:g}, radius |N(0,1)|×{args.sigma:g} ≤ {args.clip:g} px)")
     if args.out:
@@ -73,6 +74,9 @@ def add_parser(sub) -> None:
     c.add_argument("model", help="run directory, weights file, zoo name, or registry model name")
     c.add_argument("--model-arg", action="append", default=[], metavar="KEY=VALUE",
                    help="argument of an untrained registry model, e.g. filters=bandpass; repeatable")
+    c.add_argument("--features", choices=["linear", "energy"], default="linear",
+                   help="regress on the code (linear, default) or on its squares (energy: what a non-linear "
+                        "localiser such as convPOLO's can read)")
     c.add_argument("--contrast", type=float, default=0.7, help="digit contrast (default 0.7)")
     c.add_argument("--sigma", type=float, default=40.0, help="radius σ of the placement (default 40)")
     c.add_argument("--clip", type=float, default=40.0, help="largest radius (default 40)")

@@ -73,16 +73,21 @@ def ridge_r2(X_fit: torch.Tensor, y_fit: torch.Tensor, X_val: torch.Tensor, y_va
 
 @torch.no_grad()
 def code_r2(model, display: DisplayConfig, *, n_fit: int = 3000, n_val: int = 1000, n_test: int = 2000,
-            seed: int = 0, device="cpu", batch: int = 500, mnist_dir=None) -> dict:
+            seed: int = 0, device="cpu", batch: int = 500, features: str = "linear", mnist_dir=None) -> dict:
     """How much of the digit offset ``model``'s localiser input explains linearly (module doc).
 
     Displays: MNIST-test digits under ``display`` (e.g. the model's training distribution), seed
-    ``seed``; the three sets are disjoint runs of one display stream.
+    ``seed``; the three sets are disjoint runs of one display stream.  ``features="energy"``
+    regresses on the squared coefficients instead: the local energy, which a localiser with
+    non-linear layers (convPOLO's convolutions and ReLUs) can compute, while a linear read-out
+    of the first layer cannot (convPOLO's band-pass-only code: R² 0.00 linear, 0.38 energy).
 
     Returns:
         :func:`ridge_r2`'s dict plus ``"n_test"``; raises ``ValueError`` for a model without a
         localiser input.
     """
+    if features not in ("linear", "energy"):
+        raise ValueError(f"features must be 'linear' or 'energy', got {features!r}")
     encode = localiser_input(model)
     if encode is None:
         raise ValueError(f"{type(model).__name__} has no localiser input (no `localiser_input` method)")
@@ -96,9 +101,12 @@ def code_r2(model, display: DisplayConfig, *, n_fit: int = 3000, n_val: int = 10
         X.append(encode(d.images).reshape(len(d), -1).float().cpu())
         y.append(d.offsets.double().cpu())
     X, y = torch.cat(X), torch.cat(y)
+    if features == "energy":
+        X = X.square()
     a, b = n_fit, n_fit + n_val
     if float(y[:a].std(0).min()) == 0 or not math.isfinite(float(X.abs().max())):
         raise ValueError("the displays must vary the digit position (use a random placement) and the codes be finite")
     out = ridge_r2(X[:a], y[:a], X[a:b], y[a:b], X[b:], y[b:])
     out["n_test"] = n_test
+    out["features"] = features
     return out
