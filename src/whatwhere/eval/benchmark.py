@@ -152,7 +152,8 @@ def benchmark(models, *, contrasts=(0.7, 0.5, 0.3), eccentricities=ECCENTRICITIE
         code_r2: also report, per model with a localiser input, how much of the digit's offset
             that input explains linearly (:func:`whatwhere.eval.diagnostics.code_r2`, on displays
             of the preset's training placement, radius ``|N(0, 1)| × 40`` clipped at 40 px, at
-            the first contrast; 2,000 / 500 / 1,000 displays to fit / choose / test).
+            the first contrast; 3,000 / 1,000 / 2,000 displays to fit / choose / test, as
+            ``whatwhere diagnose code``).
 
     Returns:
         ``{"records": [...], "models": {name: summary}, "display": {...}, "n_digits": n}``.
@@ -276,7 +277,7 @@ def benchmark(models, *, contrasts=(0.7, 0.5, 0.3), eccentricities=ECCENTRICITIE
         if code_r2 and localiser_input(first) is not None and getattr(first, "input_size", 128) != 28:
             cfg_r2 = preset(preset_name, 128, **overrides).replace(contrast=contrasts[0], placement="polar",
                                                                     sigma=40.0, clip=40.0)
-            r2 = ridge_code_r2(first, cfg_r2, n_fit=2000, n_val=500, n_test=1000, seed=seed, device=dev,
+            r2 = ridge_code_r2(first, cfg_r2, seed=seed, device=dev,
                                mnist_dir=mnist_dir)
             info["code_r2"] = r2["r2"]
         summary[e.name] = info
