@@ -10,13 +10,13 @@ cd "$(dirname "$0")/.."
 source scripts/common.sh
 DIGITS=${DIGITS:-1000}
 SET=${SET:-}
-ABLATIONS=${ABLATIONS-"K1 K3 nomap noe2e polo lenet"}
+ABLATIONS=${ABLATIONS-"K1 K3 nomap e2e polo lenet"}
 ablation_args() {  # the one factor each ablation changes
   case $1 in
     K1)    args=(--set model_args.glimpses=1) ;;
     K3)    args=(--set model_args.glimpses=3) ;;
     nomap) args=(--set objective_args.map_weight=0) ;;
-    noe2e) args=(--set model_args.end_to_end=false) ;;
+    e2e) args=(--set model_args.end_to_end=true) ;;
     polo)  args=(--set model_args.periphery=polo --set "model_args.freeze=[]" --set "init={what: zoo:stn28}") ;;
     lenet) args=(--set model_args.fovea=what --set "init={what: zoo:what-dabane2021, where: zoo:where-c0.7}"
                  --set objective_args.accuracy_map=zoo:what-dabane2021) ;;

@@ -92,7 +92,9 @@ class SaccadicTransformer(nn.Module):
         freeze: names of submodules whose parameters are not trained (e.g. ``["where.fc1"]``).
         end_to_end: let the classification loss reach the saccade through the sampler (True); False
             detaches the fixation before the glimpse, so the collicular map learns only from its
-            own supervised loss (the ablation).
+            own supervised loss (what the packaged recipe does: through the bilinear sampler the
+            classification gradient only sees about a pixel around the glimpse, and in a
+            controlled test it degraded the trained map).
         fovea: the foveal classifier of the 28×28 glimpse: ``"what"`` (the What LeNet) or
             ``"stn28"`` (STN-28: a small localiser re-centres the digit inside the glimpse before the
             same LeNet; 5,520 more parameters).
