@@ -45,6 +45,17 @@ def test_resume_equals_uninterrupted(tmp_path):
         train(recipe, tmp_path / "cut", resume=True, progress=False, log=lambda s: None, stop_after_batches=5)
     cut = train(recipe, tmp_path / "cut", resume=True, progress=False, log=lambda s: None)
     assert metrics_rows(full) == metrics_rows(cut)
+    # run.json: one sitting per process, the refused start not among them
+    import json
+    rec = json.loads((cut / "run.json").read_text())
+    assert [s["status"] for s in rec["sittings"]] == ["interrupted", "interrupted", "done"]
+    assert [(s["from"], s["to"]) for s in rec["sittings"]] == [([0, 0], [0, 7]), ([0, 7], [0, 12]), ([0, 12], [2, 0])]
+    assert rec["status"] == "done" and rec["profile"] is None and rec["seed"] == 3
+    assert rec["overrides"] == ["train_limit=600", "eval_digits=200"]
+    from whatwhere.engine.checkpoints import origin_of
+    from whatwhere.utils.provenance import git_commit
+    assert origin_of(cut) == {"recipe": "tiny", "profile": None, "seed": 3, "commit": git_commit()}
+    assert rec["wall_time_s"] == pytest.approx(sum(s["wall_s"] for s in rec["sittings"]), abs=0.2)
     a, b = load_model(full).state_dict(), load_model(cut).state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
 

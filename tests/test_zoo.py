@@ -88,3 +88,13 @@ def test_zoo_where_models_record_their_contrast():
         assert recipe["display"]["contrast"] == float(name[-3:])
         assert recipe["objective_args"]["accuracy_map"] == "zoo:what"
     assert json.dumps(manifest())  # plain JSON
+
+
+def test_zoo_models_say_which_recipe_seed_and_commit_made_them():
+    from whatwhere.engine.checkpoints import origin_of
+
+    assert origin_of("polo_atn") == {"recipe": "polo_atn", "profile": None, "seed": 2021, "commit": "e775652"}
+    for name in manifest()["models"]:  # every shipped model has a known recipe, seed and commit
+        o = origin_of(name)
+        assert o["recipe"] and o["seed"] is not None and o["commit"], (name, o)
+    assert origin_of("no-such-model") == {"recipe": None, "profile": None, "seed": None, "commit": None}

@@ -114,3 +114,30 @@ def recipe_of(spec: str | Path) -> dict:
 
 
 __all__ += ["recipe_of"]
+
+
+def origin_of(spec: str | Path) -> dict:
+    """Which recipe, profile, seed and commit made ``spec`` (a run directory, weights file or zoo
+    name): ``{"recipe", "profile", "seed", "commit"}``, ``None`` where unknown.  A run directory's
+    ``run.json`` (written by the trainer) is read first, then its ``recipe.yaml``; a zoo model's
+    manifest entry (its ``provenance.profile``, absent for full recipes)."""
+    import json
+
+    p = Path(spec)
+    if p.exists():
+        run = p if p.is_dir() else p.parent
+        rec = json.loads((run / "run.json").read_text()) if (run / "run.json").is_file() else {}
+        recipe = recipe_of(run)
+        sittings = rec.get("sittings") or [{}]
+        return {"recipe": rec.get("recipe", recipe.get("name")), "profile": rec.get("profile"),
+                "seed": rec.get("seed", recipe.get("seed")), "commit": sittings[-1].get("git_commit")}
+    try:
+        entry = zoo_entry(str(spec))
+    except ZooError:
+        return {"recipe": None, "profile": None, "seed": None, "commit": None}
+    prov = entry.get("provenance") or {}
+    return {"recipe": (entry.get("recipe") or {}).get("name"), "profile": prov.get("profile"),
+            "seed": (entry.get("recipe") or {}).get("seed"), "commit": prov.get("commit")}
+
+
+__all__ += ["origin_of"]

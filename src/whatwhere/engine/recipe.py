@@ -90,6 +90,8 @@ class Recipe:
     optimizer: Optimizer = Optimizer()
     schedule: Schedule = Schedule()
     raw: dict = field(default_factory=dict, compare=False, repr=False)
+    profile: str | None = field(default=None, compare=False)  # the profile applied (None: the full recipe)
+    overrides: tuple = field(default=(), compare=False)       # the key=value overrides applied, in order
 
     @property
     def size(self) -> int:
@@ -240,7 +242,8 @@ def parse_recipe(d: dict[str, Any], *, profile: str | None = None, overrides: li
                   objective_args=dict(d.get("objective_args") or {}), seed=d.get("seed", 0),
                   device=d.get("device", "auto"), batch_size=d.get("batch_size", 100), train_limit=tl,
                   eval_digits=d.get("eval_digits", 10000), static=bool(d.get("static", False)), init=init,
-                  preset=d.get("preset", "paper"), optimizer=opt, schedule=sch, raw=resolved)
+                  preset=d.get("preset", "paper"), optimizer=opt, schedule=sch, raw=resolved,
+                  profile=profile, overrides=tuple(overrides))
 
 
 def parse_value(text: str) -> Any:

@@ -7,6 +7,8 @@ Run directory layout::
     RUN/checkpoints/latest.json  pointer to the newest complete checkpoint
     RUN/checkpoints/*.safetensors + *.state.pt   weights + trainer state (atomic writes)
     RUN/model.safetensors, RUN/model.json        final weights and how to rebuild the model
+    RUN/run.json                 how the run was made: recipe, profile, overrides, seed, and per
+                                 sitting the command, commit, hardware, epochs, status and wall time
 
 The display stream is a pure function of (seed, epoch, position), model initialisation and
 dropout come from seeded generators, and a checkpoint records the exact position (epoch and
@@ -210,13 +212,60 @@ def train(recipe: Recipe, run_dir: str | Path, *, resume: bool = False, device: 
     """
     dev = pick_device(device or recipe.device)
     cuda = [dev.index if dev.index is not None else torch.cuda.current_device()] if dev.type == "cuda" else []
-    with torch.random.fork_rng(devices=cuda):
-        return _train(recipe, run_dir, resume=resume, device=device, mnist_dir=mnist_dir, progress=progress,
-                      stop_after_batches=stop_after_batches, log=log)
+    started: dict = {}
+    t0 = time.time()
+    status = "failed"
+    try:
+        with torch.random.fork_rng(devices=cuda):
+            out = _train(recipe, run_dir, resume=resume, device=device, mnist_dir=mnist_dir, progress=progress,
+                         stop_after_batches=stop_after_batches, log=log, started=started)
+        status = "done"
+        return out
+    except TrainingInterrupted:
+        status = "interrupted"
+        raise
+    finally:
+        if started:  # a refused start (existing run, recipe mismatch) leaves the run's record alone
+            record_sitting(Path(run_dir), recipe, status=status, t0=t0, start=started["position"], device=dev)
+
+
+def _position_of(ptr: Path) -> list:
+    info = json.loads(ptr.read_text())
+    return [int(info.get("epoch", 0)), int(info.get("batch", 0))]
+
+
+def record_sitting(run: Path, recipe: Recipe, *, status: str, t0: float, start: list, device) -> dict:
+    """Append one sitting (this process's part of the run) to ``RUN/run.json`` and return the record.
+
+    The record: ``recipe``, ``profile`` (``null``: the full recipe), ``overrides``, ``seed``,
+    ``model``, ``status`` and ``wall_time_s`` (summed over sittings), and ``sittings``: for each,
+    ``command``, ``git_commit``, ``hardware``, ``start``/``end`` (UTC), ``from``/``to`` (the run's
+    position as ``[completed epochs, batches into the next]``), ``status`` and ``wall_s``.
+    """
+    import sys
+
+    from whatwhere.utils.provenance import command_line, git_commit, hardware
+
+    path = run / "run.json"
+    rec = json.loads(path.read_text()) if path.is_file() else {}
+    ptr = run / "checkpoints" / "latest.json"
+    end = _position_of(ptr) if ptr.is_file() else start
+    iso = lambda t: time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))  # noqa: E731
+    now = time.time()
+    sittings = list(rec.get("sittings", []))
+    sittings.append({"command": command_line(prog=Path(sys.argv[0]).name or "python"), "git_commit": git_commit(),
+                     "hardware": hardware(device), "start": iso(t0), "end": iso(now), "from": start,
+                     "to": end, "status": status, "wall_s": round(now - t0, 1)})
+    rec.update({"recipe": recipe.name, "profile": recipe.profile, "overrides": list(recipe.overrides),
+                "seed": recipe.seed, "model": recipe.model, "epochs": recipe.total_epochs, "status": status,
+                "wall_time_s": round(sum(x["wall_s"] for x in sittings), 1), "sittings": sittings})
+    write_text(path, json.dumps(rec, indent=2))
+    return rec
 
 
 def _train(recipe: Recipe, run_dir: str | Path, *, resume: bool, device: str | None, mnist_dir: str | None,
-           progress: bool, stop_after_batches: int | None, log: Callable[[str], None]) -> Path:
+           progress: bool, stop_after_batches: int | None, log: Callable[[str], None],
+           started: dict | None = None) -> Path:
     """The body of :func:`train` (runs inside a forked random state)."""
     from tqdm.auto import tqdm
 
@@ -234,6 +283,8 @@ def _train(recipe: Recipe, run_dir: str | Path, *, resume: bool, device: str | N
                              f"({run / 'recipe.yaml'}); resume with the same recipe and overrides")
     run.mkdir(parents=True, exist_ok=True)
     write_text(run / "recipe.yaml", yaml.safe_dump(recipe.to_dict(), sort_keys=False))
+    if started is not None:
+        started["position"] = _position_of(ptr) if resume else [0, 0]
 
     torch.manual_seed(derive_seed(recipe.seed, "init"))
     model = create_model(recipe.model, **recipe.model_args).to(dev)

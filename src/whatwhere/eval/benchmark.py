@@ -41,7 +41,7 @@ from pathlib import Path
 import torch
 
 from whatwhere.data import DisplaySet, mnist, preset
-from whatwhere.engine.checkpoints import count_parameters, load, read_meta, recipe_of, weights_path
+from whatwhere.engine.checkpoints import count_parameters, load, read_meta, origin_of, recipe_of, weights_path
 from whatwhere.eval.diagnostics import code_r2 as ridge_code_r2
 from whatwhere.eval.diagnostics import localiser_input
 from whatwhere.eval.metrics import wilson
@@ -325,7 +325,7 @@ def entries_from_runs(runs, *, what=None, device="cpu", saccades=(0, 1, 2), name
             continue
         name = names.get(run, Path(run).name if Path(run).is_dir() else Path(run).stem)
         entries.append(Entry(name=name, model=model, published=kind, bandwidth=bandwidth_of(model),
-                             source=run, notes={"registry_model": kind}))
+                             source=run, notes={"registry_model": kind, "origin": origin_of(run)}))
     if where_nets:
         what_net = load(what_spec or "what", device)
         first_where = next(iter(where_nets.values()))[1]
@@ -336,5 +336,8 @@ def entries_from_runs(runs, *, what=None, device="cpu", saccades=(0, 1, 2), name
                              published="whatwhere", bandwidth=bandwidth_of(first),
                              source=", ".join(str(p) for p, _ in where_nets.values()),
                              notes={"what": str(what_spec or "what"),
+                                    "origin": {"What": origin_of(what_spec or "what"),
+                                               **{f"Where at contrast {c:g}": origin_of(p)
+                                                  for c, (p, _) in sorted(where_nets.items())}},
                                     "where_by_contrast": {str(c): str(p) for c, (p, _) in where_nets.items()}}))
     return entries

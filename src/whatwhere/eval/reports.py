@@ -68,6 +68,25 @@ def _clutter_note(result: dict) -> list[str]:
     return [*notes, ""] if notes else []
 
 
+def origin_rows(result: dict) -> list[str]:
+    """One table row per trained network: which recipe, profile (*full*: none), seed and commit made it."""
+    def row(label, o):
+        v = lambda k: "?" if o.get(k) is None else str(o[k])  # noqa: E731
+        profile = o.get("profile") or ("full" if o.get("recipe") else "?")
+        return f"| {label} | {v('recipe')} | {profile} | {v('seed')} | {v('commit')} |"
+
+    rows = []
+    for name, m in result["models"].items():
+        origin = m.get("origin")
+        if not origin:
+            continue
+        if "recipe" in origin:
+            rows.append(row(name, origin))
+        else:  # an agent: its What network and one Where network per contrast
+            rows += [row(f"{name}, {part}", o) for part, o in origin.items()]
+    return rows
+
+
 def markdown(result: dict) -> str:
     """The benchmark as Markdown: per-model summary, then one accuracy table per contrast."""
     ecc = result["eccentricities"]
@@ -89,6 +108,9 @@ def markdown(result: dict) -> str:
     if any(m.get("code_r2") is not None for m in result["models"].values()):
         lines += ["", "*code R²*: how much of the digit's offset a ridge regression on the localiser's (or Where "
                   "pathway's) input explains, on held-out displays (`whatwhere diagnose code`)."]
+    made = origin_rows(result)
+    if made:
+        lines += ["", "| model | made by: recipe | profile | seed | commit |", "|---|---|---|---|---|", *made]
     for c in result["contrasts"]:
         lines += ["", f"**Contrast {c:g}**", "",
                   "| model | " + " | ".join(f"{e:.2f}" for e in ecc) + " | mean |",
