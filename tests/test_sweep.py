@@ -48,6 +48,13 @@ def test_bad_grid_values_are_refused_before_anything_runs(tmp_path, items, messa
     assert rc == 2 and not (tmp_path / "s").exists()
 
 
+def test_dry_run_lists_the_runs_and_writes_nothing(tmp_path, capsys):
+    assert main(["sweep", "what", "--grid", "optimizer.lr=0.001,0.002", "--seeds", "2", "--dry-run",
+                 "--out", str(tmp_path / "s")]) == 0
+    out = capsys.readouterr().out
+    assert out.count("-seed") == 4 and not (tmp_path / "s").exists()
+
+
 def test_statistics_on_known_inputs():
     assert t_quantile(1) == pytest.approx(12.7062, abs=1e-3)
     assert t_quantile(2) == pytest.approx(4.3027, abs=1e-3)

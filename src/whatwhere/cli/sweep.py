@@ -99,10 +99,11 @@ def cmd_sweep(args) -> int:
     ev = {"digits": args.eval_digits, "map_digits": args.map_digits}
     runs = [r.__class__(**{**asdict(r), "eval": ev}) for r in runs]
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    if not args.dry_run:
+        out.mkdir(parents=True, exist_ok=True)
     seed_values = sorted({r.seed for r in runs})
     write_manifest(out, recipe=recipe, grid=grid, seeds=seed_values, runs=runs, executor=args.executor,
-                   command=command_line(args.argv), profile=args.profile)
+                   command=command_line(args.argv), profile=args.profile, dry_run=args.dry_run)
     todo = [asdict(r) for r in runs if not (Path(r.dir) / "metrics.json").exists()]
     print(f"sweep of {recipe}: {len(runs)} runs ({len(runs) - len(todo)} already done) -> {out}")
     if args.dry_run:

@@ -367,8 +367,9 @@ def _main_metrics(report: dict) -> list[str]:
 
 
 def write_manifest(sweep_dir: Path, *, recipe: str, grid: dict, seeds: list[int], runs: list[SweepRun],
-                   executor: str, command: str, profile: str | None) -> Path:
-    """Write (or extend) ``sweep.json``; a resubmission with the same runs keeps it as it is."""
+                   executor: str, command: str, profile: str | None, dry_run: bool = False) -> Path:
+    """Write (or extend) ``sweep.json``; a resubmission with the same runs keeps it as it is.
+    ``dry_run``: only check that the runs fit the sweep already in ``sweep_dir``; write nothing."""
     from whatwhere.utils.io import write_json
 
     path = sweep_dir / "sweep.json"
@@ -389,4 +390,6 @@ def write_manifest(sweep_dir: Path, *, recipe: str, grid: dict, seeds: list[int]
         old["seeds"] = sorted(set(old["seeds"]) | set(seeds))
         old.setdefault("commands", []).append(command)
         payload = old
+    if dry_run:
+        return path
     return write_json(path, payload)
