@@ -19,8 +19,8 @@ __all__ = ["save_weights", "read_meta", "weights_path", "load", "model_meta", "c
 
 
 def count_parameters(model: torch.nn.Module) -> int:
-    """Trainable parameters."""
-    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+    """Every parameter of the model, trained or frozen (buffers excluded)."""
+    return sum(p.numel() for p in model.parameters())
 
 
 def model_meta(model: str, model_args: dict, recipe: str) -> dict:

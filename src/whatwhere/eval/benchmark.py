@@ -89,7 +89,7 @@ is_agent = is_saccadic
 
 
 def _parameters(m) -> int:
-    """Trainable parameters (an agent: its What and Where networks); 0 for non-modules."""
+    """Parameters, trained or frozen (an agent: its What and Where networks); 0 for non-modules."""
     return count_parameters(m) if isinstance(m, torch.nn.Module) else 0
 
 
