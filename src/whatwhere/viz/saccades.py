@@ -151,7 +151,7 @@ def scanpaths(images: np.ndarray, offsets: np.ndarray, labels: np.ndarray, paths
 
     R = images.shape[0]
     names = list(paths)
-    fig, axes = subplots(R, len(names), figsize=(3.3 * len(names), 3.3 * R), squeeze=False)
+    fig, axes = subplots(R, len(names), figsize=(3.3 * len(names), 3.5 * R), squeeze=False, constrained_layout=True)
     N = images.shape[-1]
     c = N // 2
     ext = (-c - 0.5, N - c - 0.5, N - c - 0.5, -c - 0.5)
@@ -170,7 +170,7 @@ def scanpaths(images: np.ndarray, offsets: np.ndarray, labels: np.ndarray, paths
             ax.plot(offsets[r][1], offsets[r][0], "r+", ms=10, mew=1.5)
             pred = int(paths[name]["predictions"][r])
             ok = pred == int(labels[r])
-            ax.set_title(f"{name}: says {pred} (label {int(labels[r])})", fontsize=8, color="g" if ok else "r")
+            ax.set_title(f"{name}\nsays {pred} (label {int(labels[r])})", fontsize=8, color="g" if ok else "r")
             ax.set_xticks([])
             ax.set_yticks([])
     if title:
