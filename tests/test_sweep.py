@@ -107,6 +107,9 @@ def test_local_sweep_is_idempotent_and_resumes(tmp_path, mnist_test):
     assert (run / "checkpoints" / "latest.json").exists()
     assert main(argv) == 0
     assert (run / "metrics.json").exists()
+    sittings = json.loads((run / "run.json").read_text())["sittings"]
+    assert sittings[0]["command"].startswith(f"whatwhere train what --out {run} --profile quick --set")
+    assert "seed=2019" in sittings[0]["command"] and sittings[-1]["command"].endswith("--resume")
     assert main(["sweep", "report", str(out)]) == 0
     report = json.loads((out / "report.json").read_text())
     assert [p["point"] for p in report["points"]] == ["display.clutter=0.5", "display.clutter=1.0"]

@@ -198,13 +198,15 @@ class _SigintFlag:
 
 def train(recipe: Recipe, run_dir: str | Path, *, resume: bool = False, device: str | None = None,
           mnist_dir: str | None = None, progress: bool = True, stop_after_batches: int | None = None,
-          log: Callable[[str], None] = print) -> Path:
+          log: Callable[[str], None] = print, command: str | None = None) -> Path:
     """Train ``recipe`` into ``run_dir`` and return the directory.
 
     Args:
         resume: continue from the newest checkpoint of ``run_dir`` (required if it has one).
         device: overrides the recipe's device (``auto``/``cpu``/``cuda``).
         stop_after_batches: simulate an interruption after that many batches (tests).
+        command: the command recorded in ``RUN/run.json`` (default: this process's command line;
+            a sweep passes the equivalent ``whatwhere train`` command).
 
     The model's initialisation and dropout draw from torch's default generators seeded from the
     recipe's seed; they run inside :func:`torch.random.fork_rng`, so the caller's random state is
@@ -226,7 +228,8 @@ def train(recipe: Recipe, run_dir: str | Path, *, resume: bool = False, device: 
         raise
     finally:
         if started:  # a refused start (existing run, recipe mismatch) leaves the run's record alone
-            record_sitting(Path(run_dir), recipe, status=status, t0=t0, start=started["position"], device=dev)
+            record_sitting(Path(run_dir), recipe, status=status, t0=t0, start=started["position"], device=dev,
+                           command=command)
 
 
 def _position_of(ptr: Path) -> list:
@@ -234,7 +237,8 @@ def _position_of(ptr: Path) -> list:
     return [int(info.get("epoch", 0)), int(info.get("batch", 0))]
 
 
-def record_sitting(run: Path, recipe: Recipe, *, status: str, t0: float, start: list, device) -> dict:
+def record_sitting(run: Path, recipe: Recipe, *, status: str, t0: float, start: list, device,
+                   command: str | None = None) -> dict:
     """Append one sitting (this process's part of the run) to ``RUN/run.json`` and return the record.
 
     The record: ``recipe``, ``profile`` (``null``: the full recipe), ``overrides``, ``seed``,
@@ -253,7 +257,8 @@ def record_sitting(run: Path, recipe: Recipe, *, status: str, t0: float, start: 
     iso = lambda t: time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))  # noqa: E731
     now = time.time()
     sittings = list(rec.get("sittings", []))
-    sittings.append({"command": command_line(prog=Path(sys.argv[0]).name or "python"), "git_commit": git_commit(),
+    command = command or command_line(prog=Path(sys.argv[0]).name or "python")
+    sittings.append({"command": command, "git_commit": git_commit(),
                      "hardware": hardware(device), "start": iso(t0), "end": iso(now), "from": start,
                      "to": end, "status": status, "wall_s": round(now - t0, 1)})
     rec.update({"recipe": recipe.name, "profile": recipe.profile, "overrides": list(recipe.overrides),

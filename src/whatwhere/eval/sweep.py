@@ -221,7 +221,12 @@ def run_point(spec: dict) -> dict:
         recipe = load_recipe(run.recipe, profile=run.profile, overrides=run.overrides)
         if not (run_dir / "model.safetensors").exists():
             resume = (run_dir / "checkpoints" / "latest.json").exists()
-            train(recipe, run_dir, resume=resume, progress=False, log=lambda s: None)
+            import shlex
+
+            cmd = ["whatwhere", "train", run.recipe, "--out", str(run_dir), *(["--profile", run.profile] if run.profile
+                                                                            else [])]
+            cmd += [a for o in run.overrides for a in ("--set", o)] + (["--resume"] if resume else [])
+            train(recipe, run_dir, resume=resume, progress=False, log=lambda s: None, command=shlex.join(cmd))
         metrics = evaluate_run(run_dir, **run.eval)
     except BaseException as exc:  # noqa: BLE001 - recorded for the report, then re-raised
         from whatwhere.engine.trainer import TrainingInterrupted
