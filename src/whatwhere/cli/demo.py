@@ -25,7 +25,7 @@ from pathlib import Path
 
 #: The shipped models the demo benchmarks (those present in the zoo).
 SHIPPED = ("stn128", "atn", "polo_atn", "polo_atn85", "conv_polo_atn", "saccadic_transformer", "where-c0.7",
-           "where-c0.5", "where-c0.3")
+           "where-c0.5-ft", "where-c0.3-ft")
 
 
 def _display_grid(out: Path, size: int, seed: int = 0) -> Path:
