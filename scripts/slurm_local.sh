@@ -110,7 +110,9 @@ start() {
   # Keep the config a running daemon has read (a mismatch only causes warnings, but is confusing).
   alive slurmctld || alive slurmd || write_conf
   # Both daemonise by default and write their pid files; restart them so they read the new config.
-  alive slurmctld || { say "starting slurmctld"; slurmctld || { show_logs; die "slurmctld failed"; }; }
+  # -c: a cold start that discards the saved job state; a throwaway local cluster needs none, and a
+  # job left "completing" by an earlier instance would otherwise hold the node in state comp
+  alive slurmctld || { say "starting slurmctld"; slurmctld -c || { show_logs; die "slurmctld failed"; }; }
   alive slurmd || { say "starting slurmd"; slurmd || { show_logs; die "slurmd failed"; }; }
   say "waiting up to ${TIMEOUT}s for node $NODE to become idle ..."
   local state t0=$SECONDS
@@ -120,6 +122,11 @@ start() {
       idle|mix|alloc) say "ready (node $NODE: $state) after $((SECONDS - t0))s"; sinfo; return 0 ;;
       # down/drained e.g. after an unclean stop or an earlier config mismatch: put it back in service
       down*|drain*|fail*) scontrol update nodename="$NODE" state=resume 2>/dev/null || true ;;
+      # stuck completing a job of an earlier instance: take the node down and back into service
+      comp*) if (( SECONDS - t0 > 10 )); then
+               scontrol update nodename="$NODE" state=down reason="stuck completing" 2>/dev/null || true
+               scontrol update nodename="$NODE" state=resume 2>/dev/null || true
+             fi ;;
     esac
     if (( SECONDS - t0 > 5 )) && ! { alive slurmctld && alive slurmd; }; then
       show_logs; die "a slurm daemon died during start-up"
