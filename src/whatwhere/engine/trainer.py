@@ -248,18 +248,17 @@ def record_sitting(run: Path, recipe: Recipe, *, status: str, t0: float, start: 
     """
     import sys
 
-    from whatwhere.utils.provenance import command_line, git_commit, hardware
+    from whatwhere.utils.provenance import command_line, git_commit, hardware, utc_iso
 
     path = run / "run.json"
     rec = json.loads(path.read_text()) if path.is_file() else {}
     ptr = run / "checkpoints" / "latest.json"
     end = _position_of(ptr) if ptr.is_file() else start
-    iso = lambda t: time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))  # noqa: E731
     now = time.time()
     sittings = list(rec.get("sittings", []))
     command = command or command_line(prog=Path(sys.argv[0]).name or "python")
     sittings.append({"command": command, "git_commit": git_commit(),
-                     "hardware": hardware(device), "start": iso(t0), "end": iso(now), "from": start,
+                     "hardware": hardware(device), "start": utc_iso(t0), "end": utc_iso(now), "from": start,
                      "to": end, "status": status, "wall_s": round(now - t0, 1)})
     rec.update({"recipe": recipe.name, "profile": recipe.profile, "overrides": list(recipe.overrides),
                 "seed": recipe.seed, "model": recipe.model, "epochs": recipe.total_epochs, "status": status,

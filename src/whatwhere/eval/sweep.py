@@ -125,8 +125,9 @@ def expand(recipe: str, grid: dict[str, list], seeds: list[int] | int, *, profil
 
 def _status(run_dir: Path, state: str, **extra) -> None:
     from whatwhere.utils.io import write_json
+    from whatwhere.utils.provenance import utc_iso
 
-    write_json(run_dir / "status.json", {"state": state, "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    write_json(run_dir / "status.json", {"state": state, "time": utc_iso(),
                                          **extra})
 
 
@@ -221,12 +222,11 @@ def run_point(spec: dict) -> dict:
         recipe = load_recipe(run.recipe, profile=run.profile, overrides=run.overrides)
         if not (run_dir / "model.safetensors").exists():
             resume = (run_dir / "checkpoints" / "latest.json").exists()
-            import shlex
+            from whatwhere.utils.provenance import command_line
 
-            cmd = ["whatwhere", "train", run.recipe, "--out", str(run_dir), *(["--profile", run.profile] if run.profile
-                                                                            else [])]
-            cmd += [a for o in run.overrides for a in ("--set", o)] + (["--resume"] if resume else [])
-            train(recipe, run_dir, resume=resume, progress=False, log=lambda s: None, command=shlex.join(cmd))
+            argv = ["train", run.recipe, "--out", str(run_dir), *(["--profile", run.profile] if run.profile else []),
+                    *(a for o in run.overrides for a in ("--set", o)), *(["--resume"] if resume else [])]
+            train(recipe, run_dir, resume=resume, progress=False, log=lambda s: None, command=command_line(argv))
         metrics = evaluate_run(run_dir, **run.eval)
     except BaseException as exc:  # noqa: BLE001 - recorded for the report, then re-raised
         from whatwhere.engine.trainer import TrainingInterrupted

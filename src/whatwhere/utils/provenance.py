@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-__all__ = ["hardware", "git_commit", "provenance", "command_line"]
+__all__ = ["hardware", "git_commit", "provenance", "command_line", "utc_iso"]
 
 
 def hardware(device: str | torch.device = "cpu") -> str:
@@ -40,10 +40,15 @@ def command_line(argv: list[str] | None = None, prog: str = "whatwhere") -> str:
     return shlex.join([prog, *(sys.argv[1:] if argv is None else argv)])
 
 
+def utc_iso(t: float | None = None) -> str:
+    """``t`` (seconds since the epoch; default now) as an ISO-8601 UTC timestamp."""
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
+
+
 def provenance(*, model: str, recipe: str, seed: int, device="cpu", wall_time_s: float,
                command: str | None = None) -> dict:
     """The fields every result file carries: ``model``, ``recipe``, ``command``, ``hardware``,
     ``wall_time_s``, ``git_commit``, ``seed`` and ``date`` (UTC)."""
     return {"model": model, "recipe": recipe, "command": command or command_line(),
             "hardware": hardware(device), "wall_time_s": round(wall_time_s, 2), "git_commit": git_commit(),
-            "seed": seed, "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+            "seed": seed, "date": utc_iso()}
