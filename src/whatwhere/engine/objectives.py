@@ -49,7 +49,7 @@ def classification(recipe=None, device=None) -> Objective:
     """Cross-entropy on ``model(images)``; correct = argmax equals the label."""
 
     def objective(model, d):
-        logits = model(d.images)
+        logits = model(d.images).float()  # the loss in float32, also under bf16 autocast
         return F.cross_entropy(logits, d.labels), (logits.argmax(1) == d.labels).sum()
 
     return objective
@@ -96,7 +96,7 @@ def where(recipe=None, device=None) -> Objective:
     colliculi: dict[int, Colliculus] = {}
 
     def objective(model, d):
-        logits = model(d.images)
+        logits = model(d.images).float()
         retina = getattr(model, "retina", None)
         key = id(retina)
         if key not in colliculi:  # the colliculus of the model's own retina, built once per run
@@ -133,15 +133,16 @@ def saccadic(recipe=None, device=None) -> Objective:
 
     def objective(model, d):
         tr = model.forward_trace(d.images)
-        loss = F.cross_entropy(tr.logits, d.labels)
+        logits, step_logits, where_logits = tr.logits.float(), tr.step_logits.float(), tr.where_logits.float()
+        loss = F.cross_entropy(logits, d.labels)
         K = tr.step_logits.shape[1]
         if glimpse_w > 0:
-            loss = loss + glimpse_w * F.cross_entropy(tr.step_logits.flatten(0, 1), d.labels.repeat_interleave(K))
+            loss = loss + glimpse_w * F.cross_entropy(step_logits.flatten(0, 1), d.labels.repeat_interleave(K))
         if map_w > 0:
             rel = d.offsets[:, None, :] - tr.fixations[:, :-1].detach().round().long()   # (B, K, 2)
             target = model.colliculus.where_target(acc, rel.flatten(0, 1), baseline=baseline)
-            loss = loss + map_w * F.binary_cross_entropy_with_logits(tr.where_logits.flatten(0, 1), target)
-        return loss, (tr.logits.argmax(1) == d.labels).sum()
+            loss = loss + map_w * F.binary_cross_entropy_with_logits(where_logits.flatten(0, 1), target)
+        return loss, (logits.argmax(1) == d.labels).sum()
 
     return objective
 
@@ -178,7 +179,7 @@ def ensemble(recipe=None, device=None) -> Objective:
     inner = OBJECTIVES[name](SimpleNamespace(objective=name, objective_args=args), device)
 
     def objective(model, d):
-        out = model(d.images)                                      # (n, b, ...)
+        out = model(d.images).float()                              # (n, b, ...)
         n, b = out.shape[:2]
         loss, correct = 0.0, 0.0
         for k in range(n):

@@ -85,6 +85,8 @@ class Recipe:
     train_limit: int | None = None  # use only the first N training digits (quick runs)
     eval_digits: int = 10000
     static: bool = False
+    precision: str = "fp32"  # fp32 | bf16 (autocast forward, fp32 losses and weights; engine.precision)
+    checkpoint_every_s: float = 600.0  # also checkpoint inside an epoch after this many seconds
     init: "str | dict | None" = None  # start from trained weights: a model spec, or {submodule: spec}
     preset: str = "paper"
     optimizer: Optimizer = Optimizer()
@@ -106,7 +108,7 @@ class Recipe:
 
 
 _TOP_KEYS = {"name", "model", "source", "model_args", "objective", "objective_args", "seed", "device", "batch_size", "train_limit",
-             "eval_digits", "static", "init", "preset", "size", "display", "optimizer", "schedule", "stages",
+             "eval_digits", "static", "precision", "checkpoint_every_s", "init", "preset", "size", "display", "optimizer", "schedule", "stages",
              "profiles"}
 _STAGE_KEYS = {"epochs", "display", "name", "reset_optimizer", "lr", "schedule", "sigma", "contrast_range",
                "contrast", "eccentricity"}
@@ -219,6 +221,13 @@ def parse_recipe(d: dict[str, Any], *, profile: str | None = None, overrides: li
         v = d.get(key, getattr(Recipe, key, None))
         if not isinstance(v, typ) or not ok(v):
             raise RecipeError(f"{key} must be a positive {typ.__name__}, got {v!r}")
+    from whatwhere.engine.precision import PRECISIONS
+
+    if d.get("precision", "fp32") not in PRECISIONS:
+        raise RecipeError(f"precision must be one of {', '.join(PRECISIONS)}, got {d.get('precision')!r}")
+    ce = d.get("checkpoint_every_s", 600.0)
+    if isinstance(ce, bool) or not isinstance(ce, (int, float)) or not ce > 0:
+        raise RecipeError(f"checkpoint_every_s must be a number of seconds > 0, got {ce!r}")
     tl = d.get("train_limit")
     if tl is not None and (not isinstance(tl, int) or tl < 1):
         raise RecipeError(f"train_limit must be a positive integer or null, got {tl!r}")
@@ -242,6 +251,7 @@ def parse_recipe(d: dict[str, Any], *, profile: str | None = None, overrides: li
                   objective_args=dict(d.get("objective_args") or {}), seed=d.get("seed", 0),
                   device=d.get("device", "auto"), batch_size=d.get("batch_size", 100), train_limit=tl,
                   eval_digits=d.get("eval_digits", 10000), static=bool(d.get("static", False)), init=init,
+                  precision=d.get("precision", "fp32"), checkpoint_every_s=float(ce),
                   preset=d.get("preset", "paper"), optimizer=opt, schedule=sch, raw=resolved,
                   profile=profile, overrides=tuple(overrides))
 

@@ -39,6 +39,7 @@ from whatwhere.data import DisplaySet, mnist
 from whatwhere.engine.checkpoints import model_meta as _meta
 from whatwhere.engine.checkpoints import read_meta, save_weights, weights_path
 from whatwhere.engine.objectives import Objective, classification, make_objective
+from whatwhere.engine.precision import autocast, check_precision, prepare_model
 from whatwhere.engine.recipe import Recipe, Stage
 from whatwhere.models.registry import MODELS, create_model
 from whatwhere.utils.device import pick_device
@@ -155,15 +156,16 @@ def _stage_of(recipe: Recipe, epoch: int) -> tuple[int, Stage, int]:
 
 @torch.no_grad()
 def evaluate(model, displays: DisplaySet, batch_size: int = 1000, n: int | None = None,
-             objective: Objective | None = None) -> tuple[float, float]:
+             objective: Objective | None = None, precision: str = "fp32") -> tuple[float, float]:
     """(mean loss, accuracy) of ``model`` on the first ``n`` displays of a set (default objective:
-    cross-entropy and classification accuracy)."""
+    cross-entropy and classification accuracy), its forward pass in ``precision``."""
     objective = objective or classification()
     was = model.training
     model.eval()
     loss_sum, correct, total = 0.0, 0, 0
     for d in displays.epoch(0, batch_size, limit=n):
-        loss, ok = objective(model, d)
+        with autocast(precision, d.images.device):
+            loss, ok = objective(model, d)
         loss_sum += float(loss) * len(d)
         correct += int(ok)
         total += len(d)
@@ -261,7 +263,7 @@ def record_sitting(run: Path, recipe: Recipe, *, status: str, t0: float, start: 
                      "hardware": hardware(device), "start": utc_iso(t0), "end": utc_iso(now), "from": start,
                      "to": end, "status": status, "wall_s": round(now - t0, 1)})
     rec.update({"recipe": recipe.name, "profile": recipe.profile, "overrides": list(recipe.overrides),
-                "seed": recipe.seed, "model": recipe.model, "epochs": recipe.total_epochs, "status": status,
+                "seed": recipe.seed, "precision": recipe.precision, "model": recipe.model, "epochs": recipe.total_epochs, "status": status,
                 "wall_time_s": round(sum(x["wall_s"] for x in sittings), 1), "sittings": sittings})
     write_text(path, json.dumps(rec, indent=2))
     return rec
@@ -290,6 +292,7 @@ def _train(recipe: Recipe, run_dir: str | Path, *, resume: bool, device: str | N
     if started is not None:
         started["position"] = _position_of(ptr) if resume else [0, 0]
 
+    check_precision(recipe.precision, dev)
     torch.manual_seed(derive_seed(recipe.seed, "init"))
     model = create_model(recipe.model, **recipe.model_args).to(dev)
     if recipe.init is not None and not resume:
@@ -305,6 +308,7 @@ def _train(recipe: Recipe, run_dir: str | Path, *, resume: bool, device: str | N
     test_set = DisplaySet(test_split.images, test_split.labels, recipe.stages[0].display,
                           seed=derive_seed(recipe.seed, "eval"), device=dev)
 
+    prepare_model(model, recipe.precision)
     objective = make_objective(recipe, dev)
     pos = Position()
     opt = _make_optimizer(recipe, model.parameters(), recipe.optimizer.lr)
@@ -336,6 +340,7 @@ def _train(recipe: Recipe, run_dir: str | Path, *, resume: bool, device: str | N
     n_batches = math.ceil(n_train / bs)
     batches_done = 0
     t_run = time.perf_counter()
+    t_ckpt = time.perf_counter()
     model.train()
     with _SigintFlag() as sigint:
         for epoch in range(pos.epoch, recipe.total_epochs):
@@ -355,7 +360,8 @@ def _train(recipe: Recipe, run_dir: str | Path, *, resume: bool, device: str | N
             t_sync = time.perf_counter()
             for b in range(pos.batch, n_batches):
                 d = ds.batch(b * bs, min(n_train, (b + 1) * bs), epoch)
-                loss, ok = objective(model, d)
+                with autocast(recipe.precision, dev):
+                    loss, ok = objective(model, d)
                 finite &= torch.isfinite(loss)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
@@ -385,6 +391,9 @@ def _train(recipe: Recipe, run_dir: str | Path, *, resume: bool, device: str | N
                     if progress:
                         bar.set_postfix(loss=f"{pos.loss_sum / pos.seen:.3f}", acc=f"{pos.correct / pos.seen:.3f}",
                                         sps=f"{pos.seen / max(pos.train_time, 1e-9):,.0f}")
+                    if not stop and b < n_batches - 1 and now - t_ckpt >= recipe.checkpoint_every_s:
+                        _save_checkpoint(run, model, opt, sched, pos, recipe)  # a mid-epoch sitting boundary
+                        t_ckpt = time.perf_counter()
                 bar.update(1)
                 if stop:
                     bar.close()
@@ -396,7 +405,7 @@ def _train(recipe: Recipe, run_dir: str | Path, *, resume: bool, device: str | N
                 warnings.simplefilter("ignore", UserWarning)
                 sched.step()
             test_loss, test_acc = evaluate(model, test_set.with_config(stage.display), n=recipe.eval_digits,
-                                           objective=objective)
+                                           objective=objective, precision=recipe.precision)
             row = [epoch + 1, k, stage.name, f"{lr:.6g}", f"{pos.loss_sum / pos.seen:.6f}",
                    f"{pos.correct / pos.seen:.6f}", f"{test_loss:.6f}", f"{test_acc:.6f}",
                    f"{pos.seen / max(pos.train_time, 1e-9):.1f}", f"{time.perf_counter() - t_run:.1f}"]
@@ -407,6 +416,7 @@ def _train(recipe: Recipe, run_dir: str | Path, *, resume: bool, device: str | N
                 f"test loss {test_loss:.4f} acc {test_acc:.4f} | {pos.seen / max(pos.train_time, 1e-9):,.0f} samples/s")
             pos = Position(epoch=epoch + 1)
             _save_checkpoint(run, model, opt, sched, pos, recipe)
+            t_ckpt = time.perf_counter()
     save_weights(model, run / "model.safetensors", model_meta(recipe))
     write_text(run / "model.json", json.dumps(model_meta(recipe), indent=2))
     return run

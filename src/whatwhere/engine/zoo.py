@@ -126,7 +126,7 @@ def add_to_zoo(name: str, weights: str | Path, *, recipe: dict, params: int, met
         shutil.copyfile(src, dst)
     entry = {"file": dst.name, "sha256": sha256_of(dst), "bytes": dst.stat().st_size, "model": meta["model"],
              "model_args": meta.get("model_args", {}), "input_size": meta.get("input_size"), "params": int(params),
-             "recipe": recipe, "provenance": provenance or {}, "metrics": metrics or {}, "files": {}}
+             "precision": recipe.get("precision", "fp32"), "recipe": recipe, "provenance": provenance or {}, "metrics": metrics or {}, "files": {}}
     for key, f in (files or {}).items():
         f = Path(f)
         target = d / f"{name}.{key}{f.suffix}"

@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# Long trainings on a small machine: one "lane" per core, each working through its part of a queue,
+# one thread per job, at low priority (nice), resuming whatever was interrupted.
+#
+#   scripts/lanes.sh start            # start every lane of the queue in the background
+#   scripts/lanes.sh status           # each run: done / running / checkpoint epoch / not started
+#   scripts/lanes.sh stop             # Ctrl-C each running training (it saves a checkpoint), stop the lanes
+#
+# The queue (QUEUE, default scripts/lanes.queue) has one run a line: `LANE NAME ARGS...`, where ARGS are
+# `whatwhere train` arguments (recipe, --profile, --set ...) and NAME the run directory under RUNS
+# (default /work/runs, outside the checkout).  A run with model.safetensors is done and skipped; one with a
+# checkpoint is resumed (--resume), exactly.  CODE (default: this checkout) is the source tree the lanes
+# run, so that a checkout can change while they train: point it at a worktree of a fixed commit.
+set -uo pipefail
+here="$(cd "$(dirname "$0")/.." && pwd)"
+QUEUE=${QUEUE:-$here/scripts/lanes.queue}
+RUNS=${RUNS:-/work/runs}
+CODE=${CODE:-$here}
+PY=${PY:-$here/.venv/bin/python}
+NICE=${NICE:-10}
+mkdir -p "$RUNS"
+
+items() {  # the queue's runs of lane $1 (or all): "LANE NAME ARGS..."
+  grep -v '^\s*#' "$QUEUE" | awk -v lane="${1:-}" 'NF >= 3 && (lane == "" || $1 == lane)'
+}
+
+lane() {  # work through lane $1
+  local l=$1
+  rm -f "$RUNS/.stop-$l"
+  while read -r _ name args; do
+    [ -e "$RUNS/.stop-$l" ] && break
+    local out="$RUNS/$name"
+    [ -f "$out/model.safetensors" ] && continue
+    local resume=""
+    [ -f "$out/checkpoints/latest.json" ] && resume="--resume"
+    mkdir -p "$out"
+    echo "$(date -u +%FT%TZ) lane $l: $name ($args $resume) from $CODE at $(git -C "$CODE" rev-parse --short HEAD)" \
+      >> "$out/lane.log"
+    # shellcheck disable=SC2086
+    (cd "$CODE" && OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 PYTHONPATH="$CODE/src" exec nice -n "$NICE" \
+      "$PY" -c 'import sys; from whatwhere.cli import main; sys.argv[0] = "whatwhere"; sys.exit(main())' \
+      train $args --out "$out" --no-progress $resume) >> "$out/train.log" 2>&1 &
+    echo $! > "$RUNS/.pid-$l"
+    wait $!
+    echo "$(date -u +%FT%TZ) lane $l: $name exited $?" >> "$out/lane.log"
+    rm -f "$RUNS/.pid-$l"
+  done < <(items "$l")
+}
+
+case "${1:-status}" in
+  start)
+    for l in $(items | awk '{print $1}' | sort -u); do
+      if [ -f "$RUNS/.lane-$l" ] && kill -0 "$(cat "$RUNS/.lane-$l")" 2>/dev/null; then
+        echo "lane $l already running"; continue
+      fi
+      nohup "$0" _lane "$l" > "$RUNS/lane-$l.log" 2>&1 &
+      echo $! > "$RUNS/.lane-$l"
+      echo "lane $l started (pid $!, log $RUNS/lane-$l.log)"
+    done ;;
+  _lane) lane "$2" ;;
+  stop)
+    for f in "$RUNS"/.lane-*; do
+      [ -e "$f" ] || continue
+      l=${f##*.lane-}
+      touch "$RUNS/.stop-$l"
+      [ -f "$RUNS/.pid-$l" ] && pkill -INT -P "$(cat "$RUNS/.pid-$l")" 2>/dev/null
+      [ -f "$RUNS/.pid-$l" ] && kill -INT "$(cat "$RUNS/.pid-$l")" 2>/dev/null
+      echo "lane $l: stop asked (the training saves a checkpoint)"
+    done ;;
+  status)
+    items | while read -r l name args; do
+      out="$RUNS/$name"
+      if [ -f "$out/model.safetensors" ]; then s="done"
+      elif [ -f "$out/checkpoints/latest.json" ]; then
+        s="checkpoint $(sed 's/.*"epoch": \([0-9]*\).*"batch": \([0-9]*\).*/epoch \1 batch \2/' "$out/checkpoints/latest.json")"
+      else s="not started"; fi
+      last=$(tail -n 1 "$out/metrics.csv" 2>/dev/null | cut -d, -f1,3,8,9)
+      echo "lane $l  $name: $s  (last epoch,stage,test_acc,samples/s: ${last:-none})"
+    done ;;
+  *) echo "usage: $0 start|status|stop" >&2; exit 2 ;;
+esac
