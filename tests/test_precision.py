@@ -1,0 +1,92 @@
+"""The recipe key ``precision`` (fp32 | bf16) and mid-epoch checkpoints (``checkpoint_every_s``)."""
+
+import json
+
+import pytest
+import torch
+
+from whatwhere.engine.checkpoints import load as load_model
+from whatwhere.engine.precision import PrecisionError, autocast, check_precision, prepare_model
+from whatwhere.engine.recipe import RecipeError, parse_recipe
+from whatwhere.engine.trainer import TrainingInterrupted, read_metrics, train
+
+TINY = {
+    "name": "tiny", "model": "what", "seed": 3, "preset": "paper", "size": 28, "device": "cpu",
+    "display": {"clutter": 0.3, "contrast": 0.9, "placement": "cartesian", "clip": 25},
+    "optimizer": {"name": "adam", "lr": 0.002}, "batch_size": 50, "train_limit": 1500, "eval_digits": 500,
+    "stages": [{"sigma": [0, 1], "epochs": 1, "reset_optimizer": True}],
+}
+QUIET = {"progress": False, "log": lambda s: None}
+
+
+def test_unknown_precision_is_refused_with_the_choices():
+    with pytest.raises(RecipeError, match=r"precision must be one of fp32, bf16, got 'fp16'"):
+        parse_recipe(TINY, overrides=["precision=fp16"])
+    with pytest.raises(PrecisionError, match="fp32, bf16"):
+        check_precision("half")
+    with pytest.raises(RecipeError, match="checkpoint_every_s"):
+        parse_recipe(TINY, overrides=["checkpoint_every_s=0"])
+
+
+def test_bf16_on_a_gpu_without_it_is_an_error_not_a_fallback(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: False)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda *a, **k: "Old GPU")
+    with pytest.raises(PrecisionError, match="bf16 is not supported by Old GPU"):
+        check_precision("bf16", "cuda")
+
+
+def test_autocast_runs_matmuls_in_bf16_and_fp32_changes_nothing():
+    lin = torch.nn.Linear(8, 4)
+    x = torch.randn(3, 8)
+    with autocast("bf16", "cpu"):
+        assert lin(x).dtype == torch.bfloat16
+    with autocast("fp32", "cpu"):
+        assert lin(x).dtype == torch.float32
+
+
+def test_prepare_model_puts_conv_kernels_in_channels_last_and_keeps_fp32():
+    conv = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), torch.nn.Conv2d(8, 4, 3))
+    prepare_model(conv, "bf16")
+    w = conv[1].weight
+    assert w.dtype == torch.float32 and w.is_contiguous(memory_format=torch.channels_last)
+    plain = torch.nn.Conv2d(3, 8, 3)
+    prepare_model(plain, "fp32")
+    assert plain.weight.is_contiguous()
+
+
+@pytest.mark.usefixtures("mnist_test")
+def test_bf16_training_learns_like_fp32_and_is_recorded(tmp_path):
+    fp32 = read_metrics(train(parse_recipe(TINY), tmp_path / "fp32", **QUIET))
+    run = train(parse_recipe(TINY, overrides=["precision=bf16"]), tmp_path / "bf16", **QUIET)
+    bf16 = read_metrics(run)
+    assert bf16[-1]["test_acc"] > 0.5  # chance is 0.11
+    assert abs(bf16[-1]["test_acc"] - fp32[-1]["test_acc"]) < 0.08
+    rec = json.loads((run / "run.json").read_text())
+    assert rec["precision"] == "bf16"
+    model = load_model(run)
+    assert all(p.dtype == torch.float32 for p in model.parameters())  # weights stay float32
+
+
+@pytest.mark.usefixtures("mnist_test")
+def test_mid_epoch_checkpoint_resumes_exactly(tmp_path):
+    """A run killed after a mid-epoch checkpoint (SIGKILL: nothing saved at the kill) resumes from
+    it and ends equal to an uninterrupted run."""
+    recipe = parse_recipe(TINY, overrides=["batch_size=10", "train_limit=1100", "eval_digits=200",
+                                           "checkpoint_every_s=1e-6"])
+    full = train(recipe, tmp_path / "full", **QUIET)
+    cut = tmp_path / "cut"
+    with pytest.raises(TrainingInterrupted):
+        train(recipe, cut, stop_after_batches=60, **QUIET)
+    ck = cut / "checkpoints"
+    stems = sorted(p.name.split(".")[0] for p in ck.glob("*.safetensors"))
+    assert stems == ["epoch-0000-batch-00050", "epoch-0000-batch-00060"]  # the timed one, then Ctrl-C's
+    for p in ck.glob("epoch-0000-batch-00060.*"):  # as if killed before batch 60 was saved
+        p.unlink()
+    info = json.loads((ck / "latest.json").read_text())
+    (ck / "latest.json").write_text(json.dumps({**info, "stem": "epoch-0000-batch-00050", "batch": 50}))
+    train(recipe, cut, resume=True, **QUIET)
+    drop = ("samples_per_s", "wall_s")
+    assert ([{k: v for k, v in r.items() if k not in drop} for r in read_metrics(full)]
+            == [{k: v for k, v in r.items() if k not in drop} for r in read_metrics(cut)])
+    a, b = load_model(full).state_dict(), load_model(cut).state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
