@@ -9,7 +9,8 @@
 # The queue (QUEUE, default scripts/lanes.queue) has one run a line: `LANE NAME ARGS...`, where ARGS are
 # `whatwhere train` arguments (recipe, --profile, --set ...) and NAME the run directory under RUNS
 # (default /work/runs, outside the checkout).  A run with model.safetensors is done and skipped; one with a
-# checkpoint is resumed (--resume), exactly.  CODE (default: this checkout) is the source tree the lanes
+# checkpoint is resumed (--resume), exactly.  A line `F NAME CURVE EVERY` starts scripts/follow_run.sh on
+# RUNS/NAME: every EVERY-th epoch-end checkpoint is benchmarked into RUNS/CURVE as it lands.  CODE (default: this checkout) is the source tree the lanes
 # run, so that a checkout can change while they train: point it at a worktree of a fixed commit.
 set -uo pipefail
 here="$(cd "$(dirname "$0")/.." && pwd)"
@@ -21,7 +22,7 @@ NICE=${NICE:-10}
 mkdir -p "$RUNS"
 
 items() {  # the queue's runs of lane $1 (or all): "LANE NAME ARGS..."
-  grep -v '^\s*#' "$QUEUE" | awk -v lane="${1:-}" 'NF >= 3 && (lane == "" || $1 == lane)'
+  grep -v '^\s*#' "$QUEUE" | awk -v lane="${1:-}" 'NF >= 3 && $1 != "F" && (lane == "" || $1 == lane)'
 }
 
 lane() {  # work through lane $1
@@ -56,6 +57,13 @@ case "${1:-status}" in
       nohup "$0" _lane "$l" > "$RUNS/lane-$l.log" 2>&1 &
       echo $! > "$RUNS/.lane-$l"
       echo "lane $l started (pid $!, log $RUNS/lane-$l.log)"
+    done
+    grep -v '^\s*#' "$QUEUE" | awk '$1 == "F" && NF == 4' | while read -r _ name curve every; do
+      [ -f "$RUNS/$curve/final/benchmark.json" ] && continue
+      if [ -f "$RUNS/.follow-$curve" ] && kill -0 "$(cat "$RUNS/.follow-$curve")" 2>/dev/null; then continue; fi
+      CODE=$CODE nohup "$here/scripts/follow_run.sh" "$RUNS/$name" "$RUNS/$curve" "$every" > "$RUNS/follow-$curve.log" 2>&1 &
+      echo $! > "$RUNS/.follow-$curve"
+      echo "following $name into $RUNS/$curve (pid $!)"
     done ;;
   _lane) lane "$2" ;;
   stop)
@@ -74,7 +82,7 @@ case "${1:-status}" in
       elif [ -f "$out/checkpoints/latest.json" ]; then
         s="checkpoint $(sed 's/.*"epoch": \([0-9]*\).*"batch": \([0-9]*\).*/epoch \1 batch \2/' "$out/checkpoints/latest.json")"
       else s="not started"; fi
-      last=$(tail -n 1 "$out/metrics.csv" 2>/dev/null | cut -d, -f1,3,8,9)
+      last=$(tail -n +2 "$out/metrics.csv" 2>/dev/null | tail -n 1 | cut -d, -f1,3,8,9)
       echo "lane $l  $name: $s  (last epoch,stage,test_acc,samples/s: ${last:-none})"
     done ;;
   *) echo "usage: $0 start|status|stop" >&2; exit 2 ;;
