@@ -7,10 +7,15 @@ import argparse
 
 def add_display_args(p: argparse.ArgumentParser, size_default: int = 128) -> None:
     """Flags that build a :class:`~whatwhere.data.DisplayConfig` from a preset."""
-    p.add_argument("--preset", default="paper", choices=["paper", "dabane2021"],
-                   help="published display parameters to start from (default: paper)")
-    p.add_argument("--size", type=int, default=size_default, choices=[28, 128],
-                   help="128: the What/Where display; 28: the What training display")
+    from whatwhere.data.display import PRESETS
+
+    p.add_argument("--preset", default="paper", choices=sorted(PRESETS),
+                   help="published display parameters to start from (default: paper); ram60-translated, "
+                        "ram60-cluttered, ram100-cluttered, stn-tc: the standard black cluttered-MNIST tasks")
+    p.add_argument("--size", type=int, default=None, choices=[28, 60, 100, 128],
+                   help=f"128: the What/Where display; 28: the What training display (default {size_default}, "
+                        "or the preset's only size)")
+    p.set_defaults(size_default=size_default)
     p.add_argument("--split", default="test", choices=["train", "test"], help="MNIST split (default test)")
     p.add_argument("--seed", type=int, default=0, help="seed of the displays (default 0)")
     p.add_argument("--epoch", type=int, default=0, help="epoch of the display stream (default 0)")
@@ -52,7 +57,17 @@ def display_config(args):
         changes["sigma"] = args.sigma
     if args.clip is not None:
         changes["clip"] = args.clip
-    return preset(args.preset, args.size, **changes)
+    return preset(args.preset, display_size(args), **changes)
+
+
+def display_size(args) -> int:
+    """``--size``, or the default: ``size_default`` if the preset has it, else the preset's only size."""
+    from whatwhere.data.display import PRESETS
+
+    if args.size is not None:
+        return args.size
+    default = getattr(args, "size_default", 128)
+    return default if default in PRESETS[args.preset] else max(PRESETS[args.preset])
 
 
 def add_import_arg(p: argparse.ArgumentParser) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from whatwhere.cli.common import add_display_args, display_config
+from whatwhere.cli.common import add_display_args, display_config, display_size
 
 
 def cmd_fetch(args) -> int:
@@ -46,19 +46,30 @@ def cmd_show(args) -> int:
     from whatwhere.data.display import grid_displays
 
     data = mnist.load(args.split, args.mnist_dir)
-    base = preset(args.preset, args.size, **({"clutter": args.clutter} if args.clutter is not None else {}))
+    size = display_size(args)
+    base = preset(args.preset, size, **({"clutter": args.clutter} if args.clutter is not None else {}))
+    black = base.background == "black"
     eccs = args.eccentricities
     if eccs is None:
-        eccs = [0.0, 10.0, 20.0, 30.0, 40.0] if args.size == 128 else [0.0, 3.0, 6.0, 9.0, 12.0]
-    images, labels, offsets = grid_displays(data.images, data.labels, base, eccs, args.contrasts, seed=args.seed)
+        if size == 128:
+            eccs = [0.0, 10.0, 20.0, 30.0, 40.0]
+        elif size == 28:
+            eccs = [0.0, 3.0, 6.0, 9.0, 12.0]
+        else:  # up to the largest eccentricity that keeps the digit inside the display
+            eccs = [float(round(k * base.max_offset_norm() / 4)) for k in range(5)]
+    contrasts = args.contrasts if args.contrasts is not None else ([1.0] if black else [0.3, 0.5, 0.7])
+    images, labels, offsets = grid_displays(data.images, data.labels, base, eccs, contrasts, seed=args.seed)
+    what = f"{base.crops} crops of {base.crop_size}px, black" if black else f"clutter {base.clutter:g}"
     path = viz.display_grid(images.numpy(), labels.numpy(), offsets.numpy(),
-                            [f"ecc {e:g}px" for e in eccs], [f"contrast {c:g}" for c in args.contrasts],
-                            args.out, title=f"preset {args.preset}, {args.size}×{args.size}, clutter {base.clutter:g}")
+                            [f"ecc {e:g}px" for e in eccs], [f"contrast {c:g}" for c in contrasts],
+                            args.out, title=f"preset {args.preset}, {size}×{size}, {what}")
     print(f"wrote {path}")
     return 0
 
 
 def add_parser(sub) -> None:
+    from whatwhere.data.display import PRESETS
+
     data = sub.add_parser("data", help="MNIST and the display generator",
                           description="Fetch MNIST, write displays to a file, draw a grid of displays.")
     dsub = data.add_subparsers(dest="data_cmd", required=True)
@@ -75,13 +86,15 @@ def add_parser(sub) -> None:
     s.set_defaults(func=cmd_sample)
 
     sh = dsub.add_parser("show", help="PNG grid of displays: rows of eccentricities, columns of contrasts")
-    sh.add_argument("--preset", default="paper", choices=["paper", "dabane2021"])
-    sh.add_argument("--size", type=int, default=128, choices=[28, 128])
+    sh.add_argument("--preset", default="paper", choices=sorted(PRESETS))
+    sh.add_argument("--size", type=int, default=None, choices=[28, 60, 100, 128],
+                    help="display size (default 128, or the preset's only size)")
     sh.add_argument("--split", default="test", choices=["train", "test"])
     sh.add_argument("--seed", type=int, default=0)
     sh.add_argument("--clutter", type=float, help="clutter level (default: the preset's)")
-    sh.add_argument("--eccentricities", type=float, nargs="+", help="rows (px); default 0 10 20 30 40")
-    sh.add_argument("--contrasts", type=float, nargs="+", default=[0.3, 0.5, 0.7], help="columns")
+    sh.add_argument("--eccentricities", type=float, nargs="+", help="rows (px); default 0 10 20 30 40 at 128 px, 0 3 6 9 12 at 28 px, else five up to the largest")
+    sh.add_argument("--contrasts", type=float, nargs="+",
+                    help="columns (default 0.3 0.5 0.7; black presets: 1)")
     sh.add_argument("--out", default="displays.png")
     sh.add_argument("--mnist-dir")
     sh.set_defaults(func=cmd_show)

@@ -15,6 +15,17 @@ github.com/laurentperrinet/WhereIsMyMNIST):
 4. **mask** (field displays only): min-max re-normalise to [0, 1], then every pixel outside the
    disk of radius N/2 around the centre is set to exactly 0.5.
 
+**Black displays** (``background="black"``: the standard cluttered-MNIST tasks of the attention
+literature, presets ``ram60-translated``, ``ram60-cluttered``, ``ram100-cluttered``, ``stn-tc``)
+follow DeepMind's ``mnist-cluttered`` generator (``mnist_cluttered.lua``, Mnih et al. 2014):
+a black (0) display; ``crops`` pieces of ``crop_size``×``crop_size`` px, each cut at a uniform
+position out of a uniformly drawn digit of the same set (with replacement, possibly the digit
+itself) and *added* at a uniform position, the sum clipped at 1; then the 28×28 digit frame (raw
+MNIST values / 255, times ``contrast``, 1.0 in the presets) added at its position and the result
+clipped to [0, 1].  ``placement="uniform"`` puts the frame's top-left corner at a uniform integer
+position with the frame fully inside the display (the reference's ``border=0``).  No clutter
+field, no normalisation, no mask; ``clutter``, ``sf_0``, ``B_sf`` and ``mixing`` play no part.
+
 Randomness.  A :class:`DisplaySet` is a pure function of ``(seed, epoch, index)``: the random
 numbers of the displays at positions ``[k·C, (k+1)·C)`` (``C = chunk_size``) come from one
 generator seeded by ``(seed, epoch, k)``, so any batch, in any order, of any size, gives the same
@@ -45,13 +56,19 @@ __all__ = [
     "render",
     "mask_disk",
     "check_display_keys",
+    "render_black",
+    "preset_size",
+    "BACKGROUNDS",
     "grid_displays",
 ]
 
 DIGIT = 28  #: side of an MNIST digit frame
 INK = 20  #: side of the inked core of an MNIST digit (digits are size-normalised to 20×20)
-PLACEMENTS = ("polar", "cartesian", "eccentricity", "offset")
+PLACEMENTS = ("polar", "cartesian", "eccentricity", "offset", "uniform")
 MIXINGS = ("opaque", "transparent")
+BACKGROUNDS = ("motioncloud", "black")
+MAX_CROPS = 100  #: most clutter crops per display
+N_CROP = 5  # uniforms per clutter crop: source digit, source row, source column, target row, target column
 N_SMALL = 4  # uniforms per display for placement and contrast: azimuth, normal 1, normal 2, contrast
 
 
@@ -63,8 +80,14 @@ class DisplayConfig:
       * ``"polar"``: radius r = min(|N(0,1)|·sigma, clip), uniform azimuth (Where training);
       * ``"cartesian"``: di, dj = trunc(clip(N(0,1)·sigma, ±clip)) per axis (What training);
       * ``"eccentricity"``: r = eccentricity, azimuth fixed (radians) or uniform if None;
-      * ``"offset"``: fixed ``(di, dj)``.
+      * ``"offset"``: fixed ``(di, dj)``;
+      * ``"uniform"``: the frame's top-left corner uniform over the integer positions that keep
+        the frame inside the display (the RAM / STN tasks); unmasked displays only.
     Polar/eccentricity offsets are ``trunc(r cos θ), trunc(r sin θ)`` as in the original code.
+
+    Background (``background``): ``"motioncloud"`` (the MotionClouds clutter field of the
+    What/Where studies) or ``"black"`` (the mnist-cluttered displays, module docstring) with
+    ``crops`` added clutter pieces of ``crop_size``×``crop_size`` px (black background only).
 
     Contrast: ``contrast`` fixed, or ``contrast_range = (lo, hi)`` for U(lo, hi) per display.
     ``mask=None`` means: masked iff ``size > 28``.
@@ -84,6 +107,9 @@ class DisplayConfig:
     offset: tuple[int, int] = (0, 0)
     mixing: str = "opaque"
     mask: bool | None = None
+    background: str = "motioncloud"
+    crops: int = 0
+    crop_size: int = 8
 
     def __post_init__(self) -> None:
         if self.contrast_range is not None:
@@ -95,7 +121,9 @@ class DisplayConfig:
     # ------------------------------------------------------------------ validation
     @property
     def masked(self) -> bool:
-        return self.size > DIGIT if self.mask is None else bool(self.mask)
+        if self.mask is None:
+            return self.size > DIGIT and self.background == "motioncloud"
+        return bool(self.mask)
 
     @property
     def contrast_bounds(self) -> tuple[float, float]:
@@ -142,6 +170,20 @@ class DisplayConfig:
             raise ValueError(f"placement must be one of {PLACEMENTS}, got {self.placement!r}")
         if self.mixing not in MIXINGS:
             raise ValueError(f"mixing must be one of {MIXINGS}, got {self.mixing!r}")
+        if self.background not in BACKGROUNDS:
+            raise ValueError(f"background must be one of {BACKGROUNDS}, got {self.background!r}")
+        if isinstance(self.crops, bool) or int(self.crops) != self.crops or not 0 <= self.crops <= MAX_CROPS:
+            raise ValueError(f"crops (clutter pieces per display) must be an integer in [0, {MAX_CROPS}], got {self.crops}")
+        if isinstance(self.crop_size, bool) or int(self.crop_size) != self.crop_size or not 1 <= self.crop_size <= DIGIT:
+            raise ValueError(f"crop_size must be an integer in [1, {DIGIT}] px (a piece of a 28x28 digit), got {self.crop_size}")
+        if self.crops and self.background != "black":
+            raise ValueError(f"crops must be 0 unless background is 'black' (clutter pieces go on the black "
+                             f"display), got crops={self.crops} with background={self.background!r}")
+        if self.background == "black" and self.mask:
+            raise ValueError("mask must be false or None with background 'black' (the mask is a MotionClouds-display step)")
+        if self.placement == "uniform" and self.masked:
+            raise ValueError("placement 'uniform' needs an unmasked display (mask: false, or background: black): "
+                             "the digit would leave the mask")
         limit = self.max_offset_norm()
         if self.placement == "polar":
             if not self.sigma >= 0:
@@ -214,11 +256,39 @@ PRESETS: dict[str, dict[int, DisplayConfig]] = {
         28: DisplayConfig(size=28, clutter=0.75, contrast_range=(0.3, 0.7), placement="cartesian",
                           sigma=15.0, clip=25.0),
     },
+    # The standard tasks of the attention literature (black displays, module docstring).
+    # Mnih, Heess, Graves & Kavukcuoglu 2014 (RAM), "60x60 translated MNIST": the digit at a
+    # uniform position, nothing else.
+    "ram60-translated": {60: DisplayConfig(size=60, background="black", clutter=0.0, contrast=1.0,
+                                           placement="uniform", crops=0)},
+    # RAM "60x60 cluttered translated MNIST": 4 pieces of 8x8 (mnist-cluttered's dist_w default).
+    "ram60-cluttered": {60: DisplayConfig(size=60, background="black", clutter=0.0, contrast=1.0,
+                                          placement="uniform", crops=4, crop_size=8)},
+    # RAM "100x100 cluttered translated MNIST": 8 pieces of 8x8 (mnist-cluttered's example.lua).
+    "ram100-cluttered": {100: DisplayConfig(size=100, background="black", clutter=0.0, contrast=1.0,
+                                            placement="uniform", crops=8, crop_size=8)},
+    # Jaderberg et al. 2015 (STN), "translated cluttered MNIST (TC)", 60x60 with random 6x6 crops
+    # of MNIST digits.  The paper's text does not fix the number of crops: 6 pieces of 6x6 is the
+    # choice of common reproductions (an assumption, not the paper's statement).
+    "stn-tc": {60: DisplayConfig(size=60, background="black", clutter=0.0, contrast=1.0,
+                                 placement="uniform", crops=6, crop_size=6)},
 }
 
 
+def preset_size(name: str, size: int | None = None) -> int:
+    """``size``, or when None the default size of preset ``name`` (128 if it has one, else its
+    only size)."""
+    if name not in PRESETS:
+        raise ValueError(f"preset must be one of {sorted(PRESETS)}, got {name!r}")
+    if size is not None:
+        return int(size)
+    return 128 if 128 in PRESETS[name] else max(PRESETS[name])
+
+
 def preset(name: str, size: int = 128, **changes) -> DisplayConfig:
-    """The display configuration of a published study (``"paper"`` or ``"dabane2021"``)."""
+    """The display configuration of a published study (``"paper"``, ``"dabane2021"``) or of a
+    standard task of the attention literature (``"ram60-translated"``, ``"ram60-cluttered"``,
+    ``"ram100-cluttered"``, ``"stn-tc"``: their one size only)."""
     if name not in PRESETS:
         raise ValueError(f"preset must be one of {sorted(PRESETS)}, got {name!r}")
     if size not in PRESETS[name]:
@@ -274,6 +344,10 @@ def _offsets(cfg: DisplayConfig, u: torch.Tensor) -> torch.Tensor:
     """(B, 2) int64 offsets from the (B, N_SMALL) placement uniforms."""
     B = u.shape[0]
     eps = 1e-7
+    if cfg.placement == "uniform":  # top-left corner uniform in [0, N - 28], as an offset from the centre
+        n_pos = cfg.size - DIGIT + 1
+        corner = (u[:, 1:3].double() * n_pos).floor().clamp(max=n_pos - 1)
+        return (corner - (cfg.size // 2 - DIGIT // 2)).to(torch.int64)
     if cfg.placement == "offset":
         return torch.tensor(cfg.offset, dtype=torch.int64, device=u.device).expand(B, 2).clone()
     if cfg.placement == "cartesian":
@@ -304,6 +378,69 @@ def _digit_layer(digits: torch.Tensor, offsets: torch.Tensor, cfg: DisplayConfig
     return d / torch.where(peak > 0, peak, torch.ones_like(peak))
 
 
+def _as_unit(d: torch.Tensor) -> torch.Tensor:
+    """Digit frames as float32 in [0, 1]: uint8 / 255 (the reference's division by the data's
+    maximum), floats as they are."""
+    return d.to(torch.float32) / 255 if d.dtype == torch.uint8 else d.to(torch.float32)
+
+
+def render_black(digits: torch.Tensor, small: torch.Tensor, cfg: DisplayConfig, *,
+                 crop_digits: torch.Tensor | None = None, crop_u: torch.Tensor | None = None,
+                 clutter_only: bool = False, out: torch.Tensor | None = None
+                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Render black displays (``cfg.background == "black"``; the mnist-cluttered generator).
+
+    Args:
+        digits: ``(B, 28, 28)`` uint8 or float digit frames.
+        small: ``(B, 4)`` uniforms for placement and contrast (as :func:`render`).
+        crop_digits: ``(B, K, 28, 28)`` the digits the K clutter crops are cut from (K = cfg.crops).
+        crop_u: ``(B, K, 4)`` uniforms: source row, source column, target row, target column.
+        clutter_only: return the clutter layer (crops only) of exactly these displays.
+        out: optional ``(B, N, N)`` float32 buffer.
+
+    Returns:
+        images ``(B, N, N)`` float32 in [0, 1], offsets ``(B, 2)`` int64, contrasts ``(B,)`` float32.
+    """
+    N, K, s = cfg.size, cfg.crops, cfg.crop_size
+    B = digits.shape[0]
+    dev = small.device
+    offsets = _offsets(cfg, small)
+    lo_c, hi_c = cfg.contrast_bounds
+    contrasts = (lo_c + (hi_c - lo_c) * small[:, 3].double()).to(torch.float32)
+    if hi_c == lo_c:
+        contrasts.fill_(lo_c)
+    img = torch.zeros(B, N, N, dtype=torch.float32, device=dev) if out is None else out.zero_()
+    bi = torch.arange(B, device=dev)[:, None, None]
+    if K:
+        if crop_digits is None or crop_u is None or crop_u.shape[1] != K:
+            raise ValueError(f"render_black: {K} crops need crop_digits (B, {K}, 28, 28) and crop_u (B, {K}, 4)")
+        ar = torch.arange(s, device=dev)
+        src = (crop_u[..., :2].double() * (DIGIT - s + 1)).floor().clamp(max=DIGIT - s).long()  # (B, K, 2)
+        dst = (crop_u[..., 2:].double() * (N - s + 1)).floor().clamp(max=N - s).long()
+        pieces = _as_unit(crop_digits.to(dev))
+        for k in range(K):  # one crop at a time, in order: no colliding writes, same sums on every device
+            piece = pieces[bi, k, (src[:, k, :1] + ar)[:, :, None], (src[:, k, 1:] + ar)[:, None, :]]  # (B, s, s)
+            ri = (dst[:, k, :1] + ar)[:, :, None]
+            ci = (dst[:, k, 1:] + ar)[:, None, :]
+            img[bi, ri, ci] += piece
+        img.clamp_(max=1.0)
+    if clutter_only:
+        return img, offsets, contrasts
+    D = _as_unit(digits.to(dev)) * contrasts.reshape(B, 1, 1)
+    ar = torch.arange(DIGIT, device=dev)
+    if N == DIGIT:  # the frame itself shifted, zero fill, cropped (as the MotionClouds 28 display)
+        rows = ar[None, :] - offsets[:, :1]  # (B, 28) source rows
+        cols = ar[None, :] - offsets[:, 1:]
+        ok = ((rows >= 0) & (rows < DIGIT))[:, :, None] & ((cols >= 0) & (cols < DIGIT))[:, None, :]
+        img += D[bi, rows.clamp(0, DIGIT - 1)[:, :, None], cols.clamp(0, DIGIT - 1)[:, None, :]] * ok
+    else:  # validation keeps the frame inside the display
+        ri = (N // 2 - DIGIT // 2 + offsets[:, :1] + ar)[:, :, None]
+        ci = (N // 2 - DIGIT // 2 + offsets[:, 1:] + ar)[:, None, :]
+        img[bi, ri, ci] += D
+    img.clamp_(0.0, 1.0)
+    return img, offsets, contrasts
+
+
 def render(digits: torch.Tensor, small: torch.Tensor, spectra: torch.Tensor, cfg: DisplayConfig, *,
            clutter_only: bool = False, out: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Render displays from digits and uniform random numbers (the pure core of the generator).
@@ -321,6 +458,8 @@ def render(digits: torch.Tensor, small: torch.Tensor, spectra: torch.Tensor, cfg
     Returns:
         images ``(B, N, N)`` float32, offsets ``(B, 2)`` int64, contrasts ``(B,)`` float32.
     """
+    if cfg.background != "motioncloud":
+        raise ValueError(f"render draws MotionClouds displays; background {cfg.background!r} is drawn by render_black")
     N = cfg.size
     B = digits.shape[0]
     dev = spectra.device
@@ -427,7 +566,8 @@ class DisplaySet:
         self.chunk_size = int(chunk_size or (256 if self.device.type == "cpu" else 4096))
         # CPU: small sub-batches stay in cache; GPU: render whole requests at once.
         self.sub_batch = sub_batch or (64 if self.device.type == "cpu" else 8192)
-        self._envelope = envelope_half(config.size, config.sf_0, config.B_sf, self.device)
+        self._black = config.background == "black"
+        self._envelope = None if self._black else envelope_half(config.size, config.sf_0, config.B_sf, self.device)
         self._chunk_cache: tuple[tuple[int, int], tuple[torch.Tensor, torch.Tensor]] | None = None
         self._order_cache: tuple[int, torch.Tensor] | None = None
 
@@ -449,12 +589,17 @@ class DisplaySet:
 
     def _chunk(self, epoch: int, k: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Random numbers of chunk ``k``: placement/contrast uniforms ``(C, 4)`` and clutter
-        uniforms ``(C, 2N(N/2+1))``, a pure function of ``(seed, epoch, k)``."""
+        uniforms ``(C, 2N(N/2+1))`` (black displays: crop uniforms ``(C, 5·crops)``), a pure
+        function of ``(seed, epoch, k)``."""
         key = (self._epoch_key(epoch), k)
         if self._chunk_cache is not None and self._chunk_cache[0] == key:
             return self._chunk_cache[1]
         C, dev = self.chunk_size, self.device
         small = uniform(C, N_SMALL, self.seed, "placement", key[0], k, device=dev)
+        if self._black:  # per crop: source digit, source corner, target corner (a stream of its own)
+            u = uniform(C, N_CROP * self.config.crops, self.seed, "crops", key[0], k, device=dev)
+            self._chunk_cache = (key, (small, u))
+            return small, u
         # clutter uniforms; the white spectrum and the envelope are made per sub-batch (cache-friendly)
         u = uniform(C, spectrum_uniform_count(self.config.size), self.seed, "clutter", key[0], k, device=dev,
                     coarse=dev.type == "cpu")
@@ -491,8 +636,16 @@ class DisplaySet:
         for s in range(start, stop, self.sub_batch):
             e = min(stop, s + self.sub_batch)
             small, u = self.random_numbers(s, e, epoch)
-            spectra = white_spectrum(u, self._envelope)
             a, b = s - start, e - start
+            if self._black:
+                K, n = self.config.crops, len(self)
+                cu = u.reshape(e - s, K, N_CROP)
+                src = (cu[..., 0].double() * n).floor().clamp(max=n - 1).long()  # (b, K) digits of the set
+                _, offsets[a:b], contrasts[a:b] = render_black(
+                    self.images[idx[a:b]], small, cfg, crop_digits=self.images[src], crop_u=cu[..., 1:],
+                    clutter_only=clutter_only, out=images[a:b])
+                continue
+            spectra = white_spectrum(u, self._envelope)
             _, offsets[a:b], contrasts[a:b] = render(self.images[idx[a:b]], small, spectra, cfg,
                                                      clutter_only=clutter_only, out=images[a:b])
         return DisplayBatch(images, self.labels[idx], offsets, contrasts, idx)

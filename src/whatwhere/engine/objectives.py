@@ -12,6 +12,9 @@ A recipe chooses one with ``objective: NAME`` (default ``classification``) and c
   ``objective_args``: ``accuracy_map`` (``zoo:what``, the default, or the path of a 55 × 55
   ``.npy``), ``baseline`` (0.1) and ``reflect`` (False; True = the original notebooks'
   point-reflected target).
+* ``ram``: the recurrent attention model's hybrid loss (Mnih et al. 2014): cross-entropy of the
+  final answer + MSE of the learned baseline against the reward + REINFORCE on the location policy
+  (reward 1 for a correct final answer, 0 otherwise; advantage = reward − baseline, detached).
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from whatwhere.data import DisplayBatch
     from whatwhere.engine.recipe import Recipe
 
-__all__ = ["Objective", "OBJECTIVES", "register_objective", "make_objective", "classification", "where",
+__all__ = ["Objective", "OBJECTIVES", "register_objective", "make_objective", "classification", "where", "ram",
            "load_accuracy_map", "DEFAULT_ACCURACY_MAP"]
 
 Objective = Callable[[torch.nn.Module, "DisplayBatch"], tuple[torch.Tensor, torch.Tensor]]
@@ -147,6 +150,47 @@ def saccadic(recipe=None, device=None) -> Objective:
     return objective
 
 
+@register_objective("ram")
+def ram(recipe=None, device=None) -> Objective:
+    """The hybrid loss of the recurrent attention model (:class:`~whatwhere.models.ram.RAM`;
+    Mnih, Heess, Graves & Kavukcuoglu 2014):
+
+    ``CE(logits, label) + baseline_weight * mean_t (b_t − R)² + reinforce_weight * mean_b
+    sum_t −log π(l_t) (R − b_t)``, with ``R = 1`` if the final answer is right, else 0, and the
+    advantage ``R − b_t`` detached.  The policy's gradient comes only through REINFORCE; the
+    classifier, core and glimpse network learn from the cross-entropy.  ``objective_args``:
+    ``baseline_weight`` (1.0), ``reinforce_weight`` (1.0).  Correct: the final answer equals
+    the label.  In eval mode (the policy's mean, no log-probabilities) the loss is the
+    cross-entropy plus the baseline term.
+    """
+    args = dict(getattr(recipe, "objective_args", None) or {})
+    allowed = {"baseline_weight", "reinforce_weight"}
+    unknown = set(args) - allowed
+    if unknown:
+        raise ValueError(f"objective 'ram': unknown objective_args {sorted(unknown)}; allowed: {sorted(allowed)}")
+    base_w = float(args.get("baseline_weight", 1.0))
+    rl_w = float(args.get("reinforce_weight", 1.0))
+    if not (base_w >= 0 and rl_w >= 0):
+        raise ValueError(f"objective 'ram': baseline_weight and reinforce_weight must be >= 0, got {base_w}, {rl_w}")
+
+    def objective(model, d):
+        if not hasattr(model, "forward_trace") or not hasattr(model, "locator"):
+            raise ValueError("objective 'ram' needs a RAM model (model: ram)")
+        tr = model.forward_trace(d.images)
+        logits = tr.logits.float()
+        hit = logits.argmax(1) == d.labels
+        reward = hit.float()[:, None]                                    # (B, 1)
+        loss = F.cross_entropy(logits, d.labels)
+        if tr.baselines.shape[1]:
+            b = tr.baselines.float()                                     # (B, K-1)
+            loss = loss + base_w * F.mse_loss(b, reward.expand_as(b))
+            advantage = (reward - b).detach()
+            loss = loss + rl_w * (-(tr.log_probs.float() * advantage).sum(1)).mean()
+        return loss, hit.sum()
+
+    return objective
+
+
 class _Outputs(torch.nn.Module):
     """A stand-in model that returns precomputed outputs (one ensemble member's) and exposes the
     ensemble's shared attributes (the Where objective reads ``retina``)."""
@@ -174,7 +218,7 @@ def ensemble(recipe=None, device=None) -> Objective:
 
     args = dict(getattr(recipe, "objective_args", None) or {})
     name = args.pop("member_objective", "classification")
-    if name not in OBJECTIVES or name in ("ensemble", "saccadic"):
+    if name not in OBJECTIVES or name in ("ensemble", "saccadic", "ram"):
         raise ValueError(f"objective 'ensemble': member_objective must be a registered per-output objective, got {name!r}")
     inner = OBJECTIVES[name](SimpleNamespace(objective=name, objective_args=args), device)
 

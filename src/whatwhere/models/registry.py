@@ -27,16 +27,20 @@ __all__ = ["MODELS", "ModelSpec", "register_model", "create_model"]
 class ModelSpec:
     name: str
     factory: Callable[..., torch.nn.Module]
-    input_size: int  # side of the display the model takes (28 or 128)
+    input_size: int  # side of the display the model takes by default (28, 60, 100, 128...; an instance's
+    # ``input_size`` attribute, e.g. set by a ``size`` model argument, takes precedence)
 
 
 MODELS: dict[str, ModelSpec] = {}
 
 
 def register_model(name: str, input_size: int):
-    """Decorator registering a model class or factory under ``name``."""
-    if input_size not in (28, 128):
-        raise ValueError(f"input_size must be 28 or 128, got {input_size}")
+    """Decorator registering a model class or factory under ``name``.
+
+    ``input_size``: the side of the displays it takes by default: 28 (the fovea) or any integer
+    >= 32 (the displays :class:`~whatwhere.data.DisplayConfig` makes: 60, 100, 128...)."""
+    if isinstance(input_size, bool) or not isinstance(input_size, int) or not (input_size == 28 or input_size >= 32):
+        raise ValueError(f"input_size must be 28 or an integer >= 32 (display side, px), got {input_size!r}")
 
     def deco(factory):
         MODELS[name] = ModelSpec(name, factory, input_size)
@@ -110,6 +114,7 @@ def _register_builtins() -> None:
     from whatwhere.models.ensemble import Ensemble
     from whatwhere.models.saccadic import SaccadicTransformer
     from whatwhere.models.where import Where
+    from whatwhere.models.ram import RAM, ConvNet, FCNet
 
     register_model("what", 28)(WhatNet)
     register_model("saccadic_transformer", 128)(SaccadicTransformer)
@@ -125,6 +130,10 @@ def _register_builtins() -> None:
     register_model("polo_atn", 128)(polo_atn)
     register_model("polo_atn85", 128)(polo_atn85)
     register_model("conv_polo_atn", 128)(conv_polo_atn)
+    # the standard cluttered-MNIST tasks (Mnih et al. 2014): the display side is the ``size`` argument
+    register_model("ram", 60)(RAM)
+    register_model("fc", 60)(FCNet)
+    register_model("conv", 60)(ConvNet)
 
 
 _register_builtins()
