@@ -1,7 +1,16 @@
+import os
+
 import pytest
 import torch
+from hypothesis import settings
 
 from whatwhere.data import mnist
+
+# Property tests: random examples on a workstation, the same derandomised ones in CI (CI=1), so
+# that CI never meets a case nobody ran.
+settings.register_profile("ci", derandomize=True, print_blob=True)
+if os.environ.get("CI"):
+    settings.load_profile("ci")
 
 
 @pytest.fixture(scope="session")

@@ -29,25 +29,52 @@ if TYPE_CHECKING:  # pragma: no cover
     from whatwhere.data import DisplayBatch
     from whatwhere.engine.recipe import Recipe
 
-__all__ = ["Objective", "OBJECTIVES", "register_objective", "make_objective", "classification", "where", "ram",
-           "load_accuracy_map", "DEFAULT_ACCURACY_MAP"]
+__all__ = ["Objective", "OBJECTIVES", "OBJECTIVE_ARGS", "register_objective", "objective_args_types",
+           "make_objective", "classification", "where", "ram", "load_accuracy_map", "DEFAULT_ACCURACY_MAP"]
 
 Objective = Callable[[torch.nn.Module, "DisplayBatch"], tuple[torch.Tensor, torch.Tensor]]
 #: name -> factory(recipe, device) -> Objective
 OBJECTIVES: dict[str, Callable[["Recipe", torch.device], Objective]] = {}
+#: name -> the ``objective_args`` it accepts: ``{arg: type hint}``, a function of the recipe's
+#: ``objective_args`` returning such a mapping, or None (not declared: any args).
+OBJECTIVE_ARGS: dict[str, dict | Callable[[dict], dict] | None] = {}
 
 
-def register_objective(name: str):
-    """Register an objective factory ``factory(recipe, device) -> objective(model, displays)``."""
+def register_objective(name: str, args: dict | Callable[[dict], dict] | None = None):
+    """Register an objective factory ``factory(recipe, device) -> objective(model, displays)``.
+
+    ``args`` declares the ``objective_args`` it accepts, ``{name: type hint}`` (``{}``: none), so
+    that recipes are checked before anything is built; None accepts any.
+    """
 
     def deco(factory):
         OBJECTIVES[name] = factory
+        OBJECTIVE_ARGS[name] = args
         return factory
 
     return deco
 
 
-@register_objective("classification")
+def objective_args_types(name: str, args: dict) -> dict | None:
+    """The ``{arg: type hint}`` that objective ``name`` accepts given its ``args`` (None: any).
+
+    Raises:
+        ValueError: unknown objective, or a bad ``member_objective`` of the ensemble objective.
+    """
+    if name not in OBJECTIVES:
+        raise ValueError(f"unknown objective {name!r}; registered: {sorted(OBJECTIVES)}")
+    table = OBJECTIVE_ARGS.get(name)
+    return table(args) if callable(table) else table
+
+
+def _check_args(name: str, args: dict) -> None:
+    allowed = objective_args_types(name, args)
+    unknown = set(args) - set(allowed if allowed is not None else args)
+    if unknown:
+        raise ValueError(f"objective {name!r}: unknown objective_args {sorted(unknown)}; allowed: {sorted(allowed)}")
+
+
+@register_objective("classification", args={})
 def classification(recipe=None, device=None) -> Objective:
     """Cross-entropy on ``model(images)``; correct = argmax equals the label."""
 
@@ -82,16 +109,13 @@ def load_accuracy_map(spec: str | None = None) -> torch.Tensor:
     return torch.as_tensor(acc, dtype=torch.float32)
 
 
-@register_objective("where")
+@register_objective("where", args={"accuracy_map": str, "baseline": float, "reflect": bool})
 def where(recipe=None, device=None) -> Objective:
     """BCE of the Where logits against the collicular target (module docstring)."""
     from whatwhere.retina import Colliculus
 
     args = dict(getattr(recipe, "objective_args", None) or {})
-    unknown = set(args) - {"accuracy_map", "baseline", "reflect"}
-    if unknown:
-        raise ValueError(f"objective 'where': unknown objective_args {sorted(unknown)}; "
-                         "allowed: accuracy_map, baseline, reflect")
+    _check_args("where", args)
     dev = torch.device(device) if device is not None else torch.device("cpu")
     acc = load_accuracy_map(args.get("accuracy_map")).to(dev)
     baseline = float(args.get("baseline", 0.1))
@@ -111,7 +135,8 @@ def where(recipe=None, device=None) -> Objective:
     return objective
 
 
-@register_objective("saccadic")
+@register_objective("saccadic", args={"accuracy_map": str, "baseline": float, "glimpse_weight": float,
+                                      "map_weight": float})
 def saccadic(recipe=None, device=None) -> Objective:
     """The foveated saccadic transformer's loss (:mod:`whatwhere.models.saccadic`):
 
@@ -124,10 +149,7 @@ def saccadic(recipe=None, device=None) -> Objective:
     Correct: the accumulated answer equals the label.
     """
     args = dict(getattr(recipe, "objective_args", None) or {})
-    allowed = {"accuracy_map", "baseline", "glimpse_weight", "map_weight"}
-    unknown = set(args) - allowed
-    if unknown:
-        raise ValueError(f"objective 'saccadic': unknown objective_args {sorted(unknown)}; allowed: {sorted(allowed)}")
+    _check_args("saccadic", args)
     dev = torch.device(device) if device is not None else torch.device("cpu")
     glimpse_w = float(args.get("glimpse_weight", 0.5))
     map_w = float(args.get("map_weight", 1.0))
@@ -150,7 +172,7 @@ def saccadic(recipe=None, device=None) -> Objective:
     return objective
 
 
-@register_objective("ram")
+@register_objective("ram", args={"baseline_weight": float, "reinforce_weight": float})
 def ram(recipe=None, device=None) -> Objective:
     """The hybrid loss of the recurrent attention model (:class:`~whatwhere.models.ram.RAM`;
     Mnih, Heess, Graves & Kavukcuoglu 2014):
@@ -208,7 +230,17 @@ class _Outputs(torch.nn.Module):
         return self._outputs
 
 
-@register_objective("ensemble")
+def _ensemble_args(args: dict) -> dict | None:
+    """The ensemble objective's args: ``member_objective`` and those of the member objective."""
+    name = args.get("member_objective", "classification")
+    if not isinstance(name, str) or name not in OBJECTIVES or name in ("ensemble", "saccadic"):
+        members = sorted(set(OBJECTIVES) - {"ensemble", "saccadic"})
+        raise ValueError(f"objective_args.member_objective must be one of {', '.join(members)}, got {name!r}")
+    member = objective_args_types(name, {k: v for k, v in args.items() if k != "member_objective"})
+    return None if member is None else {"member_objective": str, **member}
+
+
+@register_objective("ensemble", args=_ensemble_args)
 def ensemble(recipe=None, device=None) -> Objective:
     """The objective of an :class:`~whatwhere.models.ensemble.Ensemble`: its members' objective
     (``objective_args.member_objective``, default ``classification``; the other ``objective_args``
