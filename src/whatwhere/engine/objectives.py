@@ -230,11 +230,15 @@ class _Outputs(torch.nn.Module):
         return self._outputs
 
 
+#: objectives that need a whole model's trace, not one member's outputs
+_NOT_MEMBERS = {"ensemble", "saccadic", "ram"}
+
+
 def _ensemble_args(args: dict) -> dict | None:
     """The ensemble objective's args: ``member_objective`` and those of the member objective."""
     name = args.get("member_objective", "classification")
-    if not isinstance(name, str) or name not in OBJECTIVES or name in ("ensemble", "saccadic"):
-        members = sorted(set(OBJECTIVES) - {"ensemble", "saccadic"})
+    if not isinstance(name, str) or name not in OBJECTIVES or name in _NOT_MEMBERS:
+        members = sorted(set(OBJECTIVES) - _NOT_MEMBERS)
         raise ValueError(f"objective_args.member_objective must be one of {', '.join(members)}, got {name!r}")
     member = objective_args_types(name, {k: v for k, v in args.items() if k != "member_objective"})
     return None if member is None else {"member_objective": str, **member}
@@ -250,7 +254,7 @@ def ensemble(recipe=None, device=None) -> Objective:
 
     args = dict(getattr(recipe, "objective_args", None) or {})
     name = args.pop("member_objective", "classification")
-    if name not in OBJECTIVES or name in ("ensemble", "saccadic", "ram"):
+    if name not in OBJECTIVES or name in _NOT_MEMBERS:
         raise ValueError(f"objective 'ensemble': member_objective must be a registered per-output objective, got {name!r}")
     inner = OBJECTIVES[name](SimpleNamespace(objective=name, objective_args=args), device)
 
