@@ -244,6 +244,8 @@ CASES = [
     ("train-seed-not-int", ["train", "what", "--seed", "abc", "--out", "{tmp}/r"], "--seed"),
     ("train-ensemble-zero", ["train", "what", "--profile", "quick", "--ensemble", "0", "--out", "{tmp}/r",
                              "--no-progress"], "ensemble"),
+    ("train-init-nan", ["train", "what", "--profile", "quick", "--set", "init={nan.safetensors}", "--out", "{tmp}/r",
+                        "--no-progress"], "NaN"),
     ("threads-zero", ["--threads", "0", *DS], "threads"),
     ("demo-map-digits-zero", ["demo", "--smoke", "--map-digits", "0", "--out", "{tmp}/demo"], "map-digits"),
     ("sweep-seeds-zero", ["sweep", "what", "--seeds", "0", "--dry-run", "--out", "{tmp}/sw"], "seeds"),
@@ -284,6 +286,25 @@ def test_bad_input_is_one_line(bad, tmp_path, capsys, argv, word):
     assert rc == 2, f"exit {rc}: {err[-500:]}"
     assert len(lines) == 1 and lines[0].startswith("whatwhere: error: "), err
     assert word in lines[0], lines[0]
+
+
+@pytest.mark.parametrize("argv", [["data", "sample", "--n", "3", "--seed", "abc", "--out", "x.npz"],
+                                  ["eval", "central", "{empty.safetensors}", "--device", "cpu"]],
+                         ids=["usage", "weights"])
+def test_console_script_prints_one_line(bad, tmp_path, argv):
+    """The same through a real process, as a user sees it (``sys.exit(main())``)."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    argv = [a.replace("{empty.safetensors}", bad["empty.safetensors"]) for a in argv]
+    src = str(Path(__file__).resolve().parents[1] / "src")
+    env = {**os.environ, "PYTHONPATH": src + os.pathsep + os.environ.get("PYTHONPATH", ""), "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run([sys.executable, "-c", "import sys; from whatwhere.cli import main; sys.exit(main())", *argv],
+                          capture_output=True, text=True, timeout=120, cwd=tmp_path, env=env)
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2 and len(lines) == 1 and lines[0].startswith("whatwhere: error: "), proc.stderr
 
 
 def _crash(exc):
