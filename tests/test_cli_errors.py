@@ -302,7 +302,7 @@ def test_console_script_prints_one_line(bad, tmp_path, argv):
     src = str(Path(__file__).resolve().parents[1] / "src")
     env = {**os.environ, "PYTHONPATH": src + os.pathsep + os.environ.get("PYTHONPATH", ""), "OMP_NUM_THREADS": "1"}
     proc = subprocess.run([sys.executable, "-c", "import sys; from whatwhere.cli import main; sys.exit(main())", *argv],
-                          capture_output=True, text=True, timeout=120, cwd=tmp_path, env=env)
+                          capture_output=True, text=True, timeout=120, cwd=tmp_path, env=env, check=False)
     lines = proc.stderr.strip().splitlines()
     assert proc.returncode == 2 and len(lines) == 1 and lines[0].startswith("whatwhere: error: "), proc.stderr
 
