@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from whatwhere.cli.common import add_import_arg, do_imports
+from whatwhere.cli.common import add_import_arg, check_args, do_imports
 
 
 def cmd_benchmark(args) -> int:
@@ -14,6 +14,8 @@ def cmd_benchmark(args) -> int:
     from whatwhere.utils.device import pick_device
     from whatwhere.utils.provenance import command_line
 
+    check_args(args, positive=("digits", "batch"), counts=("saccades",),
+               nonnegative=("eccentricities", "hit_px", "clutter"), contrast=("contrasts",))
     do_imports(args)
     dev = pick_device(args.device)
     t0 = time.perf_counter()

@@ -89,3 +89,28 @@ def run_recipe(spec):
 
     d = recipe_of(spec)
     return parse_recipe(d) if d else None
+
+
+def check_args(args, *, positive=(), counts=(), nonnegative=(), contrast=()) -> None:
+    """Refuse out-of-range option values before any work starts (``ValueError`` naming the option).
+
+    Each name is an attribute of ``args`` (``n_fit`` is the option ``--n-fit``); ``None`` (not
+    given) passes, a list (``nargs``) is checked element by element.
+
+    Args:
+        positive: integers that must be >= 1 (counts of digits, displays, batch sizes).
+        counts: integers that must be >= 0 (saccade counts).
+        nonnegative: numbers that must be finite and >= 0 (saccade counts, eccentricities, radii).
+        contrast: digit contrasts, in (0, 1].
+    """
+    import math
+
+    rules = ([(n, "an integer >= 1", lambda v: v >= 1) for n in positive]
+             + [(n, "an integer >= 0", lambda v: v >= 0) for n in counts]
+             + [(n, "a finite number >= 0", lambda v: math.isfinite(v) and v >= 0) for n in nonnegative]
+             + [(n, "in (0, 1]", lambda v: 0 < v <= 1) for n in contrast])
+    for name, rule, ok in rules:
+        value = getattr(args, name, None)
+        for v in value if isinstance(value, (list, tuple)) else [value]:
+            if v is not None and not ok(v):
+                raise ValueError(f"--{name.replace('_', '-')} must be {rule}, got {v:g}")

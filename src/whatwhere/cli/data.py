@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from whatwhere.cli.common import add_display_args, display_config, display_size
+from whatwhere.cli.common import add_display_args, check_args, display_config, display_size
 
 
 def cmd_fetch(args) -> int:
@@ -45,6 +45,7 @@ def cmd_show(args) -> int:
     from whatwhere.data import mnist, preset
     from whatwhere.data.display import grid_displays
 
+    check_args(args, nonnegative=("eccentricities", "clutter"), contrast=("contrasts",))
     data = mnist.load(args.split, args.mnist_dir)
     size = display_size(args)
     base = preset(args.preset, size, **({"clutter": args.clutter} if args.clutter is not None else {}))

@@ -177,6 +177,9 @@ def _benchmark_demo(out: Path, log, shipped: set, digits: int = 200) -> None:
 
 
 def cmd_demo(args) -> int:
+    from whatwhere.cli.common import check_args
+
+    check_args(args, positive=("map_digits",))
     run_demo(args.out, map_digits=args.map_digits, smoke=args.smoke)
     return 0
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from whatwhere.cli.common import add_import_arg, do_imports, run_recipe
+from whatwhere.cli.common import add_import_arg, check_args, do_imports, run_recipe
 
 
 def _model(args):
@@ -37,6 +37,8 @@ def cmd_code(args) -> int:
     from whatwhere.utils.io import write_json
     from whatwhere.utils.provenance import command_line, provenance
 
+    check_args(args, positive=("n_fit", "n_val", "n_test"), nonnegative=("sigma", "clip", "clutter"),
+               contrast=("contrast",))
     do_imports(args)
     dev = pick_device(args.device)
     model, label, trained = _model(args)

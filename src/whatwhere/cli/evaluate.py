@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from whatwhere.cli.common import add_import_arg, do_imports, run_recipe
+from whatwhere.cli.common import add_import_arg, check_args, do_imports, run_recipe
 
 
 def cmd_eval(args) -> int:
@@ -19,10 +19,15 @@ def cmd_eval(args) -> int:
     from whatwhere.utils.io import write_json
     from whatwhere.utils.provenance import command_line, provenance
 
+    check_args(args, positive=("digits",), nonnegative=("clutter",))
     do_imports(args)
     device = pick_device(args.device)
     model = load(args.model, device)
-    kind = read_meta(weights_path(args.model))["model"]
+    meta = read_meta(weights_path(args.model))
+    kind, size = meta["model"], getattr(model, "input_size", None) or meta.get("input_size")
+    if size != 28:
+        raise ValueError(f"{args.model}: `whatwhere eval` evaluates 28x28 models (What, STN-28); this is a {kind!r} "
+                         f"model of {size}-px displays (use `whatwhere benchmark`)")
     recipe = run_recipe(args.model)
     display = recipe.stages[-1].display if recipe is not None else preset(args.preset, 28)
     if args.clutter is not None:

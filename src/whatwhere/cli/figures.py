@@ -2,21 +2,22 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-from whatwhere.cli.common import run_recipe
+from whatwhere.cli.common import check_args, run_recipe
+from whatwhere.utils.errors import UserError
+from whatwhere.utils.io import read_json
 
 
 def cmd_figures(args) -> int:
-    import numpy as np
-
     from whatwhere import viz
 
+    check_args(args, positive=("n",), counts=("saccades",), nonnegative=("eccentricities",), contrast=("contrast",))
     if args.kind == "maps":
+        from whatwhere.engine.objectives import load_accuracy_map
         from whatwhere.eval.published import PUBLISHED_RADIAL
 
-        maps = [np.load(p) for p in args.inputs]
+        maps = [load_accuracy_map(str(p)).numpy() for p in args.inputs]
         names = args.labels or [Path(p).parent.name for p in args.inputs]
         if len(names) != len(maps):
             raise ValueError(f"--labels needs one name per map ({len(maps)}), got {len(names)}")
@@ -26,7 +27,11 @@ def cmd_figures(args) -> int:
         from whatwhere.engine.trainer import read_metrics
 
         run = Path(args.inputs[0])
-        print(f"wrote {viz.training_curves(read_metrics(run), args.out, title=run.name)}")
+        rows = read_metrics(run)
+        need = ("epoch", "train_acc", "test_acc", "stage_name")
+        if not rows or any(k not in rows[0] for k in need):
+            raise UserError(f"{run / 'metrics.csv'}: no rows with {', '.join(need)} (an empty or foreign file)")
+        print(f"wrote {viz.training_curves(rows, args.out, title=run.name)}")
     elif args.kind == "transformer":
         import torch
 
@@ -47,7 +52,7 @@ def cmd_figures(args) -> int:
     elif args.kind == "where":
         from whatwhere.cli.saccades import where_figures
 
-        records = [r for f in args.inputs for r in json.loads(Path(f).read_text())["records"]]
+        records = [r for f in args.inputs for r in _records(f, ("contrast", "eccentricity", "saccades", "accuracy"))]
         for p in where_figures(records, args.out):
             print(f"wrote {p}")
     elif args.kind == "scanpaths":
@@ -55,9 +60,26 @@ def cmd_figures(args) -> int:
     elif args.kind == "scan":
         _scan(args)
     elif args.kind == "benchmark":
-        result = json.loads(Path(args.inputs[0]).read_text())
+        result = read_json(args.inputs[0], what="benchmark result")
+        _records(args.inputs[0], ("model", "saccades", "contrast", "eccentricity", "accuracy", "ci95"), result)
+        for key in ("contrasts", "eccentricities"):
+            if not isinstance(result.get(key), list):
+                raise UserError(f"{args.inputs[0]}: no {key!r} list; not a `whatwhere benchmark` result file")
         print(f"wrote {viz.benchmark_figure(result, args.out)}")
     return 0
+
+
+def _records(path, keys, payload=None) -> list[dict]:
+    """The ``records`` of a result file (``whatwhere saccades`` / ``benchmark`` JSON), each holding
+    ``keys``; :class:`UserError` naming the file otherwise."""
+    payload = read_json(path, what="result file") if payload is None else payload
+    records = payload.get("records")
+    if not isinstance(records, list) or not records:
+        raise UserError(f"{path}: no 'records' list; not a result file of `whatwhere saccades` or `benchmark`")
+    for r in records:
+        if not isinstance(r, dict) or any(k not in r for k in keys):
+            raise UserError(f"{path}: a record without {', '.join(keys)}: {str(r)[:80]}")
+    return records
 
 
 def _scanpaths(args) -> None:
@@ -70,14 +92,15 @@ def _scanpaths(args) -> None:
     from whatwhere.engine.checkpoints import load
     from whatwhere.models.agent import Agent
 
+    eccs = args.eccentricities or [10.0, 20.0, 30.0, 40.0]
+    cfgs = [preset(args.preset, 128, placement="eccentricity", eccentricity=e, contrast=args.contrast) for e in eccs]
     model = load(args.inputs[0])
     if not callable(getattr(model, "forward_trace", None)):
         raise ValueError(f"{args.inputs[0]}: not a saccadic transformer (no forward_trace)")
+    agent = Agent(load(args.what), load(args.agent)).eval() if args.agent else None
     test = mnist.load("test", args.mnist_dir)
-    eccs = args.eccentricities or [10.0, 20.0, 30.0, 40.0]
     imgs, offs, labs = [], [], []
-    for k, e in enumerate(eccs):
-        cfg = preset(args.preset, 128, placement="eccentricity", eccentricity=e, contrast=args.contrast)
+    for k, cfg in enumerate(cfgs):
         d = DisplaySet(test.images, test.labels, cfg, seed=args.seed, shuffle=True).batch(k, k + 1)
         imgs.append(d.images)
         offs.append(d.offsets)
@@ -88,8 +111,7 @@ def _scanpaths(args) -> None:
         tr = model.forward_trace(images)
         paths[f"{Path(args.inputs[0]).name} ({tr.step_logits.shape[1]} glimpses)"] = {
             "fixations": tr.fixations.numpy(), "predictions": tr.logits.argmax(1).numpy()}
-        if args.agent:
-            agent = Agent(load(args.what), load(args.agent)).eval()
+        if agent is not None:
             at = agent.run(images, args.saccades)
             paths[f"What/Where ({args.agent}, {args.saccades} saccades)"] = {
                 "fixations": at.fixations.numpy(), "predictions": at.final_predictions.numpy()}

@@ -66,6 +66,7 @@ def fig3(agent, contrast: float, clutter: float, seed: int, out: Path, device, m
 
 
 def cmd_saccades(args) -> int:
+    from whatwhere.cli.common import check_args
     from whatwhere.engine.checkpoints import load
     from whatwhere.eval.benchmark import Entry, benchmark
     from whatwhere.models.agent import Agent
@@ -73,6 +74,8 @@ def cmd_saccades(args) -> int:
     from whatwhere.utils.io import write_json
     from whatwhere.utils.provenance import command_line, provenance
 
+    check_args(args, positive=("digits", "batch"), counts=("saccades",), nonnegative=("clutter",),
+               contrast=("contrast",))
     dev = pick_device(args.device)
     what = load(args.what, dev)
     where = load(args.where, dev)

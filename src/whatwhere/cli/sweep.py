@@ -86,6 +86,10 @@ def cmd_sweep(args) -> int:
         return cmd_report(args)
     if len(args.target) != 1:
         raise ValueError("give one RECIPE (or `report DIR`)")
+    from whatwhere.cli.common import check_args
+
+    check_args(args, positive=("seeds", "max_jobs", "cpus_per_task", "time", "eval_digits", "map_digits"),
+               nonnegative=("gpus",))
     from whatwhere.eval.sweep import expand, parse_grid, write_manifest
     from whatwhere.utils.device import free_cores
     from whatwhere.utils.provenance import command_line

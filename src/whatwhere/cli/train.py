@@ -15,6 +15,9 @@ def cmd_train(args) -> int:
             first = recipe_source(name).read_text().splitlines()[:1]
             print(f"{name:22s} {first[0].lstrip('# ')[:90] if first else ''}")
         return 0
+    from whatwhere.cli.common import check_args
+
+    check_args(args, positive=("ensemble",))
     if args.recipe is None:
         raise ValueError("give a RECIPE (a packaged name, see --list, or a YAML file)")
     overrides = list(args.set) + ([f"seed={args.seed}"] if args.seed is not None else [])

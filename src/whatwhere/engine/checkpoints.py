@@ -13,9 +13,10 @@ import torch
 
 from whatwhere.engine.zoo import PREFIX, ZooError, zoo_entry, zoo_names, zoo_path
 from whatwhere.models.registry import MODELS, create_model
-from whatwhere.utils.io import atomic_write
+from whatwhere.utils.errors import UserError
+from whatwhere.utils.io import atomic_write, read_json
 
-__all__ = ["save_weights", "read_meta", "weights_path", "load", "model_meta", "count_parameters"]
+__all__ = ["save_weights", "read_meta", "read_weights", "weights_path", "load", "model_meta", "count_parameters"]
 
 
 def count_parameters(model: torch.nn.Module) -> int:
@@ -39,15 +40,95 @@ def save_weights(model: torch.nn.Module, path: str | Path, meta: dict) -> Path:
     return atomic_write(path, lambda tmp: save_file(state, tmp, metadata={k: json.dumps(v) for k, v in meta.items()}))
 
 
-def read_meta(path: str | Path) -> dict:
-    """The metadata of a weights file (``model``, ``model_args``, ``input_size``, ``recipe``)."""
-    from safetensors import safe_open
+def _unreadable(path: Path, exc: BaseException) -> UserError:
+    """The error for a file that safetensors cannot read, naming the file and the likely cause."""
+    msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    if path.is_file() and path.stat().st_size == 0:
+        why = "it is empty"
+    elif "not fully covered" in msg or "header too small" in msg:
+        why = "it is truncated or not a safetensors file"
+    elif "header too large" in msg or "invalid" in msg.lower() or "deserializ" in msg:
+        why = "it is not a safetensors file (or is corrupted)"
+    else:
+        why = "it cannot be read"
+    return UserError(f"{path}: not a usable weights file: {why} ({msg})")
 
-    with safe_open(str(path), framework="pt") as fh:
-        meta = {k: json.loads(v) for k, v in (fh.metadata() or {}).items()}
+
+def read_meta(path: str | Path) -> dict:
+    """The metadata of a weights file (``model``, ``model_args``, ``input_size``, ``recipe``).
+
+    Raises:
+        FileNotFoundError: no such file.
+        UserError: not a (complete) safetensors file, or no valid whatwhere metadata.
+    """
+    from safetensors import SafetensorError, safe_open
+
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"weights file {path} does not exist")
+    if path.is_dir():
+        raise UserError(f"{path} is a directory, not a weights file")
+    try:
+        with safe_open(str(path), framework="pt") as fh:
+            raw = fh.metadata() or {}
+    except (SafetensorError, OSError) as exc:
+        raise _unreadable(path, exc) from exc
+    meta = {}
+    for k, v in raw.items():
+        try:
+            meta[k] = json.loads(v)
+        except json.JSONDecodeError as exc:
+            raise UserError(f"{path}: metadata {k!r} is not valid JSON ({exc}); not a whatwhere weights file") from exc
     if "model" not in meta:
-        raise ValueError(f"{path}: no model metadata; cannot rebuild the model")
+        raise UserError(f"{path}: no model metadata; cannot rebuild the model (not a whatwhere weights file?)")
+    if not isinstance(meta["model"], str):
+        raise UserError(f"{path}: metadata 'model' must be a model name, got {meta['model']!r}")
+    if not isinstance(meta.get("model_args", {}), dict):
+        raise UserError(f"{path}: metadata 'model_args' must be a mapping, got {meta['model_args']!r}")
     return meta
+
+
+def read_weights(path: str | Path, device: str | torch.device = "cpu") -> dict[str, torch.Tensor]:
+    """The tensors of a safetensors file, all finite.
+
+    Raises:
+        UserError: the file cannot be read (truncated, corrupted, not safetensors), or a tensor
+            holds NaN or infinite values (a diverged run: such a model answers nonsense).
+    """
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    try:
+        state = load_file(str(path), device=str(device))
+    except (SafetensorError, OSError) as exc:
+        raise _unreadable(path, exc) from exc
+    for name, t in state.items():
+        if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+            bad = int((~torch.isfinite(t)).sum())
+            raise UserError(f"{path}: tensor {name!r} holds {bad} NaN or infinite value(s) (a diverged "
+                            f"training run?); refusing to load it")
+    return state
+
+
+def _mismatch(path: Path, kind: str, model: torch.nn.Module, state: dict) -> str | None:
+    """Why ``state`` does not fit ``model`` (one line), or None when it does."""
+    own = model.state_dict()
+    missing = [k for k in own if k not in state]
+    extra = [k for k in state if k not in own]
+    sizes = [f"{k} is {tuple(state[k].shape)} in the file, {tuple(own[k].shape)} in the model"
+             for k in own if k in state and state[k].shape != own[k].shape]
+    parts = []
+    if missing:
+        parts.append(f"{len(missing)} tensor(s) missing (e.g. {', '.join(missing[:3])})")
+    if extra:
+        parts.append(f"{len(extra)} unexpected (e.g. {', '.join(extra[:3])})")
+    if sizes:
+        parts.append(f"{len(sizes)} of another shape ({'; '.join(sizes[:2])})")
+    if not parts:
+        return None
+    return (f"{path}: the weights do not fit a {kind!r} model, as its metadata says: {', '.join(parts)} "
+            f"(the weights of another model?)")
 
 
 def weights_path(spec: str | Path, *, checkpoint: bool = False) -> Path:
@@ -66,7 +147,13 @@ def weights_path(spec: str | Path, *, checkpoint: bool = False) -> Path:
             ptr = p / "checkpoints" / "latest.json"
             if not ptr.exists():
                 raise FileNotFoundError(f"{p} holds neither model.safetensors nor a checkpoint")
-            return p / "checkpoints" / (json.loads(ptr.read_text())["stem"] + ".safetensors")
+            stem = read_json(ptr, what="checkpoint pointer").get("stem")
+            if not isinstance(stem, str) or not stem or "/" in stem:
+                raise UserError(f"checkpoint pointer {ptr}: no valid 'stem' (corrupted?)")
+            f = p / "checkpoints" / (stem + ".safetensors")
+            if not f.is_file():
+                raise FileNotFoundError(f"{ptr} names checkpoint {f}, which does not exist")
+            return f
         return p / "model.safetensors"
     if not p.is_file():
         raise FileNotFoundError(f"{p} does not exist")
@@ -83,17 +170,22 @@ def load(spec: str | Path, device: str | torch.device = "cpu", *, checkpoint: bo
 
     Raises:
         FileNotFoundError / ZooError: nothing found, or a zoo file that fails its hash check.
-        ValueError: the file has no model metadata or does not match its model.
+        UserError (a ValueError): the file is truncated, corrupted or not safetensors, has no
+            whatwhere metadata, does not match its model, or holds NaN / infinite values.
     """
-    from safetensors.torch import load_file
-
     path = weights_path(spec, checkpoint=checkpoint)
     meta = read_meta(path)
-    model = create_model(meta["model"], **meta.get("model_args", {}))
     try:
-        model.load_state_dict(load_file(str(path)))
+        model = create_model(meta["model"], **meta.get("model_args", {}))
+    except ValueError as exc:
+        raise UserError(f"{path}: {exc}") from exc
+    state = read_weights(path)
+    try:
+        model.load_state_dict(state)
     except RuntimeError as exc:
-        raise ValueError(f"{path}: the weights do not fit a {meta['model']!r} model: {exc}") from exc
+        why = _mismatch(path, meta["model"], model, state)
+        raise UserError(why or f"{path}: the weights do not fit a {meta['model']!r} model: "
+                               f"{' '.join(str(exc).split())[:300]}") from exc
     return model.to(device).eval()
 
 
@@ -106,7 +198,17 @@ def recipe_of(spec: str | Path) -> dict:
     if p.exists():
         run = p if p.is_dir() else p.parent
         f = run / "recipe.yaml"
-        return yaml.safe_load(f.read_text()) if f.is_file() else {}
+        if not f.is_file():
+            return {}
+        try:
+            d = yaml.safe_load(f.read_text(encoding="utf-8"))
+        except (yaml.YAMLError, UnicodeDecodeError) as exc:
+            raise UserError(f"{f} is not valid YAML (corrupted?): {' '.join(str(exc).split())}") from exc
+        if d is None:
+            return {}
+        if not isinstance(d, dict):
+            raise UserError(f"{f} does not hold a recipe (a mapping), got a {type(d).__name__}")
+        return d
     try:
         return dict(zoo_entry(str(spec)).get("recipe", {}))
     except ZooError:
@@ -121,12 +223,10 @@ def origin_of(spec: str | Path) -> dict:
     name): ``{"recipe", "profile", "seed", "commit"}``, ``None`` where unknown.  A run directory's
     ``run.json`` (written by the trainer) is read first, then its ``recipe.yaml``; a zoo model's
     manifest entry (its ``provenance.profile``, absent for full recipes)."""
-    import json
-
     p = Path(spec)
     if p.exists():
         run = p if p.is_dir() else p.parent
-        rec = json.loads((run / "run.json").read_text()) if (run / "run.json").is_file() else {}
+        rec = read_json(run / "run.json", what="run record") if (run / "run.json").is_file() else {}
         recipe = recipe_of(run)
         sittings = rec.get("sittings") or [{}]
         return {"recipe": rec.get("recipe", recipe.get("name")), "profile": rec.get("profile"),

@@ -25,6 +25,8 @@ from typing import TYPE_CHECKING, Callable
 import torch
 import torch.nn.functional as F
 
+from whatwhere.utils.errors import UserError
+
 if TYPE_CHECKING:  # pragma: no cover
     from whatwhere.data import DisplayBatch
     from whatwhere.engine.recipe import Recipe
@@ -103,9 +105,16 @@ def load_accuracy_map(spec: str | None = None) -> torch.Tensor:
         raise FileNotFoundError(
             f"What accuracy map {p} not found (cwd {Path.cwd()}): build one with `whatwhere eval accuracy-map RUN`, "
             f"or use the shipped one (objective_args.accuracy_map: zoo:what)")
-    acc = np.load(p)
+    try:
+        acc = np.load(p, allow_pickle=False)
+    except (ValueError, EOFError, OSError) as exc:  # pickled, empty, truncated or not .npy at all
+        raise UserError(f"{p}: not a readable .npy accuracy map ({' '.join(str(exc).split())[:200]})") from exc
+    if not isinstance(acc, np.ndarray):
+        raise UserError(f"{p}: an .npz archive, expected one .npy accuracy map")
+    if acc.dtype.kind not in "biuf":
+        raise UserError(f"{p}: expected a numeric accuracy map, got an array of dtype {acc.dtype}")
     if acc.ndim != 2 or acc.shape[0] != acc.shape[1] or acc.shape[0] % 2 == 0:
-        raise ValueError(f"{p}: expected a square map with an odd side, got shape {acc.shape}")
+        raise UserError(f"{p}: expected a square map with an odd side, got shape {acc.shape}")
     return torch.as_tensor(acc, dtype=torch.float32)
 
 

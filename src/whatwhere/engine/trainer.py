@@ -33,11 +33,15 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 import yaml
-from safetensors.torch import load_file
 
 from whatwhere.data import DisplaySet, mnist
 from whatwhere.engine.checkpoints import model_meta as _meta
-from whatwhere.engine.checkpoints import read_meta, save_weights, weights_path
+from whatwhere.engine.checkpoints import (
+    read_meta,
+    read_weights,
+    save_weights,
+    weights_path,
+)
 from whatwhere.engine.objectives import Objective, classification, make_objective
 from whatwhere.engine.precision import autocast, check_precision, prepare_model
 from whatwhere.engine.recipe import Recipe, Stage
@@ -78,7 +82,7 @@ def _init_from(model: torch.nn.Module, recipe: Recipe, log: Callable[[str], None
         if meta.get("model") != recipe.model or meta.get("model_args", {}) != recipe.model_args:
             raise ValueError(f"init: {p} holds a {meta.get('model')!r} model with model_args "
                              f"{meta.get('model_args')}, but the recipe builds {recipe.model!r} with {recipe.model_args}")
-        model.load_state_dict(load_file(str(p), device=dev))
+        model.load_state_dict(read_weights(p, dev))
         log(f"initialised from {recipe.init} ({p})")
         return
     for name, spec in recipe.init.items():
@@ -86,7 +90,7 @@ def _init_from(model: torch.nn.Module, recipe: Recipe, log: Callable[[str], None
             target = model.get_submodule(name)
         except AttributeError:
             raise ValueError(f"init: the model has no submodule {name!r}") from None
-        state = load_file(str(weights_path(spec)), device=dev)
+        state = read_weights(weights_path(spec), dev)
         want = set(target.state_dict())
         if set(state) != want:
             heads = {k.split(".", 1)[0] for k in state}
@@ -315,7 +319,7 @@ def _train(recipe: Recipe, run_dir: str | Path, *, resume: bool, device: str | N
     sched = _make_schedule(recipe, opt)
     if resume:
         info = json.loads(ptr.read_text())
-        model.load_state_dict(load_file(str(run / "checkpoints" / f"{info['stem']}.safetensors")))
+        model.load_state_dict(read_weights(run / "checkpoints" / f"{info['stem']}.safetensors"))
         state = torch.load(run / "checkpoints" / f"{info['stem']}.state.pt", weights_only=True, map_location="cpu")
         pos = Position(**state["position"])
         opt.load_state_dict(state["optimizer"])
@@ -440,7 +444,20 @@ def export_members(run: str | Path, recipe: Recipe) -> list[Path]:
 
 
 def read_metrics(run: str | Path) -> list[dict]:
-    """The rows of ``RUN/metrics.csv`` as dicts of floats (``stage_name`` kept as text)."""
-    with open(Path(run) / "metrics.csv") as fh:
+    """The rows of ``RUN/metrics.csv`` as dicts of floats (``stage_name`` kept as text).
+
+    Raises:
+        FileNotFoundError: no ``metrics.csv`` (not a run directory, or no epoch finished yet).
+        UserError: a value that is not a number (a corrupted file).
+    """
+    from whatwhere.utils.errors import UserError
+
+    path = Path(run) / "metrics.csv"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found: {run} is not a run directory, or no epoch has finished")
+    with open(path, newline="") as fh:
         rows = list(csv.DictReader(fh))
-    return [{k: (v if k == "stage_name" else float(v)) for k, v in r.items()} for r in rows]
+    try:
+        return [{k: (v if k == "stage_name" else float(v)) for k, v in r.items()} for r in rows]
+    except (TypeError, ValueError) as exc:
+        raise UserError(f"{path}: not a metrics table of numbers (corrupted?): {exc}") from exc

@@ -29,6 +29,8 @@ from pathlib import Path
 import yaml
 
 from whatwhere.engine.recipe import parse_value
+from whatwhere.utils.errors import UserError
+from whatwhere.utils.io import read_json
 
 __all__ = ["GridError", "SweepRun", "parse_grid", "expand", "run_point", "aggregate", "t_quantile", "evaluate_run"]
 
@@ -310,22 +312,27 @@ def aggregate(sweep_dir: str | Path) -> dict:
     manifest_path = sweep_dir / "sweep.json"
     if not manifest_path.is_file():
         raise FileNotFoundError(f"{sweep_dir} is not a sweep (no sweep.json)")
-    manifest = json.loads(manifest_path.read_text())
+    manifest = read_json(manifest_path, what="sweep manifest")
+    if any(k not in manifest for k in ("recipe", "grid", "seeds", "runs")) or not isinstance(manifest["runs"], list):
+        raise UserError(f"{manifest_path}: not a sweep manifest (it needs recipe, grid, seeds and a list of runs)")
     points: dict[str, dict] = {}
     failed, missing = [], []
     for spec in manifest["runs"]:
-        run = SweepRun(**spec)
-        run_dir = sweep_dir / run.name
+        try:
+            run = SweepRun(**spec)
+            run_dir = sweep_dir / run.name
+        except TypeError as exc:
+            raise UserError(f"{manifest_path}: a run entry that is not a sweep run ({exc}): {str(spec)[:80]}") from exc
         p = points.setdefault(run.point, {"point": run.point, "values": run.values, "seeds": [], "raw": {}})
         metrics_file = run_dir / "metrics.json"
         status_file = run_dir / "status.json"
         if metrics_file.is_file():
             p["seeds"].append(run.seed)
-            for k, v in json.loads(metrics_file.read_text()).items():
+            for k, v in read_json(metrics_file, what="run metrics").items():
                 if isinstance(v, (int, float)) and math.isfinite(v):
                     p["raw"].setdefault(k, []).append(float(v))
-        elif status_file.is_file() and json.loads(status_file.read_text()).get("state") == "failed":
-            st = json.loads(status_file.read_text())
+        elif status_file.is_file() and read_json(status_file, what="run status").get("state") == "failed":
+            st = read_json(status_file, what="run status")
             failed.append({"run": run.name, "error": st.get("error", "unknown error")})
         else:
             missing.append(run.name)

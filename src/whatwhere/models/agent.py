@@ -138,6 +138,12 @@ class Agent(nn.Module):
             raise ValueError(f"target_method must be 'kernel' or 'pinv', got {target_method!r}")
         if saccades < 0 or max_fixation < 0:
             raise ValueError("saccades and max_fixation must be >= 0")
+        if getattr(what, "input_size", 28) != 28 or hasattr(what, "head"):
+            raise ValueError(f"the What network must be a 28x28 classifier (e.g. the zoo's `what`), got a "
+                             f"{type(what).__name__} of {getattr(what, 'input_size', '?')}-px input")
+        if getattr(where, "input_size", 128) != 128 and not hasattr(where, "head"):
+            raise ValueError(f"the Where network must be a Where model (e.g. the zoo's `where-c0.7`), got a "
+                             f"{type(where).__name__} of {where.input_size}-px input")
         self.what = what
         self.where = where
         self.faithful = bool(faithful)

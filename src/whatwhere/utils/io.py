@@ -8,7 +8,7 @@ import tempfile
 from pathlib import Path
 from typing import Callable
 
-__all__ = ["atomic_write", "write_bytes", "write_text", "write_json"]
+__all__ = ["atomic_write", "write_bytes", "write_text", "write_json", "read_json"]
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[str], None], *, mode: int = 0o644) -> Path:
@@ -52,3 +52,29 @@ def write_text(path: str | os.PathLike, text: str) -> Path:
 def write_json(path: str | os.PathLike, payload: dict) -> Path:
     """Atomically write ``payload`` as indented JSON."""
     return write_text(path, json.dumps(payload, indent=2) + "\n")
+
+
+def read_json(path: str | os.PathLike, *, expect: type | None = dict, what: str = "JSON file"):
+    """The parsed JSON content of ``path``.
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist.
+        UserError: ``path`` is not UTF-8 JSON, or its top level is not an ``expect`` (default
+            a dict; ``None`` accepts anything); the message names the file (as ``what``).
+    """
+    from whatwhere.utils.errors import UserError
+
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{what} {path} does not exist")
+    if path.is_dir():
+        raise UserError(f"{what} {path} is a directory")
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise UserError(f"{what} {path} is not valid JSON (corrupted or truncated?): {exc}") from exc
+    if expect is not None and not isinstance(value, expect):
+        names = {dict: "object", list: "array", str: "string"}
+        raise UserError(f"{what} {path} holds a JSON {names.get(type(value), type(value).__name__)}, expected "
+                        f"an {names.get(expect, expect.__name__)} (not the file this expects?)")
+    return value
