@@ -226,3 +226,13 @@ def test_cli_sample_and_show(tmp_path):
     assert z["images"].shape == (12, 60, 60) and z["offsets"].shape == (12, 2)
     png = tmp_path / "g.png"
     assert main(["data", "show", "--preset", "stn-tc", "--out", str(png)]) == 0 and png.stat().st_size > 0
+
+
+def test_weights_of_a_100px_model_record_its_size(tmp_path):
+    from whatwhere.engine.checkpoints import load, model_meta, read_meta, save_weights
+    from whatwhere.models.registry import create_model
+
+    args = {"size": 100, "glimpses": 2, "scales": 4}
+    path = save_weights(create_model("ram", **args), tmp_path / "ram.safetensors", model_meta("ram", args, "t"))
+    assert read_meta(path)["input_size"] == 100
+    assert load(path).input_size == 100

@@ -29,6 +29,8 @@ def model_meta(model: str, model_args: dict, recipe: str) -> dict:
     size = MODELS[model].input_size
     if model == "ensemble":
         size = MODELS[model_args.get("member", "what")].input_size
+    if isinstance(model_args.get("size"), int):  # a model built for the display size it is given (RAM, FC, conv)
+        size = model_args["size"]
     return {"model": model, "model_args": model_args, "input_size": size, "recipe": recipe}
 
 
