@@ -1,7 +1,18 @@
+import os
+
 import pytest
 import torch
 
 from whatwhere.data import mnist
+
+try:  # property tests: derandomised on CI (the same examples every run), random locally
+    from hypothesis import settings as _hyp_settings
+
+    _hyp_settings.register_profile("ci", derandomize=True)
+    if os.environ.get("CI"):
+        _hyp_settings.load_profile("ci")
+except ImportError:  # pragma: no cover - hypothesis is in the `test` extra
+    pass
 
 
 @pytest.fixture(scope="session")
