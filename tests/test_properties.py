@@ -5,6 +5,7 @@ the file stays in the fast suite (about 20 s on one core).  With ``CI`` set, ``t
 loads a derandomised profile (the same examples every run).
 """
 
+import itertools
 import math
 
 import pytest
@@ -98,7 +99,7 @@ def test_displays_are_a_function_of_seed_epoch_and_position(size, n, chunk, sub,
     reused = DisplaySet(digits, labels, cfg, seed=seed, chunk_size=chunk, shuffle=shuffle, sub_batch=sub)
     bounds = sorted({0, n, *(c for c in cuts if c < n)})
     parts = []
-    for a, b in reversed(list(zip(bounds, bounds[1:]))):  # out of order too
+    for a, b in reversed(list(itertools.pairwise(bounds))):  # out of order too
         parts.insert(0, reused.batch(a, b, epoch))
         fresh = DisplaySet(digits, labels, cfg, seed=seed, chunk_size=chunk, shuffle=shuffle).batch(a, b, epoch)
         assert torch.equal(fresh.images, parts[0].images)
