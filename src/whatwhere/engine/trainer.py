@@ -114,15 +114,31 @@ class Position:
 
 
 def _save_checkpoint(run: Path, model, opt, sched, pos: Position, recipe: Recipe, keep: int = 2) -> None:
+    """Write the checkpoint of ``pos`` (weights, trainer state, then ``latest.json``) and keep the
+    newest ``keep``.  A failed write (disk full...) removes what it made of the new checkpoint and
+    raises :class:`TrainingError` saying that the previous checkpoint is kept."""
     ck = run / "checkpoints"
     stem = f"epoch-{pos.epoch:04d}-batch-{pos.batch:05d}"
-    save_weights(model, ck / f"{stem}.safetensors", model_meta(recipe))
-    state = {"optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "position": pos.__dict__,
-             "rng_cpu": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        state["rng_cuda"] = torch.cuda.get_rng_state_all()
-    atomic_write(ck / f"{stem}.state.pt", lambda tmp: torch.save(state, tmp))
-    write_text(ck / "latest.json", json.dumps({"stem": stem, **pos.__dict__}))
+    ptr = ck / "latest.json"
+    try:
+        previous = json.loads(ptr.read_text()).get("stem")
+    except (OSError, ValueError, AttributeError):
+        previous = None
+    try:
+        save_weights(model, ck / f"{stem}.safetensors", model_meta(recipe))
+        state = {"optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "position": pos.__dict__,
+                 "rng_cpu": torch.get_rng_state()}
+        if torch.cuda.is_available():
+            state["rng_cuda"] = torch.cuda.get_rng_state_all()
+        atomic_write(ck / f"{stem}.state.pt", lambda tmp: torch.save(state, tmp))
+        write_text(ptr, json.dumps({"stem": stem, **pos.__dict__}))
+    except OSError as exc:
+        if stem != previous:  # half a checkpoint is none: never let it displace an intact one
+            for suffix in (".safetensors", ".state.pt"):
+                (ck / f"{stem}{suffix}").unlink(missing_ok=True)
+        kept = (f"the previous checkpoint {previous} is kept ({ptr} still points to it); free some space and "
+                f"continue with --resume" if previous else "there is no earlier checkpoint")
+        raise TrainingError(f"checkpoint {stem} could not be written: {exc}; {kept}") from exc
     stems = sorted({p.name.split(".")[0] for p in ck.glob("epoch-*.safetensors")})
     for old in stems[:-keep]:
         for suffix in (".safetensors", ".state.pt"):
@@ -239,8 +255,59 @@ def train(recipe: Recipe, run_dir: str | Path, *, resume: bool = False, device: 
 
 
 def _position_of(ptr: Path) -> list:
-    info = json.loads(ptr.read_text())
+    try:
+        info = json.loads(ptr.read_text())
+    except (OSError, ValueError):  # a broken pointer (``--resume`` renames it): position unknown
+        return [0, 0]
     return [int(info.get("epoch", 0)), int(info.get("batch", 0))]
+
+
+def _latest_intact_checkpoint(run: Path, log: Callable[[str], None] = print) -> tuple[dict, dict, dict]:
+    """The newest checkpoint of ``run`` that reads back: ``(pointer info, weights, trainer state)``.
+
+    ``latest.json``'s checkpoint is tried first, then the others, newest first.  A file that does
+    not read back (a truncated weights file, a garbled ``.state.pt``, a broken ``latest.json``) is
+    renamed ``*.corrupt``, logged, and the previous checkpoint is tried; ``latest.json`` is
+    rewritten to point to the one used.
+
+    Raises:
+        TrainingError: no intact checkpoint is left (the corrupt files are renamed, named in the
+            message).
+    """
+    ck = run / "checkpoints"
+    ptr = ck / "latest.json"
+    corrupt: list[str] = []
+
+    def set_aside(path: Path, why: str) -> None:
+        if path.exists():
+            os.replace(path, path.with_name(path.name + ".corrupt"))
+            corrupt.append(path.name)
+            log(f"--resume: {path} is corrupt ({why}); renamed {path.name}.corrupt")
+
+    try:
+        info = json.loads(ptr.read_text())
+        stems = [str(info["stem"])]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        set_aside(ptr, f"{type(exc).__name__}: {exc}")
+        info, stems = None, []
+    stems += sorted({p.name.split(".")[0] for p in ck.glob("epoch-*.safetensors")} - set(stems), reverse=True)
+    for stem in stems:
+        weights_file, state_file = ck / f"{stem}.safetensors", ck / f"{stem}.state.pt"
+        try:
+            weights = read_weights(weights_file)
+            state = torch.load(state_file, weights_only=True, map_location="cpu")
+            position = Position(**state["position"])
+        except Exception as exc:  # noqa: BLE001 - any failure to read back means corrupt
+            set_aside(weights_file, f"{type(exc).__name__}: {exc}")
+            set_aside(state_file, f"{type(exc).__name__}: {exc}")
+            continue
+        if info is None or info.get("stem") != stem:
+            info = {"stem": stem, **position.__dict__}
+            write_text(ptr, json.dumps(info))
+            log(f"--resume: falling back to the intact checkpoint {stem}")
+        return info, weights, state
+    raise TrainingError(f"--resume: no intact checkpoint in {ck}" + (f" (corrupt files renamed *.corrupt: "
+                        f"{', '.join(corrupt)})" if corrupt else "") + "; start the run again under another --out")
 
 
 def record_sitting(run: Path, recipe: Recipe, *, status: str, t0: float, start: list, device,
@@ -291,6 +358,7 @@ def _train(recipe: Recipe, run_dir: str | Path, *, resume: bool, device: str | N
         if old != recipe.to_dict():
             raise ValueError(f"--resume: the recipe differs from the one {run} was started with "
                              f"({run / 'recipe.yaml'}); resume with the same recipe and overrides")
+        checkpoint = _latest_intact_checkpoint(run, log)
     run.mkdir(parents=True, exist_ok=True)
     write_text(run / "recipe.yaml", yaml.safe_dump(recipe.to_dict(), sort_keys=False))
     if started is not None:
@@ -318,9 +386,8 @@ def _train(recipe: Recipe, run_dir: str | Path, *, resume: bool, device: str | N
     opt = _make_optimizer(recipe, model.parameters(), recipe.optimizer.lr)
     sched = _make_schedule(recipe, opt)
     if resume:
-        info = json.loads(ptr.read_text())
-        model.load_state_dict(read_weights(run / "checkpoints" / f"{info['stem']}.safetensors"))
-        state = torch.load(run / "checkpoints" / f"{info['stem']}.state.pt", weights_only=True, map_location="cpu")
+        _, weights, state = checkpoint
+        model.load_state_dict(weights)
         pos = Position(**state["position"])
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
@@ -330,7 +397,7 @@ def _train(recipe: Recipe, run_dir: str | Path, *, resume: bool, device: str | N
         log(f"resuming {run} at epoch {pos.epoch + 1}, batch {pos.batch}")
 
     metrics_path = run / "metrics.csv"
-    if not metrics_path.exists():
+    if not metrics_path.exists() or not resume:  # a fresh start: rows of a run killed before its first checkpoint go
         with open(metrics_path, "w", newline="") as fh:
             csv.writer(fh).writerow(METRIC_FIELDS)
     elif resume:  # drop rows written after the checkpoint (they will be redone identically)
@@ -421,8 +488,12 @@ def _train(recipe: Recipe, run_dir: str | Path, *, resume: bool, device: str | N
             pos = Position(epoch=epoch + 1)
             _save_checkpoint(run, model, opt, sched, pos, recipe)
             t_ckpt = time.perf_counter()
-    save_weights(model, run / "model.safetensors", model_meta(recipe))
-    write_text(run / "model.json", json.dumps(model_meta(recipe), indent=2))
+    try:
+        save_weights(model, run / "model.safetensors", model_meta(recipe))
+        write_text(run / "model.json", json.dumps(model_meta(recipe), indent=2))
+    except OSError as exc:
+        raise TrainingError(f"the final weights could not be written: {exc}; the last checkpoint is kept: free "
+                            f"some space and continue with --resume") from exc
     return run
 
 

@@ -2,13 +2,31 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Callable
 
-__all__ = ["atomic_write", "write_bytes", "write_text", "write_json", "read_json"]
+__all__ = ["WriteError", "atomic_write", "write_bytes", "write_text", "write_json", "read_json"]
+
+
+class WriteError(OSError):
+    """A write that failed (disk full, file-size limit, a failing writer); the destination is as it
+    was: the previous file is kept unchanged, or there is still none.  ``errno`` is the underlying
+    error's (``ENOSPC``, ``EFBIG``...) when it is known, else ``EIO``."""
+
+
+def _write_error(path: Path, existed: bool, exc: Exception) -> WriteError:
+    """The :class:`WriteError` that reports ``exc`` while writing ``path``."""
+    code = getattr(exc, "errno", None)
+    if code is None:  # torch's and safetensors' writers report the OS error in their message only
+        m = re.search(r"os error (\d+)", str(exc))
+        code = int(m.group(1)) if m else errno.EIO
+    kept = f"the previous {path.name} is kept, unchanged" if existed else f"{path.name} was not created"
+    return WriteError(code, f"writing {path} failed ({type(exc).__name__}: {exc}); {kept}")
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[str], None], *, mode: int = 0o644) -> Path:
@@ -24,17 +42,28 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], None], *, mode:
 
     Returns:
         ``path`` as a :class:`~pathlib.Path`.
+
+    Raises:
+        WriteError: the write failed (any exception of ``write``, e.g. a full disk); its message
+            names the file and says that the previous one is kept.  The original exception is
+            its ``__cause__``.  ``KeyboardInterrupt`` and the like pass through unchanged.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    existed = path.exists()
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    except OSError as exc:
+        raise _write_error(path, existed, exc) from exc
     os.close(fd)
     try:
         write(tmp)
         os.chmod(tmp, mode)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, Exception) and not isinstance(exc, WriteError):
+            raise _write_error(path, existed, exc) from exc
         raise
     return path
 
