@@ -26,20 +26,26 @@ def test_layers_contract_holds():
 
 
 def test_import_sets_no_global_state():
-    """Importing the whole library leaves torch's seeds and flags and matplotlib's backend alone."""
+    """Importing the whole library leaves torch's seeds, flags and thread count, the environment
+    (OMP_WAIT_POLICY, OMP_NUM_THREADS...) and matplotlib's backend alone."""
     code = """
+import os
 import matplotlib, torch
 backend = matplotlib.get_backend.__module__ and matplotlib.rcParams._get_backend_or_none()
 state = torch.get_rng_state().clone(); tf32 = torch.backends.cuda.matmul.allow_tf32
-import whatwhere.cli, whatwhere.viz, whatwhere.eval, whatwhere.engine, whatwhere.models
+threads, interop, env = torch.get_num_threads(), torch.get_num_interop_threads(), dict(os.environ)
+import whatwhere, whatwhere.cli, whatwhere.viz, whatwhere.eval, whatwhere.engine, whatwhere.models
 from whatwhere.retina import Retina
 Retina()
+whatwhere.configure_threads, whatwhere.benchmark  # the lazy public names: importing them sets nothing either
 assert matplotlib.rcParams._get_backend_or_none() == backend, matplotlib.rcParams._get_backend_or_none()
 assert torch.equal(torch.get_rng_state(), state) and torch.backends.cuda.matmul.allow_tf32 == tf32
+assert (torch.get_num_threads(), torch.get_num_interop_threads()) == (threads, interop)
+assert dict(os.environ) == env, set(os.environ.items()) ^ set(env.items())
 assert "matplotlib.pyplot" not in __import__("sys").modules
 print("ok")
 """
-    env = {"PATH": "/usr/bin:/bin", "MPLBACKEND": ""}
+    env = {"PATH": "/usr/bin:/bin", "MPLBACKEND": "", "PYTHONPATH": str(ROOT / "src")}  # this tree, not an install
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
     assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr
 

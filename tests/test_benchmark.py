@@ -178,3 +178,60 @@ def test_readme_example_runs(mnist_test, tmp_path, monkeypatch):
     payload = json.loads((tmp_path / "b" / "benchmark.json").read_text())
     assert set(payload["models"]) == {"centre crop", "stn28 (fovea)"}
     assert len(payload["records"]) == 2 * 2 * 9
+
+
+class Glimpser(nn.Module):
+    """A stub glimpse model (constant answer, identity-scale θ); at each call it counts the live
+    tensors of the process, so a test can see whether the benchmark keeps something per display."""
+
+    input_size = 128
+    out_size = 28
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.live: list[int] = []
+
+    def forward_with_theta(self, images):
+        import gc
+
+        self.live.append(sum(issubclass(type(o), torch.Tensor) for o in gc.get_objects()))
+        theta = torch.zeros(len(images), 2, 3)
+        theta[:, 0, 0] = theta[:, 1, 1] = 28 / 128
+        theta[:, :, 2] = images.reshape(len(images), 2, -1).mean(-1)  # varies across displays: a θ spread
+        return torch.zeros(len(images), 10), theta
+
+    def forward(self, images):
+        return self.forward_with_theta(images)[0]
+
+
+def test_benchmark_memory_does_not_grow_with_digits(mnist_test):
+    """The benchmark streams: 10x the digits per cell keeps no more tensors alive (the old code kept
+    every display's θ until the end: one more tensor per batch)."""
+    import tracemalloc
+
+    def run(n):
+        g = Glimpser()
+        tracemalloc.start()
+        res = benchmark({"g": g}, contrasts=(0.7,), eccentricities=(4.44, 40.0), n_digits=n, batch=10,
+                        code_r2=False, progress=False)
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        return g.live, peak, res
+
+    few, peak_few, _ = run(20)      # 2 batches per cell
+    many, peak_many, res = run(200)  # 20 batches per cell
+    assert len(many) == 1 + 2 * 20
+    assert max(many[1:]) - max(few[1:]) <= 1, (few, many)
+    assert peak_many - peak_few < 256 * 1024, (peak_few, peak_many)
+    assert res["models"]["g"]["theta_spread"] > 0 and len(res["models"]["g"]["theta_mean"]) == 6
+
+
+def test_running_theta_moments_match_torch():
+    from whatwhere.eval.benchmark import _Moments
+
+    x = torch.randn(103, 6, dtype=torch.float64) * 3 + 1
+    m = _Moments()
+    for chunk in x.split(25):
+        m.update(chunk)
+    assert m.n == 103
+    assert torch.allclose(m.mean, x.mean(0)) and torch.allclose(m.std(), x.std(0))

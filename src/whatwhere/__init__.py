@@ -10,6 +10,10 @@ The everyday API (imported on first use, so that ``import whatwhere`` is instant
     agent = whatwhere.Agent(whatwhere.load("what"), whatwhere.load("where-c0.7"))  # the saccade loop
     result = whatwhere.benchmark({"POLO-ATN": model}, n_digits=200)             # the unified benchmark
     codes = whatwhere.Retina()(displays)          # (B, 2880) log-polar log-Gabor codes
+    whatwhere.configure_threads()                 # opt-in: the command's CPU thread policy
+
+Importing whatwhere sets nothing process-wide (threads, seeds, backends);
+:func:`configure_threads` is the one explicit call that does.
 
 Layers (imports flow one way): ``utils`` → ``data``, ``retina``, ``ops`` → ``models`` → ``engine``
 → ``eval`` → ``viz`` → ``cli``.  See ``docs/architecture.md``.
@@ -34,6 +38,7 @@ _API = {
     "Colliculus": "whatwhere.retina.colliculus",
     "Agent": "whatwhere.models.agent",
     "benchmark": "whatwhere.eval.benchmark",
+    "configure_threads": "whatwhere.utils.threads",
 }
 
 __all__ = ["__version__", *_API]

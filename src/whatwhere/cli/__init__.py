@@ -21,36 +21,23 @@ _COMMANDS = ("data", "train", "evaluate", "benchmark", "saccades", "diagnose", "
 def configure_process(threads: int | None = None, *, start: bool = True) -> None:
     """Process-wide settings of the command (never called by the library).
 
-    ``start=True`` (before torch is imported):
+    ``start=True`` (before torch is imported): ``OMP_WAIT_POLICY=PASSIVE`` unless the user set
+    one (:func:`whatwhere.utils.threads.passive_wait_policy`) and ``MPLBACKEND=Agg`` unless set
+    (figures are written to files, never shown).
 
-    * ``OMP_WAIT_POLICY=PASSIVE`` unless the user set one: OpenMP threads sleep at barriers
-      instead of spinning, so when another process takes a core, the threads of a parallel region
-      do not burn their time slices waiting for a descheduled sibling;
-    * ``MPLBACKEND=Agg`` unless set: figures are written to files, never shown.
-
-    ``start=False`` (after parsing): ``torch.set_num_threads(threads)``; without ``--threads``
-    or ``OMP_NUM_THREADS``, as many threads as cores are idle now
-    (:func:`whatwhere.utils.device.free_cores`).
-
-    Measured on the 2-core machine (``benchmarks/bench_busy.py``, ``results/bench_busy.md``): with
-    one competing single-thread process, the displays, retina and training workloads keep 0.55-0.96
-    of torch's idle throughput when the competitor was there from the start and 0.48-0.91 when it
-    starts later, against 0.29-0.42 with torch's defaults; the price is 10-15 % on an idle
-    machine (set ``OMP_WAIT_POLICY=ACTIVE`` on a dedicated one).
+    ``start=False`` (after parsing): the thread count, ``--threads``, else ``$OMP_NUM_THREADS``,
+    else the cores idle now: :func:`whatwhere.utils.threads.configure_threads`, the same policy
+    as ``whatwhere.configure_threads()`` from Python (its module documents the measurements).
     """
+    from whatwhere.utils.threads import configure_threads, passive_wait_policy
+
     if start:
-        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+        passive_wait_policy()
         os.environ.setdefault("MPLBACKEND", "Agg")
         return
     if threads is not None and threads < 1:
         raise ValueError(f"--threads must be >= 1, got {threads}")
-    if threads is None and "OMP_NUM_THREADS" in os.environ:
-        return
-    import torch
-
-    from whatwhere.utils.device import free_cores
-
-    torch.set_num_threads(threads if threads is not None else free_cores())
+    configure_threads(threads)
 
 
 class _Parser(argparse.ArgumentParser):

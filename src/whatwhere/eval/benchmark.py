@@ -108,6 +108,43 @@ def _to_entry(name: str, m) -> Entry:
     return Entry(name=name, model=m, saccades=(0, 1, 2) if agent else None, bandwidth=bandwidth_of(first))
 
 
+class _Moments:
+    """Running mean and variance of rows ``(B, D)`` fed batch by batch (Chan et al.'s pairwise
+    update, float64 on the CPU): the benchmark's memory does not grow with the number of digits.
+
+    Attributes:
+        n: rows seen.
+        mean: ``(D,)`` float64 (None before the first batch).
+        m2: ``(D,)`` float64, the sum of squared deviations from ``mean``.
+    """
+
+    def __init__(self) -> None:
+        self.n = 0
+        self.mean: torch.Tensor | None = None
+        self.m2: torch.Tensor | None = None
+
+    def update(self, x: torch.Tensor) -> None:
+        """Add the rows of ``x`` ``(B, D)``."""
+        x = x.detach().to("cpu", torch.float64)
+        nb = x.shape[0]
+        if nb == 0:
+            return
+        mb = x.mean(0)
+        m2b = (x - mb).square().sum(0)
+        if self.n == 0:
+            self.n, self.mean, self.m2 = nb, mb, m2b
+            return
+        n = self.n + nb
+        delta = mb - self.mean
+        self.mean = self.mean + delta * (nb / n)
+        self.m2 = self.m2 + m2b + delta.square() * (self.n * nb / n)
+        self.n = n
+
+    def std(self) -> torch.Tensor:
+        """``(D,)`` the sample standard deviation (Bessel-corrected, as ``torch.std``; NaN for one row)."""
+        return (self.m2 / (self.n - 1)).sqrt() if self.n > 1 else torch.full_like(self.m2, float("nan"))
+
+
 def _sync(dev: torch.device) -> None:
     if dev.type == "cuda":
         torch.cuda.synchronize(dev)
@@ -192,7 +229,7 @@ def benchmark(models, *, contrasts=(0.7, 0.5, 0.3), eccentricities=ECCENTRICITIE
     records: list[dict] = []
     seconds = {e.name: 0.0 for e in entries}
     seen = {e.name: 0 for e in entries}
-    thetas: dict[str, list[torch.Tensor]] = {e.name: [] for e in entries}
+    thetas = {e.name: _Moments() for e in entries}  # θ spread: running moments, nothing kept per display
     cells = [(c, ecc) for c in contrasts for ecc in eccentricities]
     warm: set[int] = set()
     cfg0 = None
@@ -240,7 +277,7 @@ def benchmark(models, *, contrasts=(0.7, 0.5, 0.3), eccentricities=ECCENTRICITIE
                         t[2] = -1
                     else:
                         t[2] += int(((centre.to(torch.float32) - offsets).norm(dim=1) <= hit_px).sum())
-                        thetas[e.name].append(theta.reshape(len(d), -1).float().cpu())
+                        thetas[e.name].update(theta.reshape(len(d), -1))
                 _sync(dev)
                 seconds[e.name] += time.perf_counter() - t0
                 seen[e.name] += len(d)
@@ -263,10 +300,9 @@ def benchmark(models, *, contrasts=(0.7, 0.5, 0.3), eccentricities=ECCENTRICITIE
                 "published": e.published, "source": e.source, **e.notes}
         if is_agent(first):
             info["throughput_note"] = f"displays/s for the whole loop of {max(e.saccades)} saccades"
-        if thetas[e.name]:
-            th = torch.cat(thetas[e.name])
-            info["theta_spread"] = float(th.std(0).mean())
-            info["theta_mean"] = th.mean(0).tolist()
+        if thetas[e.name].n:
+            info["theta_spread"] = float(thetas[e.name].std().mean())
+            info["theta_mean"] = thetas[e.name].mean.tolist()
         counted = [r for r in records if r["model"] == e.name and "mean_glimpses" in r]
         if counted:
             info["mean_glimpses"] = sum(r["mean_glimpses"] * r["total"] for r in counted) / sum(r["total"] for r in counted)
