@@ -20,7 +20,7 @@ A recipe chooses one with ``objective: NAME`` (default ``classification``) and c
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import torch
 import torch.nn.functional as F
@@ -29,14 +29,14 @@ from whatwhere.utils.errors import UserError
 
 if TYPE_CHECKING:  # pragma: no cover
     from whatwhere.data import DisplayBatch
-    from whatwhere.engine.recipe import Recipe
 
 __all__ = ["Objective", "OBJECTIVES", "OBJECTIVE_ARGS", "register_objective", "objective_args_types",
            "make_objective", "classification", "where", "ram", "load_accuracy_map", "DEFAULT_ACCURACY_MAP"]
 
 Objective = Callable[[torch.nn.Module, "DisplayBatch"], tuple[torch.Tensor, torch.Tensor]]
 #: name -> factory(recipe, device) -> Objective
-OBJECTIVES: dict[str, Callable[["Recipe", torch.device], Objective]] = {}
+#: (the recipe is any object with the Recipe's attributes: the parser imports this module, not the reverse)
+OBJECTIVES: dict[str, Callable[[Any, torch.device], Objective]] = {}
 #: name -> the ``objective_args`` it accepts: ``{arg: type hint}``, a function of the recipe's
 #: ``objective_args`` returning such a mapping, or None (not declared: any args).
 OBJECTIVE_ARGS: dict[str, dict | Callable[[dict], dict] | None] = {}
@@ -281,7 +281,7 @@ def ensemble(recipe=None, device=None) -> Objective:
     return objective
 
 
-def make_objective(recipe: "Recipe", device) -> Objective:
+def make_objective(recipe: Any, device) -> Objective:
     """The objective a recipe asks for."""
     if recipe.objective not in OBJECTIVES:
         raise ValueError(f"unknown objective {recipe.objective!r}; registered: {sorted(OBJECTIVES)}")
