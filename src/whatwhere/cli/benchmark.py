@@ -47,7 +47,12 @@ def _standard_task(args, entries, dev, t0) -> int:
     import json
     from pathlib import Path
 
-    from whatwhere.eval.benchmark import benchmark_task, merge_summary, task_markdown, task_summary
+    from whatwhere.eval.benchmark import (
+        benchmark_task,
+        merge_summary,
+        task_markdown,
+        task_summary,
+    )
     from whatwhere.utils.io import write_text
     from whatwhere.utils.provenance import command_line
 
