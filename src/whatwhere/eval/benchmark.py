@@ -377,3 +377,223 @@ def entries_from_runs(runs, *, what=None, device="cpu", saccades=(0, 1, 2), name
                                                   for c, (p, _) in sorted(where_nets.items())}},
                                     "where_by_contrast": {str(c): str(p) for c, (p, _) in where_nets.items()}}))
     return entries
+
+
+# ------------------------------------------------------------------- the standard tasks
+
+#: The standard cluttered-MNIST tasks of the attention literature (display presets, black displays).
+STANDARD_TASKS = ("ram60-translated", "ram60-cluttered", "ram100-cluttered", "stn-tc")
+
+
+def eccentricity_bins(N: int, n_bins: int = 5) -> list[float]:
+    """Edges ``(n_bins + 1,)`` in px of equal-width bins of the digit's distance from the display
+    centre, from 0 to the largest distance of a uniform placement, ``sqrt(2) (N - 28) / 2``
+    (rounded up; 22.63 -> 23 px at N = 60, 50.9 -> 51 px at N = 100)."""
+    import math
+
+    top = math.ceil(math.sqrt(2.0) * (N - 28) / 2)
+    return [round(top * k / n_bins, 6) for k in range(n_bins + 1)]
+
+
+def numbers_read(m, N: int, saccades: int | None = None, glimpses: float | None = None) -> tuple[float, float]:
+    """``(glimpses, numbers read per decision)`` of model ``m`` on ``N x N`` displays.
+
+    * What/Where agent after ``saccades`` = K saccades: K + 1 fixations (the centre included),
+      K retina codes (``bandwidth``, 2880) + the 784 pixels of the final fovea (the answer);
+    * glimpse models with a periphery code (the saccadic transformer): per glimpse its
+      ``bandwidth`` + the 28 x 28 glimpse (``glimpses``: the mean number taken, else ``m.glimpses``);
+    * RAM: per glimpse ``scales x patch^2``;
+    * 28 x 28 models: the central fovea, 784; any other model: the whole display, ``N^2``
+      (plus the output glimpse for a spatial transformer with a ``bandwidth`` localiser).
+    """
+    if is_agent(m):
+        K = int(saccades or 0)
+        return float(K + 1), float(K * int(getattr(m, "bandwidth", 0)) + 28 * 28)
+    if getattr(m, "input_size", N) == 28:
+        return 1.0, 784.0
+    if all(hasattr(m, a) for a in ("patch", "scales", "glimpses")):  # RAM
+        return float(m.glimpses), float(m.glimpses * m.scales * m.patch ** 2)
+    band = getattr(m, "bandwidth", None)
+    if band is not None and hasattr(m, "glimpses") and hasattr(m, "forward_trace"):
+        k = float(glimpses if glimpses is not None else m.glimpses)
+        return k, k * (int(band) + 28 * 28)
+    if band is not None and is_glimpse_model(m):
+        out = int(getattr(m, "out_size", 28))
+        return 1.0, float(int(band) + out * out)
+    return 1.0, float(N * N)
+
+
+@torch.no_grad()
+def benchmark_task(models, task: str, *, n_digits: int = 10000, seed: int = 0, device="cpu",
+                   batch: int | None = None, bins: list[float] | None = None, hit_px: float = 5.0,
+                   mnist_dir=None, progress: bool = True) -> dict:
+    """Every model on the test displays of a standard task (``STANDARD_TASKS``), the papers' way.
+
+    The first ``n_digits`` digits of MNIST-test (all 10,000 by default), one display each with
+    the task's own uniform placement and clutter (seed ``seed``): the error rate
+    ``1 - accuracy`` over all of them (the papers' metric) and the accuracy per eccentricity bin
+    of the digit (distance of its recorded offset from the display centre, :func:`eccentricity_bins`).
+
+    Args:
+        models: as :func:`benchmark` (agents report after each count of ``Entry.saccades``).
+        task: a display preset of ``STANDARD_TASKS`` (or any preset with a single size).
+        bins: eccentricity bin edges in px (default :func:`eccentricity_bins`); the last bin is closed.
+
+    Returns:
+        ``{"task", "size", "records": [...], "models": {name: summary}, "eccentricity_bins",
+        "n_digits", "seed", "display"}``.  A record: ``{"model", "saccades", "ecc_lo", "ecc_hi",
+        "correct", "total", "accuracy", "ci95"}`` (and ``"hit_rate"`` where a glimpse centre
+        is known).  A summary: ``error``, ``accuracy``, ``ci95``, ``glimpses``, ``numbers_read``
+        (:func:`numbers_read`), ``params``, ``bandwidth``, ``throughput`` (displays/s) and, for
+        agents, ``by_saccades`` (the same per saccade count; the top level is the largest).
+    """
+    from tqdm.auto import tqdm
+
+    from whatwhere.data.display import preset_size
+
+    entries = list(models) if not isinstance(models, Mapping) else [_to_entry(k, v) for k, v in models.items()]
+    if not entries:
+        raise ValueError("nothing to benchmark")
+    names = [e.name for e in entries]
+    if len(set(names)) != len(names):
+        raise ValueError(f"model names must be unique, got {names}")
+    N = preset_size(task)
+    cfg = preset(task, N)
+    edges = [float(b) for b in (bins if bins is not None else eccentricity_bins(N))]
+    if len(edges) < 2 or any(b >= a for a, b in zip(edges[1:], edges[:-1])) or edges[0] < 0:
+        raise ValueError(f"bins must be >= 2 increasing edges >= 0 px, got {edges}")
+    dev = torch.device(device)
+    batch = int(batch or (2000 if dev.type == "cuda" else 250))
+    test = mnist.load("test", mnist_dir)
+    n = min(int(n_digits), len(test))
+    if n < 1:
+        raise ValueError(f"n_digits must be >= 1, got {n_digits}")
+    for e in entries:
+        for m in e.modules():
+            if isinstance(m, torch.nn.Module):
+                m.to(dev).eval()
+            size = getattr(m, "input_size", N)
+            if size not in (N, 28):
+                raise ValueError(f"model {e.name!r} takes {size}px displays but task {task!r} has {N}px ones")
+        if is_agent(e.for_contrast(1.0)) and not e.saccades:
+            e.saccades = (0, 1, 2)
+    ds = DisplaySet(test.images, test.labels, cfg, seed=seed, device=dev)
+    edges_t = torch.tensor(edges[1:-1], dtype=torch.float32, device=dev)
+    nb = len(edges) - 1
+    # tally[(name, saccades)] = (correct per bin, total per bin, hits per bin or None)
+    tally: dict[tuple, list] = {}
+    seconds = {e.name: 0.0 for e in entries}
+    glimpses_taken = {e.name: 0.0 for e in entries}
+    warm: set[int] = set()
+
+    def add(key, ok: torch.Tensor, b: torch.Tensor, hit: torch.Tensor | None) -> None:
+        t = tally.setdefault(key, [torch.zeros(nb, dtype=torch.int64), torch.zeros(nb, dtype=torch.int64), None])
+        t[0] += torch.bincount(b[ok], minlength=nb).cpu()
+        t[1] += torch.bincount(b, minlength=nb).cpu()
+        if hit is not None:
+            t[2] = (t[2] if t[2] is not None else 0) + torch.bincount(b[hit], minlength=nb).cpu()
+
+    for d in tqdm(list(ds.epoch(0, batch, limit=n)), disable=None if progress else True, desc=task, leave=False):
+        offsets = d.offsets.to(torch.float32)
+        b = torch.bucketize(offsets.norm(dim=1), edges_t, right=True)
+        for e in entries:
+            m = e.model if not isinstance(e.model, Mapping) else e.for_contrast(1.0)
+            if id(m) not in warm:
+                warm.add(id(m))
+                (m.run(d.images[:2], max(e.saccades)) if is_agent(m) else _classify(m, d.images[:2]))
+            _sync(dev)
+            t0 = time.perf_counter()
+            if is_agent(m):
+                tr = m.run(d.images, max(e.saccades))
+                for s in e.saccades:
+                    hit = (tr.fixations[:, s].to(torch.float32) - offsets).norm(dim=1) <= hit_px
+                    add((e.name, s), tr.predictions[:, s] == d.labels, b, hit)
+            else:
+                logits, centre, _, n_glimpses = _classify(m, d.images)
+                hit = None if centre is None else (centre.to(torch.float32) - offsets).norm(dim=1) <= hit_px
+                add((e.name, None), logits.argmax(-1) == d.labels, b, hit)
+                if n_glimpses is not None:
+                    glimpses_taken[e.name] += float(n_glimpses.sum())
+            _sync(dev)
+            seconds[e.name] += time.perf_counter() - t0
+    records = []
+    for (name, s), (c, t, h) in tally.items():
+        for k in range(nb):
+            if int(t[k]) == 0:
+                continue
+            rec = {"model": name, "saccades": s, "ecc_lo": edges[k], "ecc_hi": edges[k + 1], "correct": int(c[k]),
+                   "total": int(t[k]), "accuracy": int(c[k]) / int(t[k]), "ci95": list(wilson(int(c[k]), int(t[k])))}
+            if h is not None:
+                rec["hit_rate"] = int(h[k]) / int(t[k])
+            records.append(rec)
+    summary = {}
+    for e in entries:
+        m = e.model if not isinstance(e.model, Mapping) else e.for_contrast(1.0)
+        info = {"params": _parameters(m), "bandwidth": e.bandwidth,
+                "throughput": n / seconds[e.name] if seconds[e.name] > 0 else None,
+                "kind": "agent" if is_agent(m) else "model", "source": e.source, **e.notes}
+        per = {}
+        for s in (e.saccades if is_agent(m) else (None,)):
+            c, t, _ = tally[(e.name, s)]
+            correct, total = int(c.sum()), int(t.sum())
+            mean_g = glimpses_taken[e.name] / total if glimpses_taken[e.name] > 0 else None
+            g, read = numbers_read(m, N, saccades=s, glimpses=mean_g)
+            per[s] = {"error": 1.0 - correct / total, "accuracy": correct / total,
+                      "ci95": list(wilson(correct, total)), "correct": correct, "total": total,
+                      "glimpses": g, "numbers_read": read}
+        top = per[max(e.saccades)] if is_agent(m) else per[None]
+        info.update(top)
+        if is_agent(m):
+            info["saccades"] = max(e.saccades)
+            info["by_saccades"] = {str(s): v for s, v in per.items()}
+        summary[e.name] = info
+    return {"task": task, "size": N, "records": records, "models": summary, "eccentricity_bins": edges,
+            "n_digits": n, "seed": seed, "hit_px": hit_px, "display": {"preset": task, **_jsonable(asdict(cfg))}}
+
+
+def task_summary(results) -> dict:
+    """``{task: {model: {"error", "glimpses", "numbers_read"}}}`` from :func:`benchmark_task`
+    results (one result or a list of them)."""
+    results = [results] if isinstance(results, Mapping) else list(results)
+    out: dict = {}
+    for r in results:
+        out.setdefault(r["task"], {}).update(
+            {name: {"error": s["error"], "glimpses": s["glimpses"], "numbers_read": s["numbers_read"]}
+             for name, s in r["models"].items()})
+    return out
+
+
+def merge_summary(path, summary: dict) -> dict:
+    """Merge ``summary`` (:func:`task_summary`) into the JSON file ``path`` (created if missing;
+    entries of the same task and model are replaced) and return the merged table."""
+    from whatwhere.utils.io import write_text
+
+    p = Path(path)
+    merged = json.loads(p.read_text()) if p.exists() else {}
+    if not isinstance(merged, dict):
+        raise ValueError(f"{p} is not a summary ({{task: {{model: ...}}}})")
+    for task, rows in summary.items():
+        merged.setdefault(task, {}).update(rows)
+    write_text(p, json.dumps(merged, indent=1, sort_keys=True) + "\n")
+    return merged
+
+
+def task_markdown(result: dict) -> str:
+    """A markdown table of a :func:`benchmark_task` result: error, glimpses, numbers read, and
+    accuracy per eccentricity bin, one row per model (agents: per saccade count)."""
+    edges = result["eccentricity_bins"]
+    bins = [f"{a:g}-{b:g} px" for a, b in zip(edges[:-1], edges[1:])]
+    lines = [f"### {result['task']} ({result['size']}x{result['size']}, {result['n_digits']} test digits, "
+             f"seed {result['seed']})", "",
+             "| model | error % | glimpses | numbers read | " + " | ".join(bins) + " |",
+             "|---|---|---|---|" + "---|" * len(bins)]
+    for name, s in result["models"].items():
+        rows = [(f"{name} ({k} sacc.)", int(k), v) for k, v in s["by_saccades"].items()] \
+            if "by_saccades" in s else [(name, None, s)]
+        for label, sacc, v in rows:
+            acc = {(r["ecc_lo"], r["ecc_hi"]): r["accuracy"] for r in result["records"]
+                   if r["model"] == name and r["saccades"] == sacc}
+            cells = [f"{100 * acc[(a, b)]:.1f}" if (a, b) in acc else "-" for a, b in zip(edges[:-1], edges[1:])]
+            lines.append(f"| {label} | {100 * v['error']:.2f} | {v['glimpses']:g} | {v['numbers_read']:g} | "
+                         + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"

@@ -3,8 +3,8 @@
 One step of the loop, for every sample of the batch at once (no per-sample Python loop):
 
 1. **What** classifies the *fovea*: the 28 x 28 crop of the display centred at the current
-   fixation ``(gi, gj)`` (rows ``64 + gi - 14 ... 64 + gi + 13``; pixels outside the display are
-   0.5).  Its confidence is the largest softmax probability.
+   fixation ``(gi, gj)`` (rows ``N/2 + gi - 14 ... N/2 + gi + 13``, N = 128 for the published
+   model; pixels outside the display are ``pad``, 0.5).  Its confidence is the largest softmax probability.
 2. **Where** sees the *view*: the display translated so that the fixation is at the centre
    (``view[i, j] = display[i + gi, j + gj]``, 0.5 where that leaves the display), encoded by the
    retina into 2880 codes, and predicts 240 cell logits; ``sigmoid`` = predicted What accuracy
@@ -12,7 +12,14 @@ One step of the loop, for every sample of the batch at once (no per-sample Pytho
 3. The eye jumps to the best cell's **saccade target** (the argmax pixel of its collicular kernel,
    :meth:`~whatwhere.retina.Colliculus.saccade_targets`, 2-55 px; the original's default): the
    new fixation is ``clip(fixation + target, -50, 50)`` per axis (so the fovea never leaves the
-   display, as in the original).
+   display, as in the original; ``N/2 - 14`` on an ``N x N`` display).
+
+**Display size.**  The loop runs on the displays of its Where network (``where.input_size``: 128,
+or 60 / 100 for the standard tasks, with the retina of
+:meth:`~whatwhere.retina.RetinaConfig.for_size`); the What network reads a 28 x 28 fovea at any
+size.  Pixels leaving the display read ``pad`` and the disk mask is re-applied when ``mask``
+(default: the Where model's ``pad`` / ``mask``: 0.5 and the mask for MotionClouds displays, 0
+and no mask for black ones).
 
 After ``K`` saccades What classifies the final fovea (no evidence accumulation across
 fixations, as in the original).  :meth:`Agent.run` returns the answers after 0, 1, ..., K
@@ -115,7 +122,10 @@ class Agent(nn.Module):
         faithful: reproduce the original loop's two defects (module docstring).
         inhibition_of_return: exclude cells landing within ``ior_radius`` px of earlier fixations.
         offset_clip: the Where network's training encoding (default: ``where.offset_clip``, else True).
-        max_fixation: fixations are clipped to ``±max_fixation`` px per axis (50, as the original).
+        max_fixation: fixations are clipped to ``±max_fixation`` px per axis (default
+            ``N/2 - 14``: 50 at N = 128, as the original).
+        pad, mask: the value outside the display and whether re-centred views get the disk mask
+            (default: the Where model's ``pad`` / ``mask``, else 0.5 / True).
         target_method: ``"kernel"`` (original) or ``"pinv"`` saccade targets.
         stop_value: ``"pinv"`` (original) or ``"cell"`` (see the module docstring).
         saccades: number of saccades made by :meth:`forward` (1).
@@ -129,14 +139,15 @@ class Agent(nn.Module):
 
     def __init__(self, what: nn.Module, where: nn.Module, retina: Retina | None = None,
                  colliculus: Colliculus | None = None, *, faithful: bool = False, inhibition_of_return: bool = False,
-                 ior_radius: float = 5.0, offset_clip: bool | None = None, max_fixation: int = 50,
-                 target_method: str = "kernel", stop_value: str = "pinv", saccades: int = 1, seed: int = 0) -> None:
+                 ior_radius: float = 5.0, offset_clip: bool | None = None, max_fixation: int | None = None,
+                 target_method: str = "kernel", stop_value: str = "pinv", saccades: int = 1, seed: int = 0,
+                 pad: float | None = None, mask: bool | None = None) -> None:
         super().__init__()
         if stop_value not in ("pinv", "cell"):
             raise ValueError(f"stop_value must be 'pinv' or 'cell', got {stop_value!r}")
         if target_method not in ("kernel", "pinv"):
             raise ValueError(f"target_method must be 'kernel' or 'pinv', got {target_method!r}")
-        if saccades < 0 or max_fixation < 0:
+        if saccades < 0 or (max_fixation is not None and max_fixation < 0):
             raise ValueError("saccades and max_fixation must be >= 0")
         if getattr(what, "input_size", 28) != 28 or hasattr(what, "head"):
             raise ValueError(f"the What network must be a 28x28 classifier (e.g. the zoo's `what`), got a "
@@ -150,7 +161,8 @@ class Agent(nn.Module):
         self.inhibition_of_return = bool(inhibition_of_return)
         self.ior_radius = float(ior_radius)
         self.offset_clip = bool(getattr(where, "offset_clip", True) if offset_clip is None else offset_clip)
-        self.max_fixation = int(max_fixation)
+        self.pad = float(getattr(where, "pad", 0.5) if pad is None else pad)
+        self.mask = bool(getattr(where, "mask", True) if mask is None else mask)
         self.target_method = target_method
         self.stop_value = stop_value
         self.saccades = int(saccades)
@@ -158,9 +170,18 @@ class Agent(nn.Module):
         if retina is None:
             retina = getattr(where, "retina", None)
             retina = retina if isinstance(retina, Retina) else Retina(offset_clip=self.offset_clip)
+        size = getattr(where, "input_size", None)
+        if isinstance(size, int) and size != retina.N:
+            raise ValueError(f"the retina is for {retina.N}px displays but the Where network takes {size}px ones")
         self.retina = retina
+        self.max_fixation = int(retina.N // 2 - 14 if max_fixation is None else max_fixation)
         self.colliculus = colliculus if colliculus is not None else Colliculus(retina)
         self.register_buffer("targets", self.colliculus.saccade_targets(method=target_method), persistent=False)
+
+    @property
+    def input_size(self) -> int:
+        """Side N of the displays the loop runs on (its retina's)."""
+        return self.retina.N
 
     @property
     def bandwidth(self) -> int:
@@ -175,7 +196,7 @@ class Agent(nn.Module):
     # -- the two pathways
 
     def _what(self, images: torch.Tensor, fix: torch.Tensor) -> torch.Tensor:
-        return self.what(fovea(images, fix))
+        return self.what(fovea(images, fix, fill=self.pad))
 
     def where_logits(self, images: torch.Tensor, fix: torch.Tensor, first: bool,
                      gen: torch.Generator | None = None) -> torch.Tensor:
@@ -183,9 +204,11 @@ class Agent(nn.Module):
         if first:
             codes = self.retina.encode(images, offset_clip=self.offset_clip)
         elif self.faithful:
-            codes = self.retina.encode(translate(images, fix), offset_clip=False)
+            codes = self.retina.encode(translate(images, fix, fill=self.pad), offset_clip=False)
         else:
-            view = (translate(images, fix) - 0.5) * mask_disk(images.shape[-1], images.device) + 0.5
+            view = translate(images, fix, fill=self.pad)
+            if self.mask:
+                view = (view - 0.5) * mask_disk(images.shape[-1], images.device) + 0.5
             codes = self.retina.encode(view, offset_clip=self.offset_clip)
         head = getattr(self.where, "head", self.where)
         return head(codes, dropout=self.faithful, generator=gen)

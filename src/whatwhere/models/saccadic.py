@@ -15,12 +15,19 @@ Each of ``K`` glimpses (``glimpses``, 1 to 3):
    log is a parameter).  With the last layers initialised to zero the map is flat, the weights
    uniform and the first fixation the display centre (the targets are point-symmetric).
 4. **Fovea.**  A 28×28 glimpse at the fixation, taken by the shared differentiable sampler at one
-   display pixel per glimpse pixel (:func:`~whatwhere.ops.sample`, scale 28/128), is classified
+   display pixel per glimpse pixel (:func:`~whatwhere.ops.sample`, scale 28/N), is classified
    by the What LeNet.  The classification loss reaches the collicular map through the sampler and
    the soft-argmax: the saccade is trained end to end.
 
 The fixations accumulate (each saccade is relative to the current fixation, as an eye's) and are
-clipped to ±``max_fixation`` px.  The next retina code is computed from the display re-centred on
+clipped to ±``max_fixation`` px (default ``N/2 - 14``: 50 px at N = 128, the fovea stays on the display).
+
+**Display size.**  ``size`` (N, default 128) builds the model for ``N x N`` displays: the retina
+and colliculus of :meth:`~whatwhere.retina.RetinaConfig.for_size` (the same 2880 codes and 240
+cells, radii scaled by N/128, so the Where MLP keeps its shape), the glimpse scale 28/N, and the
+fixation range.  ``pad`` is the value of pixels outside the display (in the glimpse and the
+re-centred views: 0.5 for the MotionClouds displays, 0 for the black displays of the standard
+tasks) and ``mask`` whether a re-centred view gets the disk mask of the MotionClouds displays.  The next retina code is computed from the display re-centred on
 the rounded fixation (the re-centring is not differentiated).
 
 **Evidence accumulation** (the product of posteriors of the paper's appendix): the answer after
@@ -46,7 +53,7 @@ from whatwhere.models.stn import STN28
 from whatwhere.models.what import WhatNet
 from whatwhere.models.where import WhereNet
 from whatwhere.ops.sampling import FOVEA, as_nchw, attention_theta, sample, translate
-from whatwhere.retina import Colliculus, Retina
+from whatwhere.retina import Colliculus, Retina, RetinaConfig
 
 __all__ = ["SaccadicTransformer", "SaccadicTrace"]
 
@@ -95,6 +102,9 @@ class SaccadicTransformer(nn.Module):
             own supervised loss (what the packaged recipe does: through the bilinear sampler the
             classification gradient only sees about a pixel around the glimpse, and in a
             controlled test it degraded the trained map).
+        size: display side N (128; 60, 100 ... for the standard tasks; an even integer >= 32).
+        pad: the value read outside the display (0.5; 0 for black displays).
+        mask: re-apply the disk mask to re-centred views (True; False for black displays).
         fovea: the foveal classifier of the 28×28 glimpse: ``"what"`` (the What LeNet) or
             ``"stn28"`` (STN-28: a small localiser re-centres the digit inside the glimpse before the
             same LeNet; 5,520 more parameters).
@@ -111,9 +121,18 @@ class SaccadicTransformer(nn.Module):
 
     def __init__(self, glimpses: int = 2, periphery: str = "retina", dim1: int = 1000, dim2: int = 1000,
                  p_dropout: float = 0.5, temperature: float = 0.25, max_shift: float = 6.0,
-                 max_fixation: int = 50, stop_confidence: float | None = None, freeze: list | tuple = (),
-                 end_to_end: bool = True, fovea: str = "what", retina: Retina | None = None) -> None:
+                 max_fixation: int | None = None, stop_confidence: float | None = None, freeze: list | tuple = (),
+                 end_to_end: bool = True, fovea: str = "what", retina: Retina | None = None, size: int = 128,
+                 pad: float = 0.5, mask: bool = True) -> None:
         super().__init__()
+        config = RetinaConfig.for_size(size)   # ValueError naming size for a display it cannot serve
+        if retina is not None and retina.N != size:
+            raise ValueError(f"retina is for {retina.N}px displays but size is {size}")
+        self.input_size = int(size)
+        self.pad = float(pad)
+        self.mask = bool(mask)
+        if max_fixation is None:
+            max_fixation = size // 2 - FOVEA // 2
         if int(glimpses) != glimpses or glimpses < 1:
             raise ValueError(f"glimpses must be an integer >= 1, got {glimpses!r}")
         if periphery not in PERIPHERIES:
@@ -130,7 +149,7 @@ class SaccadicTransformer(nn.Module):
         self.max_fixation = int(max_fixation)
         self.stop_confidence = stop_confidence
         self.end_to_end = bool(end_to_end)
-        self.retina = retina if retina is not None else Retina()
+        self.retina = retina if retina is not None else Retina(config)
         self.colliculus = Colliculus(self.retina)
         if periphery == "polo":
             from whatwhere.retina.polo import polo95
@@ -189,7 +208,9 @@ class SaccadicTransformer(nn.Module):
         if bool((fix == 0).all()):
             view = images
         else:
-            view = (translate(images, fix) - 0.5) * mask_disk(images.shape[-1], images.device) + 0.5
+            view = translate(images, fix, fill=self.pad)
+            if self.mask:
+                view = (view - 0.5) * mask_disk(images.shape[-1], images.device) + 0.5
         if self.code is not None:
             return self.code(view).reshape(len(view), -1)
         return self.retina.encode(view)
@@ -205,12 +226,12 @@ class SaccadicTransformer(nn.Module):
         # glimpse pixel (14, 14) lands on display pixel N//2 + fixation (see ops.glimpse_centre)
         u = (2 * (N // 2 + fixations) + 1) / N - 1 - self.scale * ((2 * (FOVEA // 2) + 1) / FOVEA - 1)
         theta = attention_theta(self.scale.to(u.dtype), u[:, 1], u[:, 0])
-        return sample(as_nchw(images), theta, FOVEA), theta
+        return sample(as_nchw(images), theta, FOVEA, background=self.pad), theta
 
     # ------------------------------------------------------------------ the loop
 
     def forward_trace(self, images: torch.Tensor, glimpses: int | None = None) -> SaccadicTrace:
-        """Run the loop on displays ``(B, 128, 128)`` (or ``(B, 1, 128, 128)``); see :class:`SaccadicTrace`."""
+        """Run the loop on displays ``(B, N, N)`` (or ``(B, 1, N, N)``), N = ``size``; see :class:`SaccadicTrace`."""
         x = as_nchw(images, self.input_size)[:, 0]
         K = self.glimpses if glimpses is None else int(glimpses)
         if K < 1:
@@ -255,7 +276,7 @@ class SaccadicTransformer(nn.Module):
         return tr.logits, tr.theta
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        """Displays ``(B, 128, 128)`` -> accumulated logits ``(B, 10)`` (log-posteriors up to a constant)."""
+        """Displays ``(B, N, N)`` -> accumulated logits ``(B, 10)`` (log-posteriors up to a constant)."""
         return self.forward_trace(images).logits
 
     @torch.no_grad()

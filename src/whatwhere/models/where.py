@@ -10,8 +10,10 @@ logits, one per collicular cell (``azimuth * 10 + ring``); ``sigmoid(logits)`` i
 accuracy of the What network after a saccade to that cell.  No batch-norm (the paper's runs had
 it switched off).  4,122,240 parameters.
 
-**Model** (:class:`Where`, registered as ``where``, input 128): ``forward(images (B, 128, 128))
--> logits (B, 240)``; it encodes the display with its own log-Gabor
+**Model** (:class:`Where`, registered as ``where``, input 128; ``size`` builds it for ``N x N``
+displays, e.g. 60 or 100 for the standard cluttered-MNIST tasks, with the retina of
+:meth:`~whatwhere.retina.RetinaConfig.for_size`: the same 2880 codes and 240 cells, so the
+same MLP): ``forward(images (B, N, N)) -> logits (B, 240)``; it encodes the display with its own log-Gabor
 :class:`~whatwhere.retina.Retina` submodule, whose tensors are non-persistent buffers, so that
 checkpoints hold only the MLP and ``.to(device)`` moves everything.
 
@@ -33,7 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from whatwhere.retina import Retina
+from whatwhere.retina import Retina, RetinaConfig
 
 __all__ = ["WhereNet", "Where"]
 
@@ -77,15 +79,20 @@ class WhereNet(nn.Module):
 
 
 class Where(nn.Module):
-    """The Where pathway as a model: display ``(B, 128, 128)`` -> 240 cell logits.
+    """The Where pathway as a model: display ``(B, N, N)`` (N = ``size``, 128) -> 240 cell logits.
 
     Args:
         dim1, dim2: hidden widths (1000, 1000).
         p_dropout: dropout before the last layer (0.5, as the paper).
         offset_clip: encode ``clip(whiten(x) + 0.5, 0, 1)`` (True, the published training input)
             or plain ``whiten(x)``.
-        retina: the retina to encode with (default: a new published retina, about 2 s to build;
-            pass one to share its buffers between models).
+        retina: the retina to encode with (default: a new published retina scaled to ``size``,
+            about 2 s to build; pass one of that size to share its buffers between models).
+        size: display side N (128; 60, 100 ... for the standard tasks, an even integer >= 32).
+        pad, mask: how the What/Where agent re-centres a view for this network after a saccade
+            (the displays it was trained on): pixels that leave the display read ``pad`` and the
+            disk mask is re-applied when ``mask``; 0.5 and True for the MotionClouds displays
+            (the default), 0.0 and False for the black displays of the standard tasks.
 
     The state dict holds only the MLP (``net.*``).
     """
@@ -93,10 +100,17 @@ class Where(nn.Module):
     input_size = 128
 
     def __init__(self, dim1: int = 1000, dim2: int = 1000, p_dropout: float = 0.5,
-                 offset_clip: bool = True, retina: Retina | None = None) -> None:
+                 offset_clip: bool = True, retina: Retina | None = None, size: int = 128,
+                 pad: float = 0.5, mask: bool = True) -> None:
         super().__init__()
+        config = RetinaConfig.for_size(size)
+        if retina is not None and retina.N != size:
+            raise ValueError(f"retina is for {retina.N}px displays but size is {size}")
+        self.input_size = int(size)
+        self.pad = float(pad)
+        self.mask = bool(mask)
         self.offset_clip = bool(offset_clip)
-        self.retina = retina if retina is not None else Retina(offset_clip=self.offset_clip)
+        self.retina = retina if retina is not None else Retina(config, offset_clip=self.offset_clip)
         self.net = WhereNet(self.retina.n_codes, dim1, dim2, self.retina.grid.n_cells, p_dropout)
 
     @property
@@ -105,7 +119,7 @@ class Where(nn.Module):
         return self.retina.n_codes
 
     def encode(self, images: torch.Tensor) -> torch.Tensor:
-        """``(B, 128, 128)`` displays -> ``(B, 2880)`` codes (the training encoding)."""
+        """``(B, N, N)`` displays -> ``(B, 2880)`` codes (the training encoding)."""
         return self.retina.encode(images, offset_clip=self.offset_clip)
 
     @torch.no_grad()
@@ -119,5 +133,5 @@ class Where(nn.Module):
         return self.net(codes, dropout=dropout, generator=generator)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        """``(B, 128, 128)`` or ``(B, 1, 128, 128)`` -> logits ``(B, 240)``."""
+        """``(B, N, N)`` or ``(B, 1, N, N)`` -> logits ``(B, 240)``."""
         return self.head(self.encode(images))

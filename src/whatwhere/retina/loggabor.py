@@ -45,7 +45,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -56,7 +56,9 @@ from whatwhere.utils.cache import cache_dir
 from whatwhere.utils.fourier import frequency_grid, radial_frequency
 from whatwhere.utils.io import atomic_write
 
-__all__ = ["RetinaConfig", "Retina", "TruncatedBank", "loggabor_bank", "whitening_filter"]
+__all__ = ["RetinaConfig", "Retina", "TruncatedBank", "loggabor_bank", "whitening_filter", "PUBLISHED_N"]
+
+PUBLISHED_N = 128  #: display side of the published retina (:meth:`RetinaConfig.for_size` scales from it)
 
 
 @dataclass(frozen=True)
@@ -102,6 +104,36 @@ class RetinaConfig:
                 raise ValueError(f"RetinaConfig.{name} must be > 0, got {getattr(self, name)!r}")
         if self.B_theta is not None and not self.B_theta > 0:
             raise ValueError(f"RetinaConfig.B_theta must be > 0 or None, got {self.B_theta!r}")
+
+    @classmethod
+    def for_size(cls, size: int, **grid_changes) -> "RetinaConfig":
+        """The published retina scaled to an ``size x size`` display (exactly ``RetinaConfig()`` at 128).
+
+        **How the grid scales with N.**  The same 10 rings x 24 azimuths (so the same 2880 codes
+        and 240 collicular cells, and the same Where architecture) with ``rho = 1.41`` and
+        ``ecc_max = 0.8`` of the half-diagonal, so every ring radius scales with N (ring 0 / ring 9
+        at 1.09 / 24.1 px for N = 60, 1.82 / 40.1 px for N = 100, 2.33 / 51.3 px for 128), and the
+        peak frequencies scale inversely (``sf_0_ref = 0.03 * 128 / N``, still capped at
+        ``sf_0_max`` cycles/px): the retina at N is the published one zoomed by N / 128, each
+        filter keeping its size relative to its eccentricity.  ``grid_changes`` (e.g.
+        ``n_rings``) change the grid.
+
+        Raises:
+            ValueError: ``size`` not an even integer >= 32 (the 28-px fovea and the point
+                symmetry of the fast encoder), or a grid whose innermost ring would fall within
+                half a pixel of the centre (the rings collapse onto the centre pixel).
+        """
+        if isinstance(size, bool) or not isinstance(size, int) or size < 32 or size % 2:
+            raise ValueError(f"size (display side, px) must be an even integer >= 32 for the retina, got {size!r}")
+        grid = replace(LogPolarGrid(), N=size, **grid_changes)
+        r0 = float(grid.ring_radii()[0])
+        if r0 < 0.5:
+            raise ValueError(f"size={size}: the innermost ring of the log-polar grid ({grid.n_rings} rings, "
+                             f"rho={grid.rho}, ecc_max={grid.ecc_max}) would be {r0:.2f} px from the centre "
+                             f"(< 0.5 px: the rings collapse); use fewer rings or a larger display")
+        if size == PUBLISHED_N:
+            return cls(grid=grid)
+        return cls(grid=grid, sf_0_ref=cls.sf_0_ref * PUBLISHED_N / size)
 
     @property
     def N(self) -> int:
