@@ -63,7 +63,8 @@ def add_parser(sub) -> None:
     ls = zsub.add_parser("list", help="list the shipped models")
     ls.add_argument("--json", action="store_true", help="the whole manifest as JSON")
     ls.set_defaults(func=cmd_list)
-    v = zsub.add_parser("verify", help="check every shipped file against its SHA-256 (exit 1 on a mismatch)")
+    v = zsub.add_parser("verify", help="check every shipped file against its SHA-256, fetching the missing ones "
+                         "(exit 1 on a mismatch or a failed download)")
     v.add_argument("names", nargs="*", help="entries to check (default: all)")
     v.set_defaults(func=cmd_verify)
     a = zsub.add_parser("add", help="(maintainers) add a trained run to the zoo of this checkout")
