@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from whatwhere.cli import main
-from whatwhere.eval.sweep import GridError, aggregate, expand, parse_grid, summarise, t_quantile
+from whatwhere.orchestration.sweep import GridError, aggregate, expand, parse_grid, summarise, t_quantile
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--profile", "quick", "--set", "train_limit=200", "--set", "eval_digits=50",
@@ -69,7 +69,7 @@ def test_statistics_on_known_inputs():
 def test_report_on_known_run_files_names_failures(tmp_path):
     from dataclasses import asdict
 
-    from whatwhere.eval.sweep import write_manifest
+    from whatwhere.orchestration.sweep import write_manifest
 
     runs = expand("what", parse_grid(["display.clutter=0.5,1.0"]), 2, out=tmp_path)
     write_manifest(tmp_path, recipe="what", grid={"display.clutter": [0.5, 1.0]}, seeds=[2019, 2020], runs=runs,

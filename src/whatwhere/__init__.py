@@ -16,7 +16,7 @@ Importing whatwhere sets nothing process-wide (threads, seeds, backends);
 :func:`configure_threads` is the one explicit call that does.
 
 Layers (imports flow one way): ``utils`` → ``data``, ``retina``, ``ops`` → ``models`` → ``engine``
-→ ``eval`` → ``viz`` → ``cli``.  See ``docs/architecture.md``.
+→ ``eval`` → ``viz`` → ``orchestration`` → ``cli``.  See ``docs/architecture.md``.
 """
 
 from __future__ import annotations

@@ -127,7 +127,7 @@ def _scan(args) -> None:
     """The paper's parameter-scan figure from one-parameter sweeps, with the published values."""
     from whatwhere import viz
     from whatwhere.eval.published import WHERE_SCAN
-    from whatwhere.eval.sweep import aggregate
+    from whatwhere.orchestration.sweep import aggregate
 
     metric = args.metric or "one_saccade_random"
     default = None

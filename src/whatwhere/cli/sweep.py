@@ -3,7 +3,7 @@
     whatwhere sweep RECIPE --grid KEY=V1,V2 [--grid ...] --seeds N --executor local|slurm --out DIR
     whatwhere sweep report DIR
 
-Every (grid point, seed) is one training run (:mod:`whatwhere.eval.sweep`), evaluated when it
+Every (grid point, seed) is one training run (:mod:`whatwhere.orchestration.sweep`), evaluated when it
 ends.  Runs are idempotent: resubmitting skips finished runs and resumes unfinished ones from
 their checkpoints.  The local executor runs at most as many jobs at once as cores are idle (or
 ``--max-jobs``), one thread each; the Slurm executor submits one job array and returns (``--wait``
@@ -58,7 +58,7 @@ def run_local(specs: list[dict], executor, max_jobs: int, *, poll_s: float = 1.0
 
 
 def _loop(pending, running, results, executor, max_jobs, poll_s, log) -> None:
-    from whatwhere.eval.sweep import run_point
+    from whatwhere.orchestration.sweep import run_point
 
     while pending or running:
         while pending and len(running) < max_jobs:
@@ -90,7 +90,7 @@ def cmd_sweep(args) -> int:
 
     check_args(args, positive=("seeds", "max_jobs", "cpus_per_task", "time", "eval_digits", "map_digits"),
                nonnegative=("gpus",))
-    from whatwhere.eval.sweep import expand, parse_grid, write_manifest
+    from whatwhere.orchestration.sweep import expand, parse_grid, write_manifest
     from whatwhere.utils.device import free_cores
     from whatwhere.utils.provenance import command_line
 
@@ -131,7 +131,7 @@ def cmd_sweep(args) -> int:
         bad = [r for r in results if r["state"] == "failed"]
         print(f"{len(results) - len(bad)} done, {len(bad)} failed; `whatwhere sweep report {out}`")
         return 1 if bad else 0
-    from whatwhere.eval.sweep import run_point
+    from whatwhere.orchestration.sweep import run_point
 
     jobs = executor.map_array(run_point, todo)
     (out / "slurm_jobs.json").write_text(json.dumps({j.job_id: s["name"] for j, s in zip(jobs, todo)}, indent=2))
@@ -161,7 +161,7 @@ def _wait(out: Path, todo: list[dict], timeout_s: float) -> int:
 
 def cmd_report(args) -> int:
     from whatwhere import viz
-    from whatwhere.eval.sweep import aggregate, report_markdown
+    from whatwhere.orchestration.sweep import aggregate, report_markdown
     from whatwhere.utils.io import write_json, write_text
 
     if len(args.target) != 2:

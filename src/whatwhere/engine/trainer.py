@@ -340,19 +340,50 @@ def record_sitting(run: Path, recipe: Recipe, *, status: str, t0: float, start: 
     return rec
 
 
-def _train(recipe: Recipe, run_dir: str | Path, *, resume: bool, device: str | None, mnist_dir: str | None,
-           progress: bool, stop_after_batches: int | None, log: Callable[[str], None],
-           started: dict | None = None) -> Path:
-    """The body of :func:`train` (runs inside a forked random state)."""
-    from tqdm.auto import tqdm
+@dataclass
+class _Sitting:
+    """What the training loop of one sitting holds and changes as it goes.
 
-    run = Path(run_dir)
-    dev = pick_device(device or recipe.device)
+    ``opt`` and ``sched`` are replaced when a stage resets the optimiser, ``pos`` at each epoch's
+    end; ``t_ckpt`` is when the last checkpoint was written (mid-epoch checkpoints come
+    ``recipe.checkpoint_every_s`` after it), ``batches_done`` counts this sitting's batches (for
+    ``stop_after_batches``) and ``t_run`` is when its loop started (the ``wall_s`` column).
+    """
+
+    run: Path
+    recipe: Recipe
+    dev: torch.device
+    model: torch.nn.Module
+    objective: Objective
+    train_set: DisplaySet
+    test_set: DisplaySet
+    n_train: int
+    opt: torch.optim.Optimizer
+    sched: object
+    pos: Position
+    t_run: float = 0.0
+    t_ckpt: float = 0.0
+    batches_done: int = 0
+
+    def checkpoint(self) -> None:
+        """Save the checkpoint of the current position and restart the checkpoint clock."""
+        _save_checkpoint(self.run, self.model, self.opt, self.sched, self.pos, self.recipe)
+        self.t_ckpt = time.perf_counter()
+
+
+def _open_run(recipe: Recipe, run: Path, *, resume: bool, log: Callable[[str], None],
+              started: dict | None) -> tuple | None:
+    """Check that ``run`` may be started (no checkpoint) or resumed (a checkpoint, the same recipe),
+    write its ``recipe.yaml`` and note the starting position in ``started``.
+
+    Returns the checkpoint to resume from (:func:`_latest_intact_checkpoint`), None for a fresh run.
+    """
     ptr = run / "checkpoints" / "latest.json"
     if ptr.exists() and not resume:
         raise FileExistsError(f"{run} already holds a run; pass --resume to continue it or choose another --out")
     if resume and not ptr.exists():
         raise FileNotFoundError(f"--resume: no checkpoint in {run}")
+    checkpoint = None
     if resume:
         old = yaml.safe_load((run / "recipe.yaml").read_text())
         if old != recipe.to_dict():
@@ -363,7 +394,14 @@ def _train(recipe: Recipe, run_dir: str | Path, *, resume: bool, device: str | N
     write_text(run / "recipe.yaml", yaml.safe_dump(recipe.to_dict(), sort_keys=False))
     if started is not None:
         started["position"] = _position_of(ptr) if resume else [0, 0]
+    return checkpoint
 
+
+def _build(recipe: Recipe, run: Path, dev: torch.device, *, resume: bool, mnist_dir: str | None,
+           log: Callable[[str], None]) -> _Sitting:
+    """The model (seeded initialisation, ``recipe.init`` weights on a fresh run), the training and
+    test display sets, the objective, and the optimiser and schedule at the run's start.
+    The order of these steps fixes the random streams: keep it."""
     check_precision(recipe.precision, dev)
     torch.manual_seed(derive_seed(recipe.seed, "init"))
     model = create_model(recipe.model, **recipe.model_args).to(dev)
@@ -385,115 +423,163 @@ def _train(recipe: Recipe, run_dir: str | Path, *, resume: bool, device: str | N
     pos = Position()
     opt = _make_optimizer(recipe, model.parameters(), recipe.optimizer.lr)
     sched = _make_schedule(recipe, opt)
-    if resume:
-        _, weights, state = checkpoint
-        model.load_state_dict(weights)
-        pos = Position(**state["position"])
-        opt.load_state_dict(state["optimizer"])
-        sched.load_state_dict(state["scheduler"])
-        torch.set_rng_state(state["rng_cpu"])
-        if "rng_cuda" in state and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(state["rng_cuda"])
-        log(f"resuming {run} at epoch {pos.epoch + 1}, batch {pos.batch}")
+    return _Sitting(run=run, recipe=recipe, dev=dev, model=model, objective=objective, train_set=train_set,
+                    test_set=test_set, n_train=n_train, opt=opt, sched=sched, pos=pos)
 
-    metrics_path = run / "metrics.csv"
-    if not metrics_path.exists() or not resume:  # a fresh start: rows of a run killed before its first checkpoint go
-        with open(metrics_path, "w", newline="") as fh:
+
+def _restore(s: _Sitting, checkpoint: tuple, log: Callable[[str], None]) -> None:
+    """Load a checkpoint into the sitting: weights, position, optimiser, schedule and the random state."""
+    _, weights, state = checkpoint
+    s.model.load_state_dict(weights)
+    s.pos = Position(**state["position"])
+    s.opt.load_state_dict(state["optimizer"])
+    s.sched.load_state_dict(state["scheduler"])
+    torch.set_rng_state(state["rng_cpu"])
+    if "rng_cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["rng_cuda"])
+    log(f"resuming {s.run} at epoch {s.pos.epoch + 1}, batch {s.pos.batch}")
+
+
+def _open_metrics(path: Path, *, resume: bool, pos: Position) -> None:
+    """Start ``metrics.csv`` (its header) on a fresh run; on a resumed one, drop the rows written
+    after the checkpoint (their epochs are redone identically)."""
+    if not path.exists() or not resume:  # a fresh start: rows of a run killed before its first checkpoint go
+        with open(path, "w", newline="") as fh:
             csv.writer(fh).writerow(METRIC_FIELDS)
     elif resume:  # drop rows written after the checkpoint (they will be redone identically)
-        with open(metrics_path) as fh:
+        with open(path) as fh:
             rows = list(csv.reader(fh))
         kept = [rows[0]] + [r for r in rows[1:] if int(r[0]) <= pos.epoch]
-        with open(metrics_path, "w", newline="") as fh:
+        with open(path, "w", newline="") as fh:
             csv.writer(fh).writerows(kept)
 
+
+def _run_epoch(s: _Sitting, epoch: int, stage: Stage, lr: float, sigint: _SigintFlag, *, progress: bool,
+               stop_after_batches: int | None) -> None:
+    """Train the batches of ``epoch`` from ``s.pos.batch`` on.
+
+    The loss and correct counts accumulate on the device; every 50 batches (and at the epoch's
+    last batch, or when stopping) one sync point moves them into ``s.pos``, checks that no loss
+    was non-finite (:class:`TrainingError`) and, ``recipe.checkpoint_every_s`` after the last
+    checkpoint, saves a mid-epoch one.  A Ctrl-C (``sigint``) or ``stop_after_batches`` ends the
+    batch, saves a checkpoint and raises :class:`TrainingInterrupted`.
+    """
+    from tqdm.auto import tqdm
+
+    recipe, run, pos, dev = s.recipe, s.run, s.pos, s.dev
     bs = recipe.batch_size
-    n_batches = math.ceil(n_train / bs)
-    batches_done = 0
-    t_run = time.perf_counter()
-    t_ckpt = time.perf_counter()
-    model.train()
-    with _SigintFlag() as sigint:
-        for epoch in range(pos.epoch, recipe.total_epochs):
-            k, stage, start = _stage_of(recipe, epoch)
-            if epoch == start and pos.batch == 0 and stage.reset_optimizer and epoch > 0:
-                opt = _make_optimizer(recipe, model.parameters(), stage.lr or recipe.optimizer.lr)
-                sched = _make_schedule(recipe, opt, stage)
-            ds = train_set.with_config(stage.display)
-            lr = opt.param_groups[0]["lr"]
-            bar = tqdm(total=n_batches, initial=pos.batch, disable=None if progress else True, leave=False, mininterval=1.0,
-                       desc=f"epoch {epoch + 1}/{recipe.total_epochs} [{stage.name}]")
-            # running sums stay on the device: no host round trip per batch
-            loss_acc = torch.zeros((), dtype=torch.float64, device=dev)
-            correct_acc = torch.zeros((), dtype=torch.int64, device=dev)
-            finite = torch.ones((), dtype=torch.bool, device=dev)
-            last_check = pos.batch
-            t_sync = time.perf_counter()
-            for b in range(pos.batch, n_batches):
-                d = ds.batch(b * bs, min(n_train, (b + 1) * bs), epoch)
-                with autocast(recipe.precision, dev):
-                    loss, ok = objective(model, d)
-                finite &= torch.isfinite(loss)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                loss_acc += loss.detach() * len(d)
-                correct_acc += ok
-                pos.seen += len(d)
-                pos.batch = b + 1
-                batches_done += 1
-                stop = sigint.hit or (stop_after_batches is not None and batches_done >= stop_after_batches)
-                if b % 50 == 49 or b == n_batches - 1 or stop:  # sync point
-                    if not bool(finite):
-                        bar.close()
-                        raise TrainingError(
-                            f"non-finite loss in epoch {epoch + 1} between batches {last_check + 1} and {b + 1} "
-                            f"(stage {stage.name}, lr {lr:g}); nothing of this epoch was saved and the last "
-                            f"good checkpoint is kept in {run / 'checkpoints'}. Lower the learning rate or "
-                            f"check the inputs.")
-                    last_check = b + 1
-                    pos.loss_sum += float(loss_acc)
-                    pos.correct += int(correct_acc)
-                    loss_acc.zero_()
-                    correct_acc.zero_()
-                    now = time.perf_counter()
-                    pos.train_time += now - t_sync
-                    t_sync = now
-                    if progress:
-                        bar.set_postfix(loss=f"{pos.loss_sum / pos.seen:.3f}", acc=f"{pos.correct / pos.seen:.3f}",
-                                        sps=f"{pos.seen / max(pos.train_time, 1e-9):,.0f}")
-                    if not stop and b < n_batches - 1 and now - t_ckpt >= recipe.checkpoint_every_s:
-                        _save_checkpoint(run, model, opt, sched, pos, recipe)  # a mid-epoch sitting boundary
-                        t_ckpt = time.perf_counter()
-                bar.update(1)
-                if stop:
-                    bar.close()
-                    _save_checkpoint(run, model, opt, sched, pos, recipe)
-                    raise TrainingInterrupted(f"interrupted at epoch {epoch + 1}, batch {b + 1}; checkpoint saved. "
-                                              f"Continue with: whatwhere train RECIPE --out {run} --resume")
+    n_batches = math.ceil(s.n_train / bs)
+    ds = s.train_set.with_config(stage.display)
+    bar = tqdm(total=n_batches, initial=pos.batch, disable=None if progress else True, leave=False, mininterval=1.0,
+               desc=f"epoch {epoch + 1}/{recipe.total_epochs} [{stage.name}]")
+    # running sums stay on the device: no host round trip per batch
+    loss_acc = torch.zeros((), dtype=torch.float64, device=dev)
+    correct_acc = torch.zeros((), dtype=torch.int64, device=dev)
+    finite = torch.ones((), dtype=torch.bool, device=dev)
+    last_check = pos.batch
+    t_sync = time.perf_counter()
+    for b in range(pos.batch, n_batches):
+        d = ds.batch(b * bs, min(s.n_train, (b + 1) * bs), epoch)
+        with autocast(recipe.precision, dev):
+            loss, ok = s.objective(s.model, d)
+        finite &= torch.isfinite(loss)
+        s.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        s.opt.step()
+        loss_acc += loss.detach() * len(d)
+        correct_acc += ok
+        pos.seen += len(d)
+        pos.batch = b + 1
+        s.batches_done += 1
+        stop = sigint.hit or (stop_after_batches is not None and s.batches_done >= stop_after_batches)
+        if b % 50 == 49 or b == n_batches - 1 or stop:  # sync point
+            if not bool(finite):
+                bar.close()
+                raise TrainingError(
+                    f"non-finite loss in epoch {epoch + 1} between batches {last_check + 1} and {b + 1} "
+                    f"(stage {stage.name}, lr {lr:g}); nothing of this epoch was saved and the last "
+                    f"good checkpoint is kept in {run / 'checkpoints'}. Lower the learning rate or "
+                    f"check the inputs.")
+            last_check = b + 1
+            pos.loss_sum += float(loss_acc)
+            pos.correct += int(correct_acc)
+            loss_acc.zero_()
+            correct_acc.zero_()
+            now = time.perf_counter()
+            pos.train_time += now - t_sync
+            t_sync = now
+            if progress:
+                bar.set_postfix(loss=f"{pos.loss_sum / pos.seen:.3f}", acc=f"{pos.correct / pos.seen:.3f}",
+                                sps=f"{pos.seen / max(pos.train_time, 1e-9):,.0f}")
+            if not stop and b < n_batches - 1 and now - s.t_ckpt >= recipe.checkpoint_every_s:
+                s.checkpoint()  # a mid-epoch sitting boundary
+        bar.update(1)
+        if stop:
             bar.close()
-            with warnings.catch_warnings():  # a run resumed exactly at an epoch's end steps no batch first
-                warnings.simplefilter("ignore", UserWarning)
-                sched.step()
-            test_loss, test_acc = evaluate(model, test_set.with_config(stage.display), n=recipe.eval_digits,
-                                           objective=objective, precision=recipe.precision)
-            row = [epoch + 1, k, stage.name, f"{lr:.6g}", f"{pos.loss_sum / pos.seen:.6f}",
-                   f"{pos.correct / pos.seen:.6f}", f"{test_loss:.6f}", f"{test_acc:.6f}",
-                   f"{pos.seen / max(pos.train_time, 1e-9):.1f}", f"{time.perf_counter() - t_run:.1f}"]
-            with open(metrics_path, "a", newline="") as fh:
-                csv.writer(fh).writerow(row)
-            log(f"epoch {epoch + 1}/{recipe.total_epochs} [{stage.name}] lr {lr:.3g} "
-                f"train loss {pos.loss_sum / pos.seen:.4f} acc {pos.correct / pos.seen:.4f} | "
-                f"test loss {test_loss:.4f} acc {test_acc:.4f} | {pos.seen / max(pos.train_time, 1e-9):,.0f} samples/s")
-            pos = Position(epoch=epoch + 1)
-            _save_checkpoint(run, model, opt, sched, pos, recipe)
-            t_ckpt = time.perf_counter()
+            _save_checkpoint(run, s.model, s.opt, s.sched, pos, recipe)
+            raise TrainingInterrupted(f"interrupted at epoch {epoch + 1}, batch {b + 1}; checkpoint saved. "
+                                      f"Continue with: whatwhere train RECIPE --out {run} --resume")
+    bar.close()
+
+
+def _end_epoch(s: _Sitting, epoch: int, k: int, stage: Stage, lr: float, log: Callable[[str], None]) -> None:
+    """Close ``epoch``: step the schedule, evaluate on the test displays, append the metrics row,
+    log it, move to the next epoch's start and checkpoint there."""
+    recipe, pos = s.recipe, s.pos
+    with warnings.catch_warnings():  # a run resumed exactly at an epoch's end steps no batch first
+        warnings.simplefilter("ignore", UserWarning)
+        s.sched.step()
+    test_loss, test_acc = evaluate(s.model, s.test_set.with_config(stage.display), n=recipe.eval_digits,
+                                   objective=s.objective, precision=recipe.precision)
+    row = [epoch + 1, k, stage.name, f"{lr:.6g}", f"{pos.loss_sum / pos.seen:.6f}",
+           f"{pos.correct / pos.seen:.6f}", f"{test_loss:.6f}", f"{test_acc:.6f}",
+           f"{pos.seen / max(pos.train_time, 1e-9):.1f}", f"{time.perf_counter() - s.t_run:.1f}"]
+    with open(s.run / "metrics.csv", "a", newline="") as fh:
+        csv.writer(fh).writerow(row)
+    log(f"epoch {epoch + 1}/{recipe.total_epochs} [{stage.name}] lr {lr:.3g} "
+        f"train loss {pos.loss_sum / pos.seen:.4f} acc {pos.correct / pos.seen:.4f} | "
+        f"test loss {test_loss:.4f} acc {test_acc:.4f} | {pos.seen / max(pos.train_time, 1e-9):,.0f} samples/s")
+    s.pos = Position(epoch=epoch + 1)
+    s.checkpoint()
+
+
+def _save_final(s: _Sitting) -> None:
+    """Write the final weights (``model.safetensors``) and how to rebuild the model (``model.json``)."""
     try:
-        save_weights(model, run / "model.safetensors", model_meta(recipe))
-        write_text(run / "model.json", json.dumps(model_meta(recipe), indent=2))
+        save_weights(s.model, s.run / "model.safetensors", model_meta(s.recipe))
+        write_text(s.run / "model.json", json.dumps(model_meta(s.recipe), indent=2))
     except OSError as exc:
         raise TrainingError(f"the final weights could not be written: {exc}; the last checkpoint is kept: free "
                             f"some space and continue with --resume") from exc
+
+
+def _train(recipe: Recipe, run_dir: str | Path, *, resume: bool, device: str | None, mnist_dir: str | None,
+           progress: bool, stop_after_batches: int | None, log: Callable[[str], None],
+           started: dict | None = None) -> Path:
+    """The body of :func:`train` (runs inside a forked random state): open the run, build the model
+    and data, restore the checkpoint, then train epoch by epoch, each stage's optimiser reset
+    where the recipe asks, and write the final weights."""
+    run = Path(run_dir)
+    dev = pick_device(device or recipe.device)
+    checkpoint = _open_run(recipe, run, resume=resume, log=log, started=started)
+    s = _build(recipe, run, dev, resume=resume, mnist_dir=mnist_dir, log=log)
+    if resume:
+        _restore(s, checkpoint, log)
+    _open_metrics(run / "metrics.csv", resume=resume, pos=s.pos)
+
+    s.t_run = time.perf_counter()
+    s.t_ckpt = time.perf_counter()
+    s.model.train()
+    with _SigintFlag() as sigint:
+        for epoch in range(s.pos.epoch, recipe.total_epochs):
+            k, stage, start = _stage_of(recipe, epoch)
+            if epoch == start and s.pos.batch == 0 and stage.reset_optimizer and epoch > 0:
+                s.opt = _make_optimizer(recipe, s.model.parameters(), stage.lr or recipe.optimizer.lr)
+                s.sched = _make_schedule(recipe, s.opt, stage)
+            lr = s.opt.param_groups[0]["lr"]
+            _run_epoch(s, epoch, stage, lr, sigint, progress=progress, stop_after_batches=stop_after_batches)
+            _end_epoch(s, epoch, k, stage, lr, log)
+    _save_final(s)
     return run
 
 

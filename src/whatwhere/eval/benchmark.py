@@ -169,6 +169,171 @@ def _classify(m, images: torch.Tensor):
     return logits, glimpse_centre(theta, images.shape[-1], out_size=out), theta, n_glimpses
 
 
+@dataclass
+class _Costs:
+    """What the benchmark accumulates per model across cells, beside the accuracy records.
+
+    Attributes:
+        seconds: inference time (display generation and each model's first call excluded).
+        seen: displays classified.
+        thetas: running moments of θ (its spread across inputs), nothing kept per display.
+        warm: ``id`` of the models already called once (their retina/colliculus caches built).
+    """
+
+    seconds: dict[str, float]
+    seen: dict[str, int]
+    thetas: dict[str, _Moments]
+    warm: set[int] = field(default_factory=set)
+
+
+def _prepare_entries(models) -> list[Entry]:
+    """``models`` (a mapping or a list of :class:`Entry`) as entries in table order, names unique."""
+    entries = list(models) if not isinstance(models, Mapping) else [_to_entry(k, v) for k, v in models.items()]
+    if not entries:
+        raise ValueError("nothing to benchmark")
+    names = [e.name for e in entries]
+    if len(set(names)) != len(names):
+        raise ValueError(f"model names must be unique, got {names}")
+    return entries
+
+
+def _check_grid(contrasts, eccentricities) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """The grid as tuples of floats; at least one of each, contrasts in (0, 1]."""
+    contrasts = tuple(float(c) for c in contrasts)
+    eccentricities = tuple(float(e) for e in eccentricities)
+    if not contrasts or not eccentricities:
+        raise ValueError("need at least one contrast and one eccentricity")
+    for c in contrasts:
+        if not 0 < c <= 1:
+            raise ValueError(f"contrast must be in (0, 1], got {c}")
+    return contrasts, eccentricities
+
+
+def _ready(entries: list[Entry], dev: torch.device, first_contrast: float) -> None:
+    """Every module on ``dev`` in eval mode; an agent without saccade counts reports 0, 1, 2."""
+    for e in entries:
+        for m in e.modules():
+            if isinstance(m, torch.nn.Module):
+                m.to(dev).eval()
+        if is_agent(e.for_contrast(first_contrast)) and not e.saccades:
+            e.saccades = (0, 1, 2)
+
+
+def _tally_agent(e: Entry, m, d, offsets: torch.Tensor, tally: dict, *, hit_px: float, stopping_rule: bool) -> None:
+    """One batch through an agent: correct answers and fixation hits after each reported saccade
+    count (one run of the largest), and with ``stopping_rule`` the stopping rule's answers and
+    saccades.  ``tally[(name, saccades)]`` is ``[correct, total, hits]``, ``tally[(name, "stop")]``
+    ``[correct, total, 0, saccades made]``."""
+    K = max(e.saccades)
+    tr = m.run(d.images, K)
+    ok = tr.predictions == d.labels[:, None]
+    err = (tr.fixations[:, -1].to(torch.float32) - offsets).norm(dim=1)
+    hits = int((err <= hit_px).sum())
+    for s in e.saccades:
+        t = tally.setdefault((e.name, s), [0, 0, 0])
+        t[0] += int(ok[:, s].sum())
+        t[1] += len(d)
+        t[2] += hits if s == K else int(((tr.fixations[:, s].to(torch.float32) - offsets)
+                                         .norm(dim=1) <= hit_px).sum())
+    if stopping_rule:
+        st = m.run_until_confident(d.images, K)
+        t = tally.setdefault((e.name, "stop"), [0, 0, 0, 0])
+        t[0] += int((st.final_predictions == d.labels).sum())
+        t[1] += len(d)
+        t[3] += int(st.n_saccades.sum())
+
+
+def _tally_model(e: Entry, m, d, offsets: torch.Tensor, tally: dict, *, hit_px: float, thetas: _Moments) -> None:
+    """One batch through a classifier: correct answers, glimpses taken (models that report them)
+    and, for glimpse models, glimpse hits (``-1``: no glimpse) and θ into ``thetas``.
+    ``tally[(name, None)]`` is ``[correct, total, hits, glimpses]``."""
+    logits, centre, theta, n_glimpses = _classify(m, d.images)
+    t = tally.setdefault((e.name, None), [0, 0, 0, 0])
+    if n_glimpses is not None:
+        t[3] += int(n_glimpses.sum())
+    t[0] += int((logits.argmax(-1) == d.labels).sum())
+    t[1] += len(d)
+    if centre is None:
+        t[2] = -1
+    else:
+        t[2] += int(((centre.to(torch.float32) - offsets).norm(dim=1) <= hit_px).sum())
+        thetas.update(theta.reshape(len(d), -1))
+
+
+def _cell(entries: list[Entry], ds: DisplaySet, c: float, *, n: int, batch: int, dev: torch.device, hit_px: float,
+          stopping_rule: bool, costs: _Costs) -> dict[tuple, list[int]]:
+    """Every entry on the displays of one (contrast ``c``, eccentricity) cell, batch by batch (each
+    batch seen by every model in turn: a paired comparison), timed into ``costs``.  Returns the
+    tallies by ``(model, saccades)``."""
+    tally: dict[tuple, list[int]] = {}
+    for d in ds.epoch(0, batch, limit=n):
+        offsets = d.offsets.to(torch.float32)
+        for e in entries:
+            m = e.for_contrast(c)
+            if id(m) not in costs.warm:  # first call builds retina/colliculus caches: keep it out of the timing
+                costs.warm.add(id(m))
+                (m.run(d.images[:2], max(e.saccades)) if is_agent(m) else _classify(m, d.images[:2]))
+            _sync(dev)
+            t0 = time.perf_counter()
+            if is_agent(m):
+                _tally_agent(e, m, d, offsets, tally, hit_px=hit_px, stopping_rule=stopping_rule)
+            else:
+                _tally_model(e, m, d, offsets, tally, hit_px=hit_px, thetas=costs.thetas[e.name])
+            _sync(dev)
+            costs.seconds[e.name] += time.perf_counter() - t0
+            costs.seen[e.name] += len(d)
+    return tally
+
+
+def _cell_records(tally: dict[tuple, list[int]], c: float, ecc: float) -> list[dict]:
+    """The records of one cell: accuracy with its Wilson interval, and the hit rate, mean
+    saccades (stopping rule) or mean glimpses where they apply."""
+    records = []
+    for (name, s), t in tally.items():
+        rec = {"model": name, "saccades": s, "contrast": c, "eccentricity": ecc, "correct": t[0],
+               "total": t[1], "accuracy": t[0] / t[1], "ci95": list(wilson(t[0], t[1]))}
+        if s != "stop" and t[2] >= 0:
+            rec["hit_rate"] = t[2] / t[1]
+        if s == "stop":
+            rec["mean_saccades"] = t[3] / t[1]
+        elif s is None and t[3] > 0:
+            rec["mean_glimpses"] = t[3] / t[1]
+        records.append(rec)
+    return records
+
+
+def _summarise(e: Entry, records: list[dict], costs: _Costs, *, contrasts: tuple[float, ...], code_r2: bool,
+               preset_name: str, overrides: dict, seed: int, dev: torch.device, mnist_dir) -> dict:
+    """The per-model summary: parameters, bandwidth, throughput, kind, θ spread, mean glimpses,
+    the hit rate over all cells (after the most saccades for an agent) and, with ``code_r2``, the
+    code R² of its localiser's input."""
+    first = e.for_contrast(contrasts[0])
+    info = {"params": _parameters(first), "bandwidth": e.bandwidth,
+            "throughput": costs.seen[e.name] / costs.seconds[e.name] if costs.seconds[e.name] > 0 else None,
+            "kind": "agent" if is_agent(first) else "model", "saccades": list(e.saccades or []),
+            "published": e.published, "source": e.source, **e.notes}
+    if is_agent(first):
+        info["throughput_note"] = f"displays/s for the whole loop of {max(e.saccades)} saccades"
+    thetas = costs.thetas[e.name]
+    if thetas.n:
+        info["theta_spread"] = float(thetas.std().mean())
+        info["theta_mean"] = thetas.mean.tolist()
+    counted = [r for r in records if r["model"] == e.name and "mean_glimpses" in r]
+    if counted:
+        info["mean_glimpses"] = sum(r["mean_glimpses"] * r["total"] for r in counted) / sum(r["total"] for r in counted)
+    rows = [r for r in records if r["model"] == e.name and "hit_rate" in r]
+    if rows:
+        last = [r for r in rows if r["saccades"] in (None, max(e.saccades or [0]))]
+        info["hit_rate"] = sum(r["hit_rate"] * r["total"] for r in last) / sum(r["total"] for r in last)
+    if code_r2 and localiser_input(first) is not None and getattr(first, "input_size", 128) != 28:
+        cfg_r2 = preset(preset_name, 128, **overrides).replace(contrast=contrasts[0], placement="polar",
+                                                                sigma=40.0, clip=40.0)
+        r2 = ridge_code_r2(first, cfg_r2, seed=seed, device=dev,
+                           mnist_dir=mnist_dir)
+        info["code_r2"] = r2["r2"]
+    return info
+
+
 @torch.no_grad()
 def benchmark(models, *, contrasts=(0.7, 0.5, 0.3), eccentricities=ECCENTRICITIES, n_digits: int = 1000,
               seed: int = 0, preset_name: str = "dabane2021", clutter: float | None = None, device="cpu",
@@ -200,123 +365,31 @@ def benchmark(models, *, contrasts=(0.7, 0.5, 0.3), eccentricities=ECCENTRICITIE
     from tqdm.auto import tqdm
 
     t_start = time.perf_counter()
-    entries = list(models) if not isinstance(models, Mapping) else [_to_entry(k, v) for k, v in models.items()]
-    if not entries:
-        raise ValueError("nothing to benchmark")
-    names = [e.name for e in entries]
-    if len(set(names)) != len(names):
-        raise ValueError(f"model names must be unique, got {names}")
-    contrasts = tuple(float(c) for c in contrasts)
-    eccentricities = tuple(float(e) for e in eccentricities)
-    if not contrasts or not eccentricities:
-        raise ValueError("need at least one contrast and one eccentricity")
-    for c in contrasts:
-        if not 0 < c <= 1:
-            raise ValueError(f"contrast must be in (0, 1], got {c}")
+    entries = _prepare_entries(models)
+    contrasts, eccentricities = _check_grid(contrasts, eccentricities)
     dev = torch.device(device)
     batch = int(batch or (2000 if dev.type == "cuda" else 250))
     test = mnist.load("test", mnist_dir)
     n = min(int(n_digits), len(test))
     if n < 1:
         raise ValueError(f"n_digits must be >= 1, got {n_digits}")
-    for e in entries:
-        for m in e.modules():
-            if isinstance(m, torch.nn.Module):
-                m.to(dev).eval()
-        if is_agent(e.for_contrast(contrasts[0])) and not e.saccades:
-            e.saccades = (0, 1, 2)
+    _ready(entries, dev, contrasts[0])
     overrides = {} if clutter is None else {"clutter": float(clutter)}
     records: list[dict] = []
-    seconds = {e.name: 0.0 for e in entries}
-    seen = {e.name: 0 for e in entries}
-    thetas = {e.name: _Moments() for e in entries}  # θ spread: running moments, nothing kept per display
+    costs = _Costs(seconds={e.name: 0.0 for e in entries}, seen={e.name: 0 for e in entries},
+                   thetas={e.name: _Moments() for e in entries})
     cells = [(c, ecc) for c in contrasts for ecc in eccentricities]
-    warm: set[int] = set()
     cfg0 = None
     for c, ecc in tqdm(cells, disable=None if progress else True, desc="benchmark", leave=False):
         cfg = preset(preset_name, 128, **overrides).replace(contrast=c, placement="eccentricity",
                                                             eccentricity=ecc, azimuth=None)
         cfg0 = cfg0 or cfg
         ds = DisplaySet(test.images, test.labels, cfg, seed=seed, shuffle=True, device=dev)
-        tally: dict[tuple, list[int]] = {}
-        for d in ds.epoch(0, batch, limit=n):
-            offsets = d.offsets.to(torch.float32)
-            for e in entries:
-                m = e.for_contrast(c)
-                if id(m) not in warm:  # first call builds retina/colliculus caches: keep it out of the timing
-                    warm.add(id(m))
-                    (m.run(d.images[:2], max(e.saccades)) if is_agent(m) else _classify(m, d.images[:2]))
-                _sync(dev)
-                t0 = time.perf_counter()
-                if is_agent(m):
-                    K = max(e.saccades)
-                    tr = m.run(d.images, K)
-                    ok = tr.predictions == d.labels[:, None]
-                    err = (tr.fixations[:, -1].to(torch.float32) - offsets).norm(dim=1)
-                    hits = int((err <= hit_px).sum())
-                    for s in e.saccades:
-                        t = tally.setdefault((e.name, s), [0, 0, 0])
-                        t[0] += int(ok[:, s].sum())
-                        t[1] += len(d)
-                        t[2] += hits if s == K else int(((tr.fixations[:, s].to(torch.float32) - offsets)
-                                                         .norm(dim=1) <= hit_px).sum())
-                    if stopping_rule:
-                        st = m.run_until_confident(d.images, K)
-                        t = tally.setdefault((e.name, "stop"), [0, 0, 0, 0])
-                        t[0] += int((st.final_predictions == d.labels).sum())
-                        t[1] += len(d)
-                        t[3] += int(st.n_saccades.sum())
-                else:
-                    logits, centre, theta, n_glimpses = _classify(m, d.images)
-                    t = tally.setdefault((e.name, None), [0, 0, 0, 0])
-                    if n_glimpses is not None:
-                        t[3] += int(n_glimpses.sum())
-                    t[0] += int((logits.argmax(-1) == d.labels).sum())
-                    t[1] += len(d)
-                    if centre is None:
-                        t[2] = -1
-                    else:
-                        t[2] += int(((centre.to(torch.float32) - offsets).norm(dim=1) <= hit_px).sum())
-                        thetas[e.name].update(theta.reshape(len(d), -1))
-                _sync(dev)
-                seconds[e.name] += time.perf_counter() - t0
-                seen[e.name] += len(d)
-        for (name, s), t in tally.items():
-            rec = {"model": name, "saccades": s, "contrast": c, "eccentricity": ecc, "correct": t[0],
-                   "total": t[1], "accuracy": t[0] / t[1], "ci95": list(wilson(t[0], t[1]))}
-            if s != "stop" and t[2] >= 0:
-                rec["hit_rate"] = t[2] / t[1]
-            if s == "stop":
-                rec["mean_saccades"] = t[3] / t[1]
-            elif s is None and t[3] > 0:
-                rec["mean_glimpses"] = t[3] / t[1]
-            records.append(rec)
-    summary = {}
-    for e in entries:
-        first = e.for_contrast(contrasts[0])
-        info = {"params": _parameters(first), "bandwidth": e.bandwidth,
-                "throughput": seen[e.name] / seconds[e.name] if seconds[e.name] > 0 else None,
-                "kind": "agent" if is_agent(first) else "model", "saccades": list(e.saccades or []),
-                "published": e.published, "source": e.source, **e.notes}
-        if is_agent(first):
-            info["throughput_note"] = f"displays/s for the whole loop of {max(e.saccades)} saccades"
-        if thetas[e.name].n:
-            info["theta_spread"] = float(thetas[e.name].std().mean())
-            info["theta_mean"] = thetas[e.name].mean.tolist()
-        counted = [r for r in records if r["model"] == e.name and "mean_glimpses" in r]
-        if counted:
-            info["mean_glimpses"] = sum(r["mean_glimpses"] * r["total"] for r in counted) / sum(r["total"] for r in counted)
-        rows = [r for r in records if r["model"] == e.name and "hit_rate" in r]
-        if rows:
-            last = [r for r in rows if r["saccades"] in (None, max(e.saccades or [0]))]
-            info["hit_rate"] = sum(r["hit_rate"] * r["total"] for r in last) / sum(r["total"] for r in last)
-        if code_r2 and localiser_input(first) is not None and getattr(first, "input_size", 128) != 28:
-            cfg_r2 = preset(preset_name, 128, **overrides).replace(contrast=contrasts[0], placement="polar",
-                                                                    sigma=40.0, clip=40.0)
-            r2 = ridge_code_r2(first, cfg_r2, seed=seed, device=dev,
-                               mnist_dir=mnist_dir)
-            info["code_r2"] = r2["r2"]
-        summary[e.name] = info
+        tally = _cell(entries, ds, c, n=n, batch=batch, dev=dev, hit_px=hit_px, stopping_rule=stopping_rule,
+                      costs=costs)
+        records += _cell_records(tally, c, ecc)
+    summary = {e.name: _summarise(e, records, costs, contrasts=contrasts, code_r2=code_r2, preset_name=preset_name,
+                                  overrides=overrides, seed=seed, dev=dev, mnist_dir=mnist_dir) for e in entries}
     display = {k: v for k, v in asdict(cfg0).items() if k not in ("contrast", "contrast_range", "eccentricity")}
     return {"records": records, "models": summary, "display": {"preset": preset_name, **_jsonable(display)},
             "contrasts": list(contrasts), "eccentricities": list(eccentricities), "n_digits": n, "seed": seed,

@@ -20,7 +20,7 @@ from whatwhere.eval.published import published_curve
 from whatwhere.utils.io import write_json, write_text
 from whatwhere.utils.provenance import command_line, provenance
 
-__all__ = ["markdown", "write_report", "row_label", "series", "published_row"]
+__all__ = ["markdown", "write_report", "row_label", "series", "published_row", "main_sweep_metrics"]
 
 
 def row_label(name: str, s) -> str:
@@ -152,3 +152,13 @@ def write_report(result: dict, out, *, command: str | None = None, wall_time_s: 
                                                    f"{wall_time_s:.0f} s | commit {payload['git_commit']} -->\n"
                             + markdown(result)))
     return paths
+
+
+def main_sweep_metrics(report: dict) -> list[str]:
+    """The (at most five) metrics a sweep report shows by default, most telling first, among those
+    its runs have (the names :func:`whatwhere.orchestration.sweep.evaluate_run` writes); the
+    Markdown table and the sweep figures use it."""
+    names = {k for p in report["points"] for k in p["metrics"]}
+    order = ["one_saccade_random", "mean_s1", "central", "general", "map_radius_0.7", "mean_c0.7", "mean_c0.5",
+             "mean_c0.3", "final_test_acc"]
+    return [k for k in order if k in names][:5]

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
+from whatwhere.eval.reports import main_sweep_metrics
 from whatwhere.viz.common import chance_line, save, subplots
 
 __all__ = ["sweep_figures", "scan_figure"]
@@ -18,10 +19,8 @@ def _numeric(values) -> bool:
 def sweep_figures(report: dict, out, *, metrics: list[str] | None = None) -> list[Path]:
     """One figure per numeric grid key: each metric's mean ± sd over seeds (individual seeds as
     dots) against the key's values; points that differ in other keys are separate lines."""
-    from whatwhere.eval.sweep import _main_metrics
-
     out = Path(out)
-    metrics = metrics or _main_metrics(report)[:3]
+    metrics = metrics or main_sweep_metrics(report)[:3]
     paths = []
     for key, values in report["grid"].items():
         if len(values) < 2 or not _numeric(values):

@@ -13,6 +13,9 @@ before anything is submitted.  :func:`run_point` is the job: it trains (or resum
 checkpoint, or skips a finished run), evaluates according to the model and writes
 ``metrics.json``; it is idempotent, so a sweep can be resubmitted at any time.  Executors (local
 processes, Slurm) live in the command (``whatwhere sweep``).
+
+This module trains (:mod:`whatwhere.engine.trainer`) and evaluates (:mod:`whatwhere.eval`), so it
+sits in the orchestration layer, above both.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from pathlib import Path
 import yaml
 
 from whatwhere.engine.recipe import parse_value
+from whatwhere.eval.reports import main_sweep_metrics
 from whatwhere.utils.errors import UserError
 from whatwhere.utils.io import read_json
 
@@ -346,7 +350,7 @@ def aggregate(sweep_dir: str | Path) -> dict:
 
 def report_markdown(report: dict, metrics: list[str] | None = None) -> str:
     """A table per sweep: one row per grid point, mean ± sd [95 % interval] of the main metrics."""
-    keys = metrics or _main_metrics(report)
+    keys = metrics or main_sweep_metrics(report)
     lines = [f"Sweep of `{report['recipe']}`: {len(report['points'])} grid point(s) × seeds "
              f"{report['seeds']}; mean ± sd over seeds [95 % t interval].", ""]
     grid_keys = list(report["grid"])
@@ -369,13 +373,6 @@ def report_markdown(report: dict, metrics: list[str] | None = None) -> str:
     if report["missing"]:
         lines += ["", f"Not finished: {', '.join(report['missing'])}"]
     return "\n".join(lines) + "\n"
-
-
-def _main_metrics(report: dict) -> list[str]:
-    names = {k for p in report["points"] for k in p["metrics"]}
-    order = ["one_saccade_random", "mean_s1", "central", "general", "map_radius_0.7", "mean_c0.7", "mean_c0.5",
-             "mean_c0.3", "final_test_acc"]
-    return [k for k in order if k in names][:5]
 
 
 def write_manifest(sweep_dir: Path, *, recipe: str, grid: dict, seeds: list[int], runs: list[SweepRun],
