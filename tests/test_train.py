@@ -132,3 +132,27 @@ def test_init_starts_from_trained_weights(tmp_path):
               log=lambda s: None)
     with pytest.raises(RecipeError, match="init"):
         parse_recipe({**TINY, "init": 3})
+
+
+@pytest.mark.usefixtures("mnist_test")
+@pytest.mark.parametrize("recipe_schedule, stage_schedule", [
+    ({"name": "constant"}, {"name": "step", "step_size": 1, "gamma": 0.5}),
+    ({"name": "step", "step_size": 1, "gamma": 0.5}, {"name": "constant"}),  # STN-128's contrast stages
+])
+def test_resume_inside_a_stage_with_its_own_schedule(tmp_path, recipe_schedule, stage_schedule):
+    """A checkpoint written under a stage's own optimiser and schedule resumes into the same kind
+    (it used to be loaded into the recipe's: a KeyError, or silently the wrong schedule)."""
+    d = {**TINY, "schedule": recipe_schedule, "optimizer": {"name": "sgd", "lr": 0.05},
+         "stages": [{"sigma": 0, "epochs": 2},
+                    {"sigma": 1, "epochs": 3, "reset_optimizer": True, "lr": 0.02, "schedule": stage_schedule}]}
+    recipe = parse_recipe(d, overrides=["train_limit=300", "eval_digits=100"])
+    full = train(recipe, tmp_path / "full", progress=False, log=lambda s: None)
+    cut = tmp_path / "cut"
+    with pytest.raises(TrainingInterrupted):  # in the middle of the stage's second epoch
+        train(recipe, cut, progress=False, log=lambda s: None, stop_after_batches=2 * 6 + 6 + 3)
+    with pytest.raises(TrainingInterrupted):  # and exactly at the end of its second epoch
+        train(recipe, cut, resume=True, progress=False, log=lambda s: None, stop_after_batches=3)
+    train(recipe, cut, resume=True, progress=False, log=lambda s: None)
+    assert metrics_rows(full) == metrics_rows(cut)
+    assert [r["lr"] for r in metrics_rows(full)][2:] == (
+        ["0.02", "0.01", "0.005"] if stage_schedule["name"] == "step" else ["0.02"] * 3)

@@ -164,6 +164,24 @@ def _make_schedule(recipe: Recipe, opt, stage: Stage | None = None):
     return torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0)
 
 
+def _regime_at(recipe: Recipe, model: torch.nn.Module, epoch: int):
+    """A fresh optimiser and schedule of the kind in effect during global epoch ``epoch``: the
+    recipe's, or those of the last stage at or before it that re-created them (``reset_optimizer``),
+    for a checkpoint's state to be loaded into."""
+    regime, start = None, 0
+    for st in recipe.stages:
+        if start > epoch:
+            break
+        if st.reset_optimizer and start > 0:
+            regime = st
+        start += st.epochs
+    if regime is None:
+        opt = _make_optimizer(recipe, model.parameters(), recipe.optimizer.lr)
+        return opt, _make_schedule(recipe, opt)
+    opt = _make_optimizer(recipe, model.parameters(), regime.lr or recipe.optimizer.lr)
+    return opt, _make_schedule(recipe, opt, regime)
+
+
 def _stage_of(recipe: Recipe, epoch: int) -> tuple[int, Stage, int]:
     """(stage index, stage, first global epoch of the stage) for a global epoch index."""
     start = 0
@@ -432,6 +450,9 @@ def _restore(s: _Sitting, checkpoint: tuple, log: Callable[[str], None]) -> None
     _, weights, state = checkpoint
     s.model.load_state_dict(weights)
     s.pos = Position(**state["position"])
+    # the optimiser and schedule that wrote the state: a stage may have re-created them with its own
+    # lr and schedule (e.g. STN-128's constant-lr contrast stages after the recipe's StepLR)
+    s.opt, s.sched = _regime_at(s.recipe, s.model, s.pos.epoch if s.pos.batch else s.pos.epoch - 1)
     s.opt.load_state_dict(state["optimizer"])
     s.sched.load_state_dict(state["scheduler"])
     torch.set_rng_state(state["rng_cpu"])
