@@ -1,0 +1,1 @@
+"""Orchestration: whole studies (`whatwhere reproduce`), their trainings, evaluations, figures and report."""
