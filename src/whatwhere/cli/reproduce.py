@@ -88,6 +88,10 @@ def cmd_reproduce(args) -> int:
         if args.mnist_dir and s.argv[0] in ("eval", "benchmark", "figures"):
             argv += ["--mnist-dir", args.mnist_dir]
         rc = whatwhere_main(argv)
+        if rc == 130:  # Ctrl-C in a step: stop here (the same command runs the steps again)
+            payload["outcome"]["steps"].append({"step": s.name, "state": "interrupted"})
+            rp.write_plan(out, payload)
+            return 130
         state = "done" if rc == 0 else "failed"
         bad_steps += rc != 0
         payload["outcome"]["steps"].append({"step": s.name, "state": state, "wall_s": round(time.perf_counter() - t0, 1),
