@@ -11,6 +11,7 @@ DEMO_DIR ?= demo
 help:
 	@echo "make demo   - set up .venv, fetch MNIST, run the quick demo (figures + tables in $(DEMO_DIR)/)"
 	@echo "make test   - set up .venv, fetch MNIST, check the import layers, run the test suite"
+	@echo "make test-all - the same with the slow tests (the report opened in headless Chromium: apt-get install -y chromium)"
 	@echo "make bench  - run the speed benchmarks"
 
 $(VENV)/.installed: pyproject.toml

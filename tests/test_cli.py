@@ -69,7 +69,8 @@ def test_help_everywhere(capsys):
 
     paths = list(_all_commands(build_parser()))
     names = {p[0] for p in paths if p}
-    assert names == {"data", "train", "eval", "benchmark", "saccades", "diagnose", "figures", "sweep", "zoo", "demo"}
+    assert names == {"data", "train", "eval", "benchmark", "saccades", "diagnose", "figures", "sweep", "reproduce",
+                     "report", "zoo", "demo"}
     for path in paths:
         with pytest.raises(SystemExit) as exc:
             main([*path, "--help"])

@@ -12,10 +12,11 @@ import os
 import sys
 
 #: Commands that compute nothing (no need to measure the idle cores).
-_NO_COMPUTE = {"cmd_list", "cmd_verify", "cmd_fetch"}
+_NO_COMPUTE = {"cmd_list", "cmd_verify", "cmd_fetch", "cmd_report"}
 
 #: The subcommand modules, in the order ``--help`` lists them.
-_COMMANDS = ("data", "train", "evaluate", "benchmark", "saccades", "diagnose", "figures", "sweep", "zoo", "demo")
+_COMMANDS = ("data", "train", "evaluate", "benchmark", "saccades", "diagnose", "figures", "sweep", "reproduce",
+             "report", "zoo", "demo")
 
 
 def configure_process(threads: int | None = None, *, start: bool = True) -> None:

@@ -138,3 +138,16 @@ WHERE_SCAN = {
         "model_args.p_dropout": {0.0: 0.545, 0.167: 0.516, 0.333: 0.493, 0.5: 0.433, 0.667: 0.337, 0.833: 0.247},
     },
 }
+
+
+# Mnih, Heess, Graves & Kavukcuoglu 2014, "Recurrent Models of Visual Attention" (NIPS), table 2:
+# test error of RAM on the standard translated / cluttered MNIST tasks (the values quoted by the
+# packaged recipes; the FC and convolutional baselines of table 2b are not recorded here).
+STANDARD_TASKS = {
+    "source": "Mnih, Heess, Graves & Kavukcuoglu 2014 (NIPS), table 2",
+    "error": {  # recipe -> published test error
+        "ram60-translated": 0.0122,   # table 2a, RAM 6 glimpses
+        "ram60-cluttered": 0.0523,    # table 2b, RAM 8 glimpses
+        "ram100-cluttered": 0.1083,   # table 2b, RAM 8 glimpses, 4 scales
+    },
+}

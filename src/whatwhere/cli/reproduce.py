@@ -1,0 +1,168 @@
+"""``whatwhere reproduce STUDY``: train a study's recipes, evaluate, benchmark, draw and report.
+
+    whatwhere reproduce {paper, stn-study, standard-tasks, all} [--out DIR] [--profile NAME] [--from-zoo]
+                        [--digits N] [--executor local|slurm ...] [--dry-run]
+
+The study's plan (:mod:`whatwhere.orchestration.reproduce`): its trainings go through the sweep
+executors (finished runs are skipped, interrupted ones resumed), then its evaluations, benchmarks
+and figures run here, and the report (:mod:`whatwhere.orchestration.report`) ends the run:
+``DIR/report/index.html`` and ``DIR/report/report.md``.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+
+def cmd_reproduce(args) -> int:
+    from whatwhere.cli.common import check_args
+    from whatwhere.orchestration import reproduce as rp
+    from whatwhere.utils.provenance import command_line, utc_iso
+
+    check_args(args, positive=("digits", "max_jobs", "cpus_per_task", "time"), nonnegative=("gpus",))
+    st = rp.study(args.study)
+    if args.from_zoo and (args.profile or args.set):
+        raise ValueError("--from-zoo trains nothing: --profile and --set apply to trainings only")
+    only = [r.strip() for item in args.only for r in item.split(",") if r.strip()]
+    recipes = rp.select(st.name, only)
+    out = Path(args.out or Path("reproduce") / st.name)
+    t_start = time.perf_counter()
+    if args.from_zoo:
+        from whatwhere.engine.zoo import zoo_names
+
+        shipped = set(zoo_names())
+        runs, models = [], {r: (r if r in shipped else None) for r in recipes}
+        skipped = [f"{r}: not in the zoo (no shipped model)" for r in recipes if models[r] is None]
+        if all(m is None for m in models.values()):
+            raise ValueError(f"{st.name}: none of its models ships in the zoo ({', '.join(recipes)}); train them "
+                             f"(leave out --from-zoo)")
+    else:
+        runs = rp.training_runs(st.name, out, profile=args.profile, overrides=args.set, only=only)
+        models, skipped = {r.name: r.dir for r in runs}, []
+    plan_steps = rp.steps(st.name, models, digits=args.digits, out=out, curves=not args.from_zoo)
+    print(rp.plan_text(st.name, runs, plan_steps, from_zoo=args.from_zoo, models=models))
+    if args.dry_run:
+        return 0
+    out.mkdir(parents=True, exist_ok=True)
+    payload = rp.plan_payload(st.name, runs, plan_steps, from_zoo=args.from_zoo, profile=args.profile, only=only,
+                              overrides=list(args.set), digits=args.digits, executor=args.executor,
+                              command=command_line(args.argv), start=utc_iso(), skipped=skipped,
+                              outcome={"trainings": [], "steps": []})
+    rp.write_plan(out, payload)
+
+    # 1. trainings
+    failed_runs = []
+    if runs:
+        todo = [asdict(r) for r in runs if rp.run_state(r.dir) != "done"]
+        print(f"trainings: {len(runs)} run(s), {len(runs) - len(todo)} already done")
+        results = [{"run": r.name, "state": "done", "skipped": True} for r in runs if rp.run_state(r.dir) == "done"]
+        if todo:
+            try:
+                results += _train(args, todo, len(runs), out)
+            except KeyboardInterrupt:
+                print("interrupted; the same command resumes the trainings from their checkpoints", file=sys.stderr)
+                return 130
+        failed_runs = [r for r in results if r["state"] == "failed"]
+        payload["outcome"]["trainings"] = results
+        # the steps use the runs that have their final weights
+        models = {r.name: (r.dir if rp.run_state(r.dir) == "done" else None) for r in runs}
+        payload["skipped"] = [f"{r}: training failed, its steps are left out" for r in models if models[r] is None]
+        plan_steps = rp.steps(st.name, models, digits=args.digits, out=out, curves=True)
+        payload["steps"] = [asdict(s) for s in plan_steps]
+
+    # 2. evaluations, benchmarks, figures
+    from whatwhere.cli import main as whatwhere_main
+
+    bad_steps = 0
+    for k, s in enumerate(plan_steps, 1):
+        print(f"[{k}/{len(plan_steps)}] whatwhere {shlex.join(s.argv)}", flush=True)
+        t0 = time.perf_counter()
+        argv = list(s.argv)
+        if args.device and s.kind in ("eval", "benchmark"):
+            argv += ["--device", args.device]
+        if args.mnist_dir and s.argv[0] in ("eval", "benchmark", "figures"):
+            argv += ["--mnist-dir", args.mnist_dir]
+        rc = whatwhere_main(argv)
+        if rc == 130:  # Ctrl-C in a step: stop here (the same command runs the steps again)
+            payload["outcome"]["steps"].append({"step": s.name, "state": "interrupted"})
+            rp.write_plan(out, payload)
+            return 130
+        state = "done" if rc == 0 else "failed"
+        bad_steps += rc != 0
+        payload["outcome"]["steps"].append({"step": s.name, "state": state, "wall_s": round(time.perf_counter() - t0, 1),
+                                            **({} if rc == 0 else {"error": f"exit status {rc} (see the output above)"})})
+        rp.write_plan(out, payload)
+
+    # 3. the report
+    from whatwhere.orchestration.report import write_report
+
+    payload["end"] = utc_iso()
+    payload["wall_time_s"] = round(time.perf_counter() - t_start, 1)
+    rp.write_plan(out, payload)
+    report = write_report(out, out / "report")
+    print(f"{st.name}: {len(runs)} training(s) ({len(failed_runs)} failed), {len(plan_steps)} step(s) "
+          f"({bad_steps} failed) in {payload['wall_time_s']:.0f} s")
+    print(f"report: {report / 'index.html'} and {report / 'report.md'}")
+    return 1 if failed_runs or bad_steps else 0
+
+
+def _train(args, todo: list[dict], total: int, out: Path) -> list[dict]:
+    """Run the training jobs with the sweep's executors (local processes or Slurm)."""
+    from whatwhere.cli.sweep import _executor
+    from whatwhere.orchestration.reproduce import run_trainings, train_point
+    from whatwhere.utils.device import free_cores
+
+    os.environ["OMP_NUM_THREADS"] = str(args.cpus_per_task)  # the jobs' threads (read when they start)
+    executor = _executor(args, out / "submitit")
+    if args.executor == "local":
+        limit = args.max_jobs or max(1, free_cores() // args.cpus_per_task)
+        print(f"local executor: at most {limit} training(s) at once, {args.cpus_per_task} thread(s) each; logs in "
+              f"{out / 'submitit'}")
+    else:
+        limit = args.max_jobs or len(todo)
+        print(f"Slurm executor: {len(todo)} job(s); logs in {out / 'submitit'}")
+    return run_trainings(todo, lambda spec: executor.submit(train_point, spec), max_jobs=limit, total=total,
+                         progress=not args.no_progress, poll_s=args.poll)
+
+
+def add_parser(sub) -> None:
+    import argparse
+
+    from whatwhere.orchestration.reproduce import STUDIES
+
+    p = sub.add_parser("reproduce", help="a whole study: its trainings, evaluations, benchmarks, figures and report",
+                       description="Reproduce a study: train its packaged recipes (through the sweep executors; "
+                                   "finished runs are skipped, interrupted ones resumed), run its evaluations, "
+                                   "benchmarks and figures, and write DIR/report/index.html and report.md with "
+                                   "every table against the published values. Studies: " + "; ".join(
+                                       f"{s.name}: {', '.join(s.recipes)}" for s in STUDIES.values()) + ".")
+    p.add_argument("study", help=f"one of: {', '.join(STUDIES)}")
+    p.add_argument("--out", help="the reproduction directory (default reproduce/STUDY)")
+    p.add_argument("--profile", help="train every recipe with this named profile (e.g. quick): a quick, labelled "
+                                     "pass; refused when a recipe lacks it")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="an override for every training (e.g. train_limit=500); repeatable")
+    p.add_argument("--only", action="append", default=[], metavar="RECIPE[,RECIPE]",
+                   help="only these recipes of the study (and the steps that use them); repeatable")
+    p.add_argument("--from-zoo", action="store_true", help="train nothing: evaluate and benchmark the shipped models")
+    p.add_argument("--digits", type=int, help="MNIST-test digits per cell of every evaluation and benchmark "
+                                              "(default: 10,000 for central accuracy and the maps, 1,000 for benchmarks)")
+    p.add_argument("--executor", choices=["local", "slurm"], default="local", help="trainings: local processes "
+                   "(default) or Slurm (this command then waits for the jobs)")
+    p.add_argument("--max-jobs", type=int, help="trainings at once (local default: the idle cores)")
+    p.add_argument("--cpus-per-task", type=int, default=1, help="threads (and Slurm CPUs) per training (default 1)")
+    p.add_argument("--gpus", type=int, default=0, help="GPUs per training (default 0)")
+    p.add_argument("--partition", help="Slurm partition")
+    p.add_argument("--time", type=int, default=24 * 60, help="time limit per training, minutes (default 1440)")
+    p.add_argument("--mem-gb", type=int, help="Slurm memory per training (GB)")
+    p.add_argument("--device", help="evaluations and benchmarks: auto, cpu or cuda (default: theirs, auto)")
+    p.add_argument("--mnist-dir", help="directory with the MNIST IDX files (evaluations)")
+    p.add_argument("--poll", type=float, default=1.0, help=argparse.SUPPRESS)
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--dry-run", action="store_true", help="print the plan and exit")
+    p.set_defaults(func=cmd_reproduce, wait=None)

@@ -1,0 +1,464 @@
+"""The report of a results directory: ``report/index.html`` (self-contained) and ``report/report.md``.
+
+:func:`collect` reads what a directory holds (``whatwhere reproduce``'s, or any folder of result
+files, e.g. the repository's ``results/``):
+
+* training runs (``run.json``): recipe, profile, precision, seed, epochs, final test accuracy, and
+  the published value where there is one (the standard tasks);
+* ``central.json`` (``whatwhere eval central``): central and general accuracy;
+* ``accuracy_map.json`` (``whatwhere eval accuracy-map``): the radial profile of the shift-accuracy map;
+* ``benchmark.json`` (``whatwhere benchmark``): one table per contrast, model × eccentricity;
+* every figure (``*.png``).
+
+Every number stands beside its published value (:mod:`whatwhere.eval.published`) with the
+difference Δ = ours − published; a Δ beyond the tolerance (1.96 combined binomial standard errors
+of the two estimates, at least 0.01) is bold in Markdown and red in HTML.  A "made by" table says
+which recipe, profile, precision, seed and commit made each model, and on which hardware, at which
+commit and in how long each result was computed.
+
+:func:`render_markdown` and :func:`render_html` turn the collected document (a list of blocks) into
+text; :func:`write_report` writes both into a temporary folder renamed at the end, so a report is
+never left half-written.  The HTML embeds its figures as base64 PNG and its CSS inline: no network,
+no JavaScript.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import math
+import os
+import shlex
+import shutil
+from pathlib import Path
+
+from whatwhere.utils.errors import UserError
+
+__all__ = ["collect", "render_markdown", "render_html", "write_report", "tolerance"]
+
+#: Folders never searched for results (the report itself, checkpoints, submitit logs).
+_SKIP = {"report", "checkpoints", "submitit", ".git"}
+
+
+# ----------------------------------------------------------------------------------- numbers
+
+
+def tolerance(p: float, n: int | None, q: float, m: int | None) -> float:
+    """The largest |p − q| two binomial estimates (p of n trials, q of m) differ by at 95 %:
+    1.96 combined standard errors (a count None counts as 10,000), at least 0.01."""
+    n, m = n or 10000, m or 10000
+    se = math.sqrt(max(p * (1 - p), 0) / n + max(q * (1 - q), 0) / m)
+    return max(0.01, 1.96 * se)
+
+
+def _delta(ours: float, pub: float | None, n=None, m=None) -> dict | str:
+    if pub is None or ours is None or not (math.isfinite(ours) and math.isfinite(pub)):
+        return "—"
+    d = ours - pub
+    return {"text": f"{d:+.3f}", "flag": abs(d) > tolerance(ours, n, pub, m)}
+
+
+def _f(v, fmt=".3f") -> str:
+    return "—" if v is None or (isinstance(v, float) and not math.isfinite(v)) else format(v, fmt)
+
+
+def _em(text: str) -> dict:
+    return {"text": text, "em": True}
+
+
+# ---------------------------------------------------------------------------------- collecting
+
+
+def _files(root: Path, name: str) -> list[Path]:
+    out = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if d not in _SKIP and not d.startswith("."))
+        if name in filenames:
+            out.append(Path(dirpath) / name)
+    return sorted(out)
+
+
+def _figures(root: Path) -> list[Path]:
+    out = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if d not in _SKIP and not d.startswith("."))
+        out += [Path(dirpath) / f for f in sorted(filenames) if f.endswith(".png")]
+    return sorted(out)
+
+
+def _read(path: Path) -> dict | None:
+    try:
+        d = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return d if isinstance(d, dict) else None
+
+
+def _model_arg(command: str | None, after: str) -> str | None:
+    """The model of a recorded ``whatwhere eval central MODEL ...`` command line."""
+    try:
+        words = shlex.split(command or "")
+    except ValueError:
+        return None
+    return words[words.index(after) + 1] if after in words and words.index(after) + 1 < len(words) else None
+
+
+def _origin(spec: str | None) -> dict:
+    """recipe, profile, precision, seed, commit of a model (run directory or zoo name)."""
+    from whatwhere.engine.checkpoints import origin_of, recipe_of
+
+    if not spec:
+        return {}
+    try:
+        o = dict(origin_of(spec))
+        o["precision"] = recipe_of(spec).get("precision", "fp32") if recipe_of(spec) else None
+    except Exception:  # noqa: BLE001 - a model that moved or was deleted: unknown, not fatal
+        return {}
+    return o
+
+
+def _made_row(result: str, model: str, origin: dict, payload: dict, *, wall=None) -> list:
+    v = lambda k: "?" if origin.get(k) is None else str(origin[k])  # noqa: E731
+    profile = origin.get("profile") or ("full" if origin.get("recipe") else "?")
+    wall = payload.get("wall_time_s") if wall is None else wall
+    return [result, model, v("recipe"), profile, v("precision"), v("seed"), v("commit"),
+            str(payload.get("git_commit") or "?"), str(payload.get("hardware") or "?"),
+            "?" if wall is None else f"{float(wall):,.1f} s"]
+
+
+def collect(results_dir: str | Path) -> dict:
+    """The report of ``results_dir`` as a document: ``{"title", "blocks": [...], "figures": [Path]}``.
+
+    Raises:
+        UserError: the directory does not exist, or holds no results.
+    """
+    from whatwhere.eval.published import PUBLISHED, PUBLISHED_RADIAL, STANDARD_TASKS, STN_BENCHMARK, \
+        WHERE_ECCENTRICITY
+
+    root = Path(results_dir)
+    if not root.is_dir():
+        raise UserError(f"{root}: no such results directory")
+    plan = _read(root / "plan.json") or {}
+    runs = [(p, _read(p)) for p in _files(root, "run.json")]
+    runs = [(p, d) for p, d in runs if d and "recipe" in d]
+    centrals = [(p, d) for p, d in ((p, _read(p)) for p in _files(root, "central.json")) if d and "central" in d]
+    maps = [(p, d) for p, d in ((p, _read(p)) for p in _files(root, "accuracy_map.json"))
+            if d and "radial_profile" in d]
+    benches = [(p, d) for p, d in ((p, _read(p)) for p in _files(root, "benchmark.json"))
+               if d and isinstance(d.get("models"), dict) and isinstance(d.get("records"), list)
+               and isinstance(d.get("contrasts"), list)]
+    figures = _figures(root)
+    if not (runs or centrals or maps or benches or figures):
+        raise UserError(f"{root}: no results to report (no run.json, central.json, accuracy_map.json, "
+                        f"benchmark.json or figure under it)")
+    rel = lambda p: str(Path(p).relative_to(root))  # noqa: E731
+    title = plan.get("title") or f"Results of {root.resolve().name}"
+    blocks: list[dict] = [{"type": "h1", "text": title}]
+    intro = []
+    if plan:
+        intro.append(f"Study `{plan.get('study')}`" + (" from the shipped models (`--from-zoo`)" if plan.get("from_zoo")
+                     else (f", profile `{plan['profile']}`" if plan.get("profile") else ", full recipes"))
+                     + (f", {plan['digits']} digits per cell" if plan.get("digits") else "") + ".")
+        if plan.get("profile"):
+            intro.append(f"**Profile `{plan['profile']}`: a quick, labelled pass, not the published recipes; its "
+                         f"numbers are not comparable with the published ones.**")
+        if plan.get("only"):
+            intro.append(f"Only: {', '.join(plan['only'])}.")
+        if plan.get("command"):
+            intro.append(f"Command: `{plan['command']}`.")
+    intro.append(f"Results directory: `{root}`. Every number stands beside its published value; "
+                 f"Δ = ours − published, **bold** (red in the HTML) when beyond the tolerance: 1.96 combined "
+                 f"binomial standard errors of the two estimates (at least 0.01).")
+    blocks += [{"type": "p", "text": t} for t in intro]
+    made: list[list] = []
+
+    failed = [r for r in plan.get("outcome", {}).get("trainings", []) if r.get("state") == "failed"]
+    failed += [s for s in plan.get("outcome", {}).get("steps", []) if s.get("state") == "failed"]
+    if failed:
+        blocks += [{"type": "h2", "text": "Failures"},
+                   {"type": "list", "items": [f"`{f.get('run') or f.get('step')}`: {f.get('error', '?')}"
+                                              for f in failed]}]
+    notes = [s for s in plan.get("steps", []) if s.get("note")]
+    if notes or plan.get("skipped"):
+        blocks += [{"type": "h2", "text": "Left out"},
+                   {"type": "list", "items": [f"`{s['name']}`: {s['note']}" for s in notes]
+                    + [str(x) for x in plan.get("skipped", [])]}]
+
+    if runs:
+        rows = []
+        for p, d in runs:
+            acc = None
+            mpath = p.parent / "metrics.csv"
+            if mpath.is_file():
+                import csv
+
+                with open(mpath, newline="") as fh:
+                    last = list(csv.DictReader(fh))[-1:]
+                acc = float(last[0]["test_acc"]) if last and last[0].get("test_acc") not in (None, "") else None
+            err = STANDARD_TASKS["error"].get(d.get("recipe"))
+            pub = None if err is None else 1 - err
+            rows.append([d.get("recipe", "?"), d.get("profile") or "full", d.get("precision") or "fp32",
+                         str(d.get("seed", "?")), str(d.get("epochs", "?")), d.get("status", "?"), _f(acc),
+                         _em(_f(pub)) if pub is not None else "—", _delta(acc, pub),
+                         f"{float(d.get('wall_time_s') or 0):,.1f} s"])
+            sit = (d.get("sittings") or [{}])[-1]
+            made.append(_made_row(f"{rel(p.parent)} (training)", d.get("recipe", "?"),
+                                  {"recipe": d.get("recipe"), "profile": d.get("profile"),
+                                   "precision": d.get("precision") or "fp32", "seed": d.get("seed"),
+                                   "commit": sit.get("git_commit")},
+                                  {"git_commit": sit.get("git_commit"), "hardware": sit.get("hardware")},
+                                  wall=d.get("wall_time_s")))
+        blocks += [{"type": "h2", "text": "Trainings"},
+                   {"type": "p", "text": "The final test accuracy is the trainer's own evaluation (its recipe's "
+                                         "test displays); published: " + STANDARD_TASKS["source"]
+                                         + " (1 − error), for the standard tasks."},
+                   {"type": "table", "header": ["recipe", "profile", "precision", "seed", "epochs", "status",
+                                                "final test acc", "published", "Δ", "wall time"], "rows": rows}]
+
+    if centrals:
+        rows = []
+        for p, d in centrals:
+            name = d.get("recipe") or p.parent.name
+            pub = PUBLISHED.get(name, {})
+            n = d.get("n_digits")
+            rows.append([name, _f(d["central"]), _em(_f(pub.get("central"))) if pub else "—",
+                         _delta(d["central"], pub.get("central"), n),
+                         _f(d.get("general")), _em(_f(pub.get("general"))) if pub else "—",
+                         _delta(d.get("general"), pub.get("general"), n), str(n or "?")])
+            made.append(_made_row(rel(p), name, _origin(_model_arg(d.get("command"), "central")), d))
+        blocks += [{"type": "h2", "text": "Central and general accuracy (28×28 models)"},
+                   {"type": "p", "text": "Central: the digit at the centre; general: shifted by N(0, 15 px) "
+                                         "(`whatwhere eval central`). Published: " + "; ".join(
+                                             f"{k}: {v['source']}" for k, v in PUBLISHED.items())},
+                   {"type": "table", "header": ["model", "central", "published", "Δ", "general", "published",
+                                                "Δ", "digits"], "rows": rows}]
+
+    for p, d in maps:
+        name = d.get("recipe") or p.parent.name
+        prof = d["radial_profile"]
+        ours = dict(zip(prof["radius_px"], prof["accuracy"]))
+        ref = PUBLISHED_RADIAL.get(name)
+        radii = list(ref[0]) if ref else [r for r in prof["radius_px"] if r % 5 == 0]
+        pub = dict(zip(*ref)) if ref else {}
+        rows = [[str(r), _f(ours.get(r)), _em(_f(pub.get(r))) if r in pub else "—",
+                 _delta(ours.get(r), pub.get(r), d.get("n_digits"))] for r in radii]
+        blocks += [{"type": "h2", "text": f"Shift-accuracy map of {name}: radial profile"},
+                   {"type": "p", "text": f"Accuracy against the digit's distance from the centre "
+                                         f"({d.get('n_digits', '?')} digits per cell); plateau above 0.7 within "
+                                         f"{_f(d.get('radius_above_0.7_px'), '.1f')} px."},
+                   {"type": "table", "header": ["radius (px)", "ours", "published", "Δ"], "rows": rows}]
+        made.append(_made_row(rel(p), name, _origin(_model_arg(d.get("command"), "accuracy-map")), d))
+
+    for p, d in benches:
+        blocks += _benchmark_blocks(rel(p), d, WHERE_ECCENTRICITY, STN_BENCHMARK)
+        for name, m in d["models"].items():
+            origin = m.get("origin") or {}
+            parts = {name: origin} if "recipe" in origin or not origin else {
+                f"{name}, {k}": o for k, o in origin.items()}
+            src = str(m.get("source") or "")
+            for label, o in parts.items():
+                o = dict(o or {})
+                spec = None
+                if label == name:
+                    spec = src
+                elif label.endswith(", What"):
+                    spec = m.get("what")
+                else:
+                    by_c = m.get("where_by_contrast") or {}
+                    spec = next((s for c, s in by_c.items() if label.endswith(f"contrast {float(c):g}")), None)
+                o.setdefault("precision", _origin(spec).get("precision") if spec else None)
+                made.append(_made_row(rel(p), label, o, d))
+
+    if figures:
+        blocks.append({"type": "h2", "text": "Figures"})
+        for f in figures:
+            blocks.append({"type": "figure", "path": f, "caption": rel(f)})
+
+    if made:
+        blocks += [{"type": "h2", "text": "Made by"},
+                   {"type": "p", "text": "Which recipe, profile, precision and seed made each model, at which "
+                                         "commit it was trained, and at which commit, on which hardware and in how "
+                                         "long each result was computed (the wall time of a benchmark covers all "
+                                         "its models). *full*: the recipe without a profile; ?: not recorded."},
+                   {"type": "table", "header": ["result", "model", "recipe", "profile", "precision", "seed",
+                                                "trained at", "computed at", "hardware", "wall time"],
+                    "rows": made}]
+    return {"title": title, "blocks": blocks, "figures": figures}
+
+
+def _benchmark_blocks(name: str, d: dict, where_pub: dict, stn_pub: dict) -> list[dict]:
+    from whatwhere.eval.metrics import wilson
+    from whatwhere.eval.reports import published_row, row_label, series
+
+    ecc = d["eccentricities"]
+    disp = d.get("display") or {}
+    n = d.get("n_digits")
+    out = [{"type": "h2", "text": f"Benchmark `{name}`"},
+           {"type": "p", "text": f"Preset `{disp.get('preset')}` (clutter {disp.get('clutter')}), {n} MNIST-test "
+                                 f"digits per cell, display seed {d.get('seed')}; every model saw the same displays. "
+                                 f"Accuracy per eccentricity (px) and its mean (± Wilson 95 % half-width); "
+                                 f"*published*: {where_pub['source']} ({where_pub['n_per_cell']} per cell) and "
+                                 f"{stn_pub['source']} ({stn_pub['n_per_cell']} per cell)."}]
+    keys = {m.get("published") for m in d["models"].values()}
+    clutter = disp.get("clutter")
+    if "whatwhere" in keys and clutter != 1.0:
+        out.append({"type": "p", "text": f"Note: the published What/Where values were measured at clutter 1.0; "
+                                         f"these displays have clutter {clutter}."})
+    if keys & set(stn_pub["accuracy"]) and clutter != 0.75:
+        out.append({"type": "p", "text": f"Note: the published transformer values were measured at clutter 0.75; "
+                                         f"these displays have clutter {clutter}."})
+    for c in d["contrasts"]:
+        rows = []
+        for model, s in series(d):
+            recs = {r["eccentricity"]: r for r in d["records"]
+                    if r["model"] == model and r["saccades"] == s and abs(r["contrast"] - c) < 1e-9}
+            if not recs:
+                continue
+            acc = [recs[e]["accuracy"] if e in recs else math.nan for e in ecc]
+            tot = sum(recs[e]["total"] for e in ecc if e in recs)
+            cor = sum(recs[e]["correct"] for e in ecc if e in recs)
+            lo, hi = wilson(cor, tot) if tot else (math.nan, math.nan)
+            mean = cor / tot if tot else math.nan
+            rows.append([row_label(model, s), *(_f(a) for a in acc), f"{mean:.3f} ± {(hi - lo) / 2:.3f}"])
+            pub = published_row(d, model, s, c)
+            if pub is not None:
+                m_pub = where_pub["n_per_cell"] if d["models"][model].get("published") == "whatwhere" \
+                    else stn_pub["n_per_cell"]
+                known = [p for p in pub if math.isfinite(p)]
+                pmean = sum(known) / len(known) if known else math.nan
+                rows.append([_em("published"), *(_em(_f(p)) for p in pub), _em(_f(pmean))])
+                rows.append([_em("Δ"), *(_delta(a, p if math.isfinite(p) else None, n, m_pub) for a, p in zip(acc, pub)),
+                             _delta(mean, pmean if math.isfinite(pmean) else None, tot, m_pub * len(known))])
+        if rows:
+            out += [{"type": "h3", "text": f"Contrast {c:g}"},
+                    {"type": "table", "header": ["model", *(f"{e:.2f}" for e in ecc), "mean"], "rows": rows}]
+    return out
+
+
+# ----------------------------------------------------------------------------------- rendering
+
+
+def _cell_md(c) -> str:
+    if isinstance(c, dict):
+        t = c["text"].replace("|", "\\|")
+        return f"**{t}**" if c.get("flag") else (f"*{t}*" if c.get("em") else t)
+    return str(c).replace("|", "\\|")
+
+
+def _fig_name(caption: str) -> str:
+    return caption.replace(os.sep, "__")
+
+
+def render_markdown(doc: dict) -> str:
+    """The document as Markdown; figures link to ``figures/<path with / as __>`` next to it."""
+    lines: list[str] = []
+    for b in doc["blocks"]:
+        t = b["type"]
+        if t in ("h1", "h2", "h3"):
+            lines += ["#" * int(t[1]) + " " + b["text"], ""]
+        elif t == "p":
+            lines += [b["text"], ""]
+        elif t == "list":
+            lines += [f"- {x}" for x in b["items"]] + [""]
+        elif t == "table":
+            lines += ["| " + " | ".join(map(_cell_md, b["header"])) + " |", "|" + "---|" * len(b["header"])]
+            lines += ["| " + " | ".join(map(_cell_md, r)) + " |" for r in b["rows"]] + [""]
+        elif t == "figure":
+            lines += [f"![{b['caption']}](figures/{_fig_name(b['caption'])})", "", f"*{b['caption']}*", ""]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+_CSS = """
+body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:2em auto;max-width:1200px;
+padding:0 1em;color:#222;line-height:1.45}
+h1{font-size:1.6em;border-bottom:2px solid #ddd;padding-bottom:.3em}
+h2{font-size:1.3em;margin-top:2em;border-bottom:1px solid #eee}
+h3{font-size:1.05em}
+table{border-collapse:collapse;margin:.6em 0 1.2em;font-size:.88em}
+th,td{border:1px solid #ccc;padding:.25em .55em;text-align:right;white-space:nowrap}
+th{background:#f3f3f3}
+td:first-child,th:first-child{text-align:left}
+td.em{font-style:italic;color:#555}
+td.off{font-weight:bold;color:#b00020;background:#fdecee}
+code{background:#f5f5f5;padding:0 .2em;border-radius:3px}
+figure{margin:1.2em 0}
+figure img{max-width:100%;border:1px solid #eee}
+figcaption{font-size:.85em;color:#555}
+"""
+
+
+def _inline_html(text: str) -> str:
+    """Escape, then `code` and **bold** / *italic* of the (simple) Markdown used in paragraphs."""
+    import re
+
+    s = html.escape(text)
+    s = re.sub(r"`([^`]+)`", r"<code>\1</code>", s)
+    s = re.sub(r"\*\*([^*]+)\*\*", r"<strong>\1</strong>", s)
+    return re.sub(r"(?<![\w*])\*([^*]+)\*(?![\w*])", r"<em>\1</em>", s)
+
+
+def _cell_html(c, tag="td") -> str:
+    if isinstance(c, dict):
+        cls = "off" if c.get("flag") else ("em" if c.get("em") else "")
+        return f'<{tag}{f" class={chr(34)}{cls}{chr(34)}" if cls else ""}>{html.escape(c["text"])}</{tag}>'
+    return f"<{tag}>{_inline_html(str(c))}</{tag}>"
+
+
+def render_html(doc: dict) -> str:
+    """The document as one self-contained HTML page (figures as ``data:`` URIs, CSS inline)."""
+    parts = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
+             '<meta name="viewport" content="width=device-width, initial-scale=1">',
+             f"<title>{html.escape(doc['title'])}</title>", f"<style>{_CSS}</style></head><body>"]
+    for b in doc["blocks"]:
+        t = b["type"]
+        if t in ("h1", "h2", "h3"):
+            parts.append(f"<{t}>{_inline_html(b['text'])}</{t}>")
+        elif t == "p":
+            parts.append(f"<p>{_inline_html(b['text'])}</p>")
+        elif t == "list":
+            parts.append("<ul>" + "".join(f"<li>{_inline_html(x)}</li>" for x in b["items"]) + "</ul>")
+        elif t == "table":
+            parts.append("<table><thead><tr>" + "".join(_cell_html(h, "th") for h in b["header"]) + "</tr></thead><tbody>")
+            parts += ["<tr>" + "".join(map(_cell_html, r)) + "</tr>" for r in b["rows"]]
+            parts.append("</tbody></table>")
+        elif t == "figure":
+            data = base64.b64encode(Path(b["path"]).read_bytes()).decode("ascii")
+            cap = html.escape(b["caption"])
+            parts.append(f'<figure><img alt="{cap}" src="data:image/png;base64,{data}">'
+                         f"<figcaption>{cap}</figcaption></figure>")
+    parts.append("</body></html>")
+    return "\n".join(parts) + "\n"
+
+
+def write_report(results_dir: str | Path, out: str | Path | None = None) -> Path:
+    """Write ``index.html``, ``report.md`` and ``figures/`` (the Markdown's images) into ``out``
+    (default ``RESULTS_DIR/report``), atomically: built in a temporary folder beside it, then
+    renamed over the previous report.  Returns ``out``.
+
+    Raises:
+        UserError: a missing or empty results directory (:func:`collect`).
+    """
+    doc = collect(results_dir)
+    out = Path(out) if out is not None else Path(results_dir) / "report"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
+    old = out.parent / f".{out.name}.old-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        (tmp / "figures").mkdir(parents=True)
+        for b in doc["blocks"]:
+            if b["type"] == "figure":
+                shutil.copyfile(b["path"], tmp / "figures" / _fig_name(b["caption"]))
+        (tmp / "report.md").write_text(render_markdown(doc), encoding="utf-8")
+        (tmp / "index.html").write_text(render_html(doc), encoding="utf-8")
+        if out.exists():
+            out.rename(old)
+        tmp.rename(out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if old.exists() and not out.exists():
+            old.rename(out)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+    return out

@@ -1,0 +1,392 @@
+"""``whatwhere reproduce STUDY``: a study as a declarative plan, its trainings and its steps.
+
+A study (:data:`STUDIES`) names the packaged recipes it trains and the evaluations, benchmarks and
+figures that turn the trained models into its tables (:func:`steps`: ``whatwhere`` command lines,
+the same commands the former ``scripts/reproduce_*.sh`` ran).  A reproduction is a directory::
+
+    OUT/plan.json                 the study, its options and the plan (rewritten at every call)
+    OUT/runs/<recipe>/            one training run per recipe (``whatwhere train``'s run directory)
+    OUT/results/<name>/           the evaluations and benchmarks (central.json, benchmark.json, ...)
+    OUT/figures/*.png             the figures
+    OUT/report/                   index.html and report.md (:mod:`whatwhere.orchestration.report`)
+
+Trainings are sweep runs (:class:`whatwhere.orchestration.sweep.SweepRun`, validated by
+:func:`~whatwhere.orchestration.sweep.expand`) and go through the executors of ``whatwhere sweep`` (local
+processes or Slurm).  :func:`train_point` is their job: it skips a run whose final weights exist,
+resumes one that has a checkpoint, and trains the others; it does not evaluate (the sweep's own
+job, :func:`~whatwhere.orchestration.sweep.run_point`, evaluates with the sweep metrics, which do not apply
+to every study's displays): the study's steps do.  ``--from-zoo`` trains nothing and runs the
+steps on the shipped models instead.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import traceback
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+from whatwhere.orchestration import sweep
+from whatwhere.utils.errors import UserError
+
+__all__ = ["Study", "Step", "STUDIES", "study", "trainings", "training_runs", "run_state", "missing_profile",
+           "select", "steps", "train_point", "run_trainings", "plan_text", "write_plan"]
+
+
+@dataclass(frozen=True)
+class Study:
+    """A study: its title, the packaged recipes it trains, and the display preset of its benchmark."""
+
+    name: str
+    title: str
+    recipes: tuple[str, ...]
+    parts: tuple[str, ...] = ()  # the studies a union is made of (``all``); empty for a study of its own
+    preset: str | None = None
+
+
+@dataclass(frozen=True)
+class Step:
+    """One evaluation, benchmark or figure: a ``whatwhere`` command line (``argv`` without the program)."""
+
+    name: str
+    kind: str  # "eval" | "benchmark" | "figure"
+    argv: tuple[str, ...]
+    needs: tuple[str, ...] = ()  # the recipes whose models it uses
+    note: str = ""  # e.g. the models it leaves out (not shipped, training failed)
+    outputs: tuple[str, ...] = field(default=(), compare=False)
+
+
+STUDIES: dict[str, Study] = {s.name: s for s in (
+    Study("paper", "What/Where: Daucé, Albiges & Perrinet 2020 (J. Vision 20(8):22)",
+          ("what", "where-c0.7", "where-c0.5-ft", "where-c0.3-ft"), preset="paper"),
+    Study("stn-study", "Spatial transformers: Dabane, Perrinet & Daucé 2021/22 (the INT study)",
+          ("stn28", "stn128", "atn", "polo_atn", "polo_atn85", "conv_polo_atn"), preset="dabane2021"),
+    Study("standard-tasks", "Standard cluttered-MNIST tasks: Mnih, Heess, Graves & Kavukcuoglu 2014 (RAM)",
+          ("ram60-cluttered", "ram60-translated", "ram100-cluttered", "fc60-cluttered", "conv60-cluttered")),
+)}
+STUDIES["all"] = Study("all", "Every study: " + ", ".join(STUDIES), tuple(dict.fromkeys(
+    r for s in list(STUDIES.values()) for r in s.recipes)), parts=tuple(STUDIES))
+
+#: Digits per cell (or per evaluation) of each kind of step when ``--digits`` is not given: the
+#: counts of the former scripts (and of the published tables).
+DEFAULT_DIGITS = {"central": 10000, "map": 10000, "benchmark": 1000}
+
+
+def study(name: str) -> Study:
+    """The study called ``name``; :class:`UserError` (one line, the known names) otherwise."""
+    if name not in STUDIES:
+        raise UserError(f"unknown study {name!r}; the studies are: {', '.join(STUDIES)}")
+    return STUDIES[name]
+
+
+def trainings(name: str) -> tuple[str, ...]:
+    """The recipes a study trains, in order."""
+    return study(name).recipes
+
+
+def missing_profile(recipes, profile: str) -> list[str]:
+    """The recipes among ``recipes`` that define no profile called ``profile``."""
+    from whatwhere.engine.recipe import read_recipe
+
+    return [r for r in recipes if profile not in (read_recipe(r).get("profiles") or {})]
+
+
+def select(name: str, only=None) -> tuple[str, ...]:
+    """The study's recipes, or those of ``only`` (which must belong to it), in the study's order."""
+    recipes = trainings(name)
+    if not only:
+        return recipes
+    foreign = [r for r in only if r not in recipes]
+    if foreign:
+        raise UserError(f"--only {','.join(foreign)}: not a recipe of {name} ({', '.join(recipes)})")
+    return tuple(r for r in recipes if r in only)
+
+
+def training_runs(name: str, out: str | Path, *, profile: str | None = None, overrides=(),
+                  only=None) -> list[sweep.SweepRun]:
+    """One validated sweep run per recipe of the study (or of ``only``), in ``OUT/runs/<recipe>``.
+
+    Raises:
+        UserError: ``profile`` is not defined by every recipe (the message lists those lacking it).
+        GridError: a recipe does not accept ``overrides``.
+    """
+    recipes = select(name, only)
+    if profile is not None:
+        lacking = missing_profile(recipes, profile)
+        if lacking:
+            raise UserError(f"profile {profile!r} is not defined by {len(lacking)} recipe(s) of {name}: "
+                            f"{', '.join(lacking)}; no run is started (use a profile they all define, or none)")
+    runs = []
+    for r in recipes:
+        run = sweep.expand(r, {}, 1, profile=profile, overrides=list(overrides), out=Path(out) / "runs")[0]
+        runs.append(replace(run, name=r, dir=str(Path(out) / "runs" / r)))
+    return runs
+
+
+def run_state(run_dir: str | Path) -> str:
+    """``done`` (final weights present), ``resume`` (a checkpoint), or ``new``."""
+    d = Path(run_dir)
+    if (d / "model.safetensors").is_file():
+        return "done"
+    if (d / "checkpoints" / "latest.json").is_file():
+        return "resume"
+    return "new"
+
+
+# ------------------------------------------------------------------------------------- steps
+
+
+def _digits(digits: int | None, kind: str) -> str:
+    return str(digits if digits is not None else DEFAULT_DIGITS[kind])
+
+
+def steps(name: str, models: dict[str, str | None], *, digits: int | None = None, out: str | Path = ".",
+          curves: bool = True) -> list[Step]:
+    """The evaluations, benchmarks and figures of a study.
+
+    Args:
+        models: recipe -> the model to use (a run directory or a zoo name), None when there is none
+            (not shipped, training failed): a step that needs it is left out, a benchmark runs
+            without it (its note says so).
+        digits: MNIST-test digits per cell of every step (default :data:`DEFAULT_DIGITS`).
+        curves: add each run's training curves (for trained runs, not zoo models).
+    """
+    st = study(name)
+    if st.parts:
+        seen, out_steps = set(), []
+        for part in st.parts:
+            for s in steps(part, models, digits=digits, out=out, curves=curves):
+                if s.name not in seen:
+                    seen.add(s.name)
+                    out_steps.append(s)
+        return out_steps
+    res, fig = Path(out) / "results", Path(out) / "figures"
+    m = {r: models.get(r) for r in st.recipes}
+    if "what" in models and models.get("what") is not None:
+        m.setdefault("what", models["what"])
+    result: list[Step] = []
+
+    def evals(recipe: str, label: str) -> None:
+        model = m.get(recipe)
+        if model is None:
+            return
+        result.append(Step(f"central-{recipe}", "eval", (
+            "eval", "central", model, "--digits", _digits(digits, "central"), "--out", str(res / recipe),
+            "--name", recipe), (recipe,), outputs=(str(res / recipe / "central.json"),)))
+        result.append(Step(f"map-{recipe}", "eval", (
+            "eval", "accuracy-map", model, "--digits", _digits(digits, "map"), "--out", str(res / recipe),
+            "--name", recipe, "--no-progress"), (recipe,), outputs=(str(res / recipe / "accuracy_map.npy"),)))
+        result.append(Step(f"maps-{recipe}", "figure", (
+            "figures", "maps", str(res / recipe / "accuracy_map.npy"), "--labels", label, "--published",
+            "--out", str(fig / f"maps_{recipe}.png")), (recipe,), outputs=(str(fig / f"maps_{recipe}.png"),)))
+
+    def bench(recipes, tag: str, extra=()) -> None:
+        present = [r for r in recipes if m.get(r) is not None]
+        absent = [r for r in recipes if m.get(r) is None]
+        if not present:
+            return
+        note = f"without {', '.join(absent)} (no model: not shipped, not trained or left out)" if absent else ""
+        where = [r for r in present if r.startswith("where-")]
+        what = ("--what", m["what"]) if where and m.get("what") is not None else ()
+        result.append(Step(f"benchmark-{tag}", "benchmark", (
+            "benchmark", *(m[r] for r in present), *what, "--preset", st.preset, "--digits",
+            _digits(digits, "benchmark"), *extra, "--out", str(res / f"benchmark-{tag}"), "--no-progress"),
+            tuple(present) + (("what",) if what else ()), note,
+            outputs=(str(res / f"benchmark-{tag}" / "benchmark.json"),)))
+
+    if name == "paper":
+        evals("what", "What (paper, clutter 1.0)")
+        bench(["where-c0.7", "where-c0.5-ft", "where-c0.3-ft"], "paper", ("--saccades", "0", "1", "2", "3", "4", "5"))
+        if any(s.name == "benchmark-paper" for s in result):
+            result.append(Step("where-figures", "figure", (
+                "figures", "where", str(res / "benchmark-paper" / "benchmark.json"), "--out", str(fig / "where")),
+                ("where-c0.7",), outputs=(str(fig / "where"),)))
+    elif name == "stn-study":
+        evals("stn28", "STN-28 (clutter 0.75)")
+        if m.get("stn28") is not None:
+            result.append(Step("transformer-stn28", "figure", (
+                "figures", "transformer", m["stn28"], "--out", str(fig / "transformer_grid_stn28.png")), ("stn28",),
+                outputs=(str(fig / "transformer_grid_stn28.png"),)))
+        bench(["stn128", "atn", "polo_atn", "polo_atn85", "conv_polo_atn"], "dabane2021")
+    # standard-tasks: the trainer's own test evaluation is the study's number (no other command
+    # evaluates 60/100-px displays); its training curves are the figures.
+    if curves:
+        for r in st.recipes:
+            if m.get(r) is not None:
+                result.append(Step(f"curves-{r}", "figure", (
+                    "figures", "curves", m[r], "--out", str(fig / f"curves_{r}.png")), (r,),
+                    outputs=(str(fig / f"curves_{r}.png"),)))
+    return result
+
+
+# ---------------------------------------------------------------------------------- trainings
+
+
+def train_point(spec: dict) -> str:
+    """The job of one training run (idempotent): nothing when its final weights exist, otherwise
+    train it, from its checkpoint when it has one.  Returns the run's state before the job
+    (``done`` / ``resume`` / ``new``).  The run's ``status.json`` says running / done / failed /
+    interrupted, as a sweep run's does."""
+    from whatwhere.engine.recipe import load_recipe
+    from whatwhere.engine.trainer import TrainingInterrupted, train
+    from whatwhere.utils.provenance import command_line
+
+    run = sweep.SweepRun(**spec)
+    run_dir = Path(run.dir)
+    state = run_state(run_dir)
+    if state == "done":
+        return state
+    run_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        sweep._status(run_dir, "running")
+        recipe = load_recipe(run.recipe, profile=run.profile, overrides=run.overrides)
+        argv = ["train", run.recipe, "--out", str(run_dir), *(["--profile", run.profile] if run.profile else []),
+                *(a for o in run.overrides for a in ("--set", o)), *(["--resume"] if state == "resume" else [])]
+        train(recipe, run_dir, resume=state == "resume", progress=False, log=lambda s: None,
+              command=command_line(argv))
+    except BaseException as exc:  # noqa: BLE001 - recorded for the report, then re-raised
+        interrupted = isinstance(exc, (TrainingInterrupted, KeyboardInterrupt))
+        sweep._status(run_dir, "interrupted" if interrupted else "failed", error=f"{type(exc).__name__}: {exc}",
+                      traceback=traceback.format_exc().splitlines()[-3:])
+        raise
+    sweep._status(run_dir, "done")
+    return state
+
+
+def _epochs_done(run_dir: Path) -> int:
+    path = run_dir / "metrics.csv"
+    if not path.is_file():
+        return 0
+    with open(path) as fh:
+        return max(0, sum(1 for line in fh if line.strip()) - 1)
+
+
+def _total_epochs(spec: dict) -> int:
+    from whatwhere.engine.recipe import load_recipe
+
+    return load_recipe(spec["recipe"], profile=spec.get("profile"), overrides=spec.get("overrides", [])).total_epochs
+
+
+def _job_state(spec: dict, job) -> tuple[str | None, str | None]:
+    """(``done`` | ``failed`` | None while running, the error): the job's own answer, else the run's
+    ``status.json`` (a Slurm without accounting cannot tell submitit when a job ended)."""
+    if job.done():
+        try:
+            job.result()
+            return "done", None
+        except Exception as exc:  # noqa: BLE001 - the report names it
+            lines = str(exc).strip().splitlines() or [type(exc).__name__]
+            return "failed", lines[-1]
+    status = Path(spec["dir"]) / "status.json"
+    try:
+        st = json.loads(status.read_text()) if status.is_file() else {}
+    except ValueError:  # being written
+        st = {}
+    if st.get("state") == "done" and run_state(spec["dir"]) == "done":
+        return "done", None
+    if st.get("state") in ("failed", "interrupted") and time.time() - status.stat().st_mtime > 30:
+        return "failed", st.get("error", "unknown error")
+    return None, None
+
+
+def run_trainings(specs: list[dict], submit, *, max_jobs: int, total: int | None = None, poll_s: float = 1.0,
+                  progress: bool = True, log=print) -> list[dict]:
+    """Run the training jobs ``specs`` with at most ``max_jobs`` at once; ``submit(spec)`` returns a
+    job (``done()``, ``result()``, ``cancel()``: a submitit job).  Progress: one bar over all the
+    study's runs (``total``, finished ones included) and one per running run (its epochs).
+    Returns ``[{"run", "state": "done" | "failed", "error"?}]``; Ctrl-C cancels the running jobs
+    (each saves a checkpoint; the next call resumes them) and re-raises.
+    """
+    from tqdm.auto import tqdm
+
+    total = len(specs) if total is None else total
+    overall = tqdm(total=total, initial=total - len(specs), desc="runs", unit="run", disable=None if progress else True,
+                   position=0, dynamic_ncols=True)
+    pending, running, results = list(specs), [], []
+    try:
+        while pending or running:
+            while pending and len(running) < max_jobs:
+                spec = pending.pop(0)
+                (Path(spec["dir"]) / "status.json").unlink(missing_ok=True)  # a previous attempt's
+                bar = tqdm(total=_total_epochs(spec), desc=spec["name"], unit="epoch", leave=False,
+                           position=len(running) + 1, disable=None if progress else True, dynamic_ncols=True)
+                running.append((spec, submit(spec), bar))
+                log(f"started {spec['name']} ({len(running)} running, {len(pending)} waiting)")
+            time.sleep(poll_s)
+            still = []
+            for spec, job, bar in running:
+                bar.n = _epochs_done(Path(spec["dir"]))
+                bar.refresh()
+                state, error = _job_state(spec, job)
+                if state is None:
+                    still.append((spec, job, bar))
+                    continue
+                bar.close()
+                overall.update(1)
+                results.append({"run": spec["name"], "state": state, **({"error": error} if error else {})})
+                log(f"done    {spec['name']}" if state == "done" else f"FAILED  {spec['name']}: {error}")
+            running[:] = still
+    except KeyboardInterrupt:
+        log(f"interrupt: stopping {len(running)} running training(s); each saves a checkpoint, and the same "
+            f"command resumes them")
+        for _, job, _ in running:
+            job.cancel()
+        t0 = time.time()
+        while any(not job.done() for _, job, _ in running) and time.time() - t0 < 60:
+            time.sleep(0.5)
+        raise
+    finally:
+        for _, _, bar in running:
+            bar.close()
+        overall.close()
+    return results
+
+
+# -------------------------------------------------------------------------------------- plan
+
+
+def plan_text(name: str, runs: list[sweep.SweepRun], plan_steps: list[Step], *, from_zoo: bool,
+              models: dict | None = None) -> str:
+    """The plan as text (``--dry-run``): every training with its state, then every step's command."""
+    import shlex
+
+    st = study(name)
+    lines = [f"study {name}: {st.title}"]
+    if from_zoo:
+        models = models or {}
+        shipped = [r for r, m in models.items() if m is not None]
+        absent = [r for r, m in models.items() if m is None]
+        lines.append(f"trainings: none (--from-zoo: the shipped models {', '.join(shipped)}"
+                     + (f"; not shipped: {', '.join(absent)}" if absent else "") + ")")
+    else:
+        lines.append(f"trainings ({len(runs)}):")
+        for r in runs:
+            state = run_state(r.dir)
+            what = {"done": "done, skipped", "resume": "interrupted, resumes from its checkpoint",
+                    "new": "to train"}[state]
+            extra = f" --profile {r.profile}" if r.profile else ""
+            extra += "".join(f" --set {o}" for o in r.overrides if not o.startswith("seed="))
+            lines.append(f"  {r.name}: {what} -> {r.dir}{extra}")
+    lines.append(f"steps ({len(plan_steps)}):")
+    for s in plan_steps:
+        lines.append(f"  [{s.kind}] whatwhere {shlex.join(s.argv)}" + (f"  ({s.note})" if s.note else ""))
+    return "\n".join(lines)
+
+
+def write_plan(out: Path, payload: dict) -> Path:
+    """``OUT/plan.json``: the study, the options, the trainings and steps, and what came of them."""
+    from whatwhere.utils.io import write_json
+
+    return write_json(Path(out) / "plan.json", payload)
+
+
+def plan_payload(name: str, runs, plan_steps, **extra) -> dict:
+    st = study(name)
+    return {"study": name, "title": st.title, "recipes": list(st.recipes),
+            "trainings": [asdict(r) for r in runs], "steps": [asdict(s) for s in plan_steps], **extra}
+
+
+def read_plan(out: str | Path) -> dict | None:
+    path = Path(out) / "plan.json"
+    return json.loads(path.read_text()) if path.is_file() else None

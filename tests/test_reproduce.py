@@ -1,0 +1,193 @@
+"""`whatwhere reproduce STUDY` and `whatwhere report`: the plans of the studies, the dry run, a tiny
+real run from the zoo and one with a training (skipped when called again), the report (tables
+against the published values, embedded figures, written atomically) and the refusals."""
+
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from whatwhere.cli import main
+from whatwhere.orchestration import reproduce as rp
+from whatwhere.orchestration.report import collect, render_html, render_markdown, tolerance, write_report
+from whatwhere.utils.errors import UserError
+
+ROOT = Path(__file__).resolve().parents[1]
+# a training of a few seconds: the quick profile cut to one stage of 200 digits
+TINY = ["--profile", "quick", "--set", "train_limit=200", "--set", "eval_digits=50",
+        "--set", "stages=[{sigma: 0, epochs: 1}]"]
+
+
+def test_study_plans(tmp_path):
+    assert rp.trainings("paper") == ("what", "where-c0.7", "where-c0.5-ft", "where-c0.3-ft")
+    assert rp.trainings("stn-study") == ("stn28", "stn128", "atn", "polo_atn", "polo_atn85", "conv_polo_atn")
+    assert rp.trainings("standard-tasks") == ("ram60-cluttered", "ram60-translated", "ram100-cluttered",
+                                              "fc60-cluttered", "conv60-cluttered")
+    assert rp.trainings("all") == rp.trainings("paper") + rp.trainings("stn-study") + rp.trainings("standard-tasks")
+    runs = rp.training_runs("paper", tmp_path)
+    assert [r.name for r in runs] == list(rp.trainings("paper"))
+    assert runs[1].dir == str(tmp_path / "runs" / "where-c0.7") and runs[1].recipe == "where-c0.7"
+    assert all(rp.run_state(r.dir) == "new" for r in runs)
+
+    def commands(study, models):
+        return [" ".join(s.argv) for s in rp.steps(study, models, out=tmp_path)]
+
+    paper = commands("paper", {r.name: r.dir for r in runs})
+    assert paper[0].startswith(f"eval central {tmp_path}/runs/what --digits 10000")
+    assert any(c.startswith("eval accuracy-map") for c in paper)
+    bench = next(c for c in paper if c.startswith("benchmark"))
+    assert "--preset paper" in bench and f"--what {tmp_path}/runs/what" in bench and "--saccades 0 1 2 3 4 5" in bench
+    assert sum(c.startswith("figures curves") for c in paper) == 4 and any(c.startswith("figures where") for c in paper)
+    stn = commands("stn-study", {r: r for r in rp.trainings("stn-study")})
+    assert any(c.startswith("figures transformer stn28") for c in stn)
+    assert any(c.startswith("benchmark stn128 atn polo_atn polo_atn85 conv_polo_atn --preset dabane2021") for c in stn)
+    assert all(c.startswith("figures curves") for c in commands("standard-tasks", {r: r for r in
+                                                                                    rp.trainings("standard-tasks")}))
+    # a missing model: its steps are left out, the benchmark runs without it and says so
+    steps = rp.steps("stn-study", {"stn28": None, "polo_atn": "polo_atn"}, out=tmp_path, curves=False)
+    assert [s.name for s in steps] == ["benchmark-dabane2021"] and "stn128" in steps[0].note
+    assert len(rp.steps("all", {r: r for r in rp.trainings("all")}, out=tmp_path)) == len(
+        {s.name for s in rp.steps("all", {r: r for r in rp.trainings("all")}, out=tmp_path)})
+
+
+def test_unknown_study_and_profiles_refused(tmp_path, capsys):
+    with pytest.raises(UserError, match="unknown study 'nope'; the studies are: paper, stn-study"):
+        rp.study("nope")
+    assert main(["reproduce", "nope", "--out", str(tmp_path / "x")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("whatwhere: error: unknown study 'nope'") and "\n" not in err
+    # a profile some recipes lack: refused, naming them, before anything is written
+    assert rp.missing_profile(rp.trainings("stn-study"), "quick") == ["stn128", "atn"]
+    assert main(["reproduce", "stn-study", "--profile", "quick", "--out", str(tmp_path / "s")]) == 2
+    assert "stn128, atn" in capsys.readouterr().err and not (tmp_path / "s").exists()
+    assert main(["reproduce", "paper", "--only", "stn28", "--out", str(tmp_path / "s")]) == 2
+    assert "not a recipe of paper" in capsys.readouterr().err
+    assert main(["reproduce", "paper", "--from-zoo", "--profile", "quick", "--out", str(tmp_path / "s")]) == 2
+    assert main(["reproduce", "standard-tasks", "--from-zoo", "--out", str(tmp_path / "s")]) == 2
+    assert "none of its models ships" in capsys.readouterr().err
+
+
+def test_dry_run_prints_the_plan(tmp_path, capsys):
+    out = tmp_path / "r"
+    assert main(["reproduce", "paper", "--dry-run", "--profile", "quick", "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "study paper" in text and "trainings (4):" in text and f"where-c0.7: to train -> {out}/runs/where-c0.7" in text
+    assert "--profile quick" in text and "[benchmark] whatwhere benchmark" in text and not out.exists()
+    assert main(["reproduce", "stn-study", "--from-zoo", "--dry-run", "--digits", "5", "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "not shipped: stn128, atn, conv_polo_atn" in text and "benchmark polo_atn polo_atn85" in text
+    assert "--digits 5" in text and not out.exists()
+
+
+def _check_report(report: Path, *, tables: int, images: int) -> tuple[str, str]:
+    html, md = (report / "index.html").read_text(), (report / "report.md").read_text()
+    assert html.count("<table>") >= tables and md.count("|---|") >= tables
+    uris = re.findall(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', html)
+    assert len(uris) >= images and all(len(u) > 1000 for u in uris)
+    assert "http://" not in html.replace("http://www.w3.org", "") and "<script" not in html
+    figs = re.findall(r"!\[[^\]]*\]\((figures/[^)]+)\)", md)
+    assert len(figs) == len(uris) and all((report / f).stat().st_size > 0 for f in figs)
+    assert "## Made by" in md and not list(report.parent.glob(f".{report.name}.*"))
+    return html, md
+
+
+@pytest.mark.mnist
+def test_from_zoo_run_writes_the_report(tmp_path, mnist_test):
+    out = tmp_path / "zoo"
+    assert main(["reproduce", "paper", "--from-zoo", "--only", "what", "--digits", "2", "--out", str(out),
+                 "--no-progress"]) == 0
+    html, md = _check_report(out / "report", tables=3, images=2)
+    assert "| what | " in md and "*0.804*" in md  # central accuracy beside the published 80.4 %
+    plan = json.loads((out / "plan.json").read_text())
+    assert plan["from_zoo"] and all(s["state"] == "done" for s in plan["outcome"]["steps"])
+
+
+@pytest.mark.mnist
+def test_training_run_then_skipped(tmp_path, mnist_test, capsys):
+    out = tmp_path / "q"
+    args = ["reproduce", "paper", *TINY, "--only", "what", "--digits", "2", "--out", str(out), "--no-progress",
+            "--poll", "0.2"]
+    assert main(args) == 0
+    run = out / "runs" / "what"
+    weights = (run / "model.safetensors").stat().st_mtime_ns
+    assert json.loads((run / "run.json").read_text())["profile"] == "quick"
+    _, md = _check_report(out / "report", tables=4, images=3)
+    assert "## Trainings" in md and "| what | quick | fp32 | 2019 |" in md and "Profile `quick`" in md
+    capsys.readouterr()
+    assert main(args) == 0  # again: the finished run is skipped, the steps and the report are redone
+    text = capsys.readouterr().out
+    assert "what: done, skipped" in text and "1 already done" in text and "started what" not in text
+    assert (run / "model.safetensors").stat().st_mtime_ns == weights
+    assert len(json.loads((run / "run.json").read_text())["sittings"]) == 1
+
+
+def test_report_of_the_repository_results(tmp_path):
+    src = ROOT / "results" / "benchmark-paper"
+    if not (src / "benchmark.json").is_file():
+        pytest.skip("results/benchmark-paper/benchmark.json is not in this checkout")
+    shutil.copytree(src, tmp_path / "res")
+    assert main(["report", str(tmp_path / "res"), "--out", str(tmp_path / "rep")]) == 0
+    html, md = _check_report(tmp_path / "rep", tables=2, images=1)
+    assert "| *published* |" in md and "| *Δ* |" in md and "whatwhere, 1 saccade" in md
+    assert 'class="off"' in html or "**" in md  # differences beyond the tolerance are marked
+
+
+def test_report_errors_and_atomic_write(tmp_path, capsys, monkeypatch):
+    assert main(["report", str(tmp_path / "missing")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("whatwhere: error:") and "no such results directory" in err and "\n" not in err
+    (tmp_path / "empty").mkdir()
+    assert main(["report", str(tmp_path / "empty")]) == 2
+    assert "no results to report" in capsys.readouterr().err
+    # a report that fails half-way leaves the previous one as it was, and no temporary folder
+    res = tmp_path / "res"
+    (res / "results" / "what").mkdir(parents=True)
+    (res / "results" / "what" / "central.json").write_text(json.dumps(
+        {"central": 0.79, "general": 0.33, "n_digits": 10000, "recipe": "what", "command": "whatwhere eval central what"}))
+    first = write_report(res)
+    assert "| what | 0.790 | *0.804* | **-0.014** | 0.330 | *0.337* | -0.007 |" in (first / "report.md").read_text()
+    before = (first / "index.html").read_text()
+    import whatwhere.orchestration.report as report_module
+
+    monkeypatch.setattr(report_module, "render_html", lambda doc: 1 / 0)
+    with pytest.raises(ZeroDivisionError):
+        write_report(res)
+    assert (first / "index.html").read_text() == before and sorted(p.name for p in res.iterdir()) == ["report", "results"]
+
+
+def test_tolerance_and_rendering(tmp_path):
+    assert tolerance(0.8, 10000, 0.8, 10000) == pytest.approx(max(0.01, 1.96 * (2 * 0.16 / 10000) ** 0.5))
+    assert tolerance(0.5, 20, 0.5, 1000) > 0.2
+    doc = {"title": "t <x>", "blocks": [{"type": "h1", "text": "t <x>"}, {"type": "table", "header": ["a", "Δ"],
+                                                                          "rows": [["x|y", {"text": "+0.5", "flag": True}]]}]}
+    assert "**+0.5**" in render_markdown(doc) and "x\\|y" in render_markdown(doc)
+    html = render_html(doc)
+    assert "t &lt;x&gt;" in html and '<td class="off">+0.5</td>' in html
+    (tmp_path / "notes.txt").write_text("no result here")
+    with pytest.raises(UserError, match="no results"):
+        collect(tmp_path)
+
+
+@pytest.mark.slow
+@pytest.mark.mnist
+def test_report_renders_in_headless_chromium(tmp_path, mnist_test):
+    browser = next((shutil.which(b) for b in ("chromium", "chromium-browser", "google-chrome") if shutil.which(b)), None)
+    if browser is None:
+        pytest.skip("no chromium on this machine (`apt-get install -y chromium`)")
+    out = tmp_path / "zoo"
+    assert main(["reproduce", "paper", "--from-zoo", "--only", "what", "--digits", "2", "--out", str(out),
+                 "--no-progress"]) == 0
+    page = out / "report" / "index.html"
+    proc = subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                           "--enable-logging=stderr", "--v=0", f"--user-data-dir={tmp_path / 'profile'}",
+                           "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    dom = proc.stdout
+    assert dom.count("<table>") >= 3 and "<th>central</th>" in dom and "Made by" in dom
+    uris = re.findall(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', dom)
+    assert len(uris) >= 2 and all(len(u) > 1000 for u in uris)
+    console = [line for line in proc.stderr.splitlines() if "CONSOLE" in line or "Uncaught" in line]
+    assert not console, console
