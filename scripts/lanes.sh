@@ -7,13 +7,13 @@
 #   scripts/lanes.sh stop             # Ctrl-C each running training (it saves a checkpoint), stop the lanes
 #
 # The queue (QUEUE, default scripts/lanes.queue) has one run a line: `LANE NAME ARGS...`, where ARGS are
-# `whatwhere train` arguments (recipe, --profile, --set ...) and NAME the run directory under RUNS
+# `whatwhere train` arguments (recipe, --profile, --set ..., with shell quoting) and NAME the run directory under RUNS
 # (default /work/runs, outside the checkout).  A run with model.safetensors is done and skipped; one with a
 # checkpoint is resumed (--resume), exactly.  A line `F NAME CURVE EVERY` starts scripts/follow_run.sh on
 # RUNS/NAME: every EVERY-th epoch-end checkpoint is benchmarked into RUNS/CURVE as it lands.  CODE (default: this checkout) is the source tree the lanes
 # run, so that a checkout can change while they train: point it at a worktree of a fixed commit.
 set -uo pipefail
-here="$(cd "$(dirname "$0")/.." && pwd)"
+here=${LANES_HOME:-"$(cd "$(dirname "$0")/.." && pwd)"}
 QUEUE=${QUEUE:-$here/scripts/lanes.queue}
 RUNS=${RUNS:-/work/runs}
 CODE=${CODE:-$here}
@@ -37,10 +37,11 @@ lane() {  # work through lane $1
     mkdir -p "$out"
     echo "$(date -u +%FT%TZ) lane $l: $name ($args $resume) from $CODE at $(git -C "$CODE" rev-parse --short HEAD)" \
       >> "$out/lane.log"
-    # shellcheck disable=SC2086
+    local argv
+    eval "argv=($args)"  # the queue's shell quoting: --set "init={what: zoo:stn28}"
     (cd "$CODE" && OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 PYTHONPATH="$CODE/src" exec nice -n "$NICE" \
       "$PY" -c 'import sys; from whatwhere.cli import main; sys.argv[0] = "whatwhere"; sys.exit(main())' \
-      train $args --out "$out" --no-progress $resume) >> "$out/train.log" 2>&1 &
+      train "${argv[@]}" --out "$out" --no-progress $resume) >> "$out/train.log" 2>&1 &
     echo $! > "$RUNS/.pid-$l"
     wait $!
     echo "$(date -u +%FT%TZ) lane $l: $name exited $?" >> "$out/lane.log"
@@ -54,7 +55,10 @@ case "${1:-status}" in
       if [ -f "$RUNS/.lane-$l" ] && kill -0 "$(cat "$RUNS/.lane-$l")" 2>/dev/null; then
         echo "lane $l already running"; continue
       fi
-      nohup "$0" _lane "$l" > "$RUNS/lane-$l.log" 2>&1 &
+      # a lane runs a copy of this script: bash reads a script as it goes, so editing the checkout's
+      # copy under a running lane would make it execute the wrong lines
+      cp "$0" "$RUNS/.lanes-$l.sh"
+      LANES_HOME=$here nohup bash "$RUNS/.lanes-$l.sh" _lane "$l" > "$RUNS/lane-$l.log" 2>&1 &
       echo $! > "$RUNS/.lane-$l"
       echo "lane $l started (pid $!, log $RUNS/lane-$l.log)"
     done
