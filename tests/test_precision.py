@@ -90,3 +90,17 @@ def test_mid_epoch_checkpoint_resumes_exactly(tmp_path):
             == [{k: v for k, v in r.items() if k not in drop} for r in read_metrics(cut)])
     a, b = load_model(full).state_dict(), load_model(cut).state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.mark.parametrize("name", ["conv_polo_atn", "polo_atn", "stn128", "atn", "saccadic_transformer", "ram"])
+def test_every_registry_model_takes_a_bf16_step(name):
+    """prepare_model and autocast work on every kind of model (convPOLO holds 5-D filter banks)."""
+    from whatwhere.models.registry import MODELS, create_model
+
+    model = prepare_model(create_model(name), "bf16")
+    n = MODELS[name].input_size
+    x = torch.rand(2, n, n)
+    with autocast("bf16", "cpu"):
+        out = model(x)
+    out.float().sum().backward()
+    assert out.shape == (2, 10)
