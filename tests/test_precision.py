@@ -49,6 +49,8 @@ def test_prepare_model_puts_conv_kernels_in_channels_last_and_keeps_fp32():
     prepare_model(conv, "bf16")
     w = conv[1].weight
     assert w.dtype == torch.float32 and w.is_contiguous(memory_format=torch.channels_last)
+    first = prepare_model(torch.nn.Conv2d(1, 8, 5), "bf16").weight  # 1 channel: explicit strides
+    assert first.stride() == (25, 1, 5, 1)
     plain = torch.nn.Conv2d(3, 8, 3)
     prepare_model(plain, "fp32")
     assert plain.weight.is_contiguous()
