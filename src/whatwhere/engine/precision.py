@@ -50,5 +50,5 @@ def prepare_model(model: torch.nn.Module, precision: str) -> torch.nn.Module:
     """The model as the precision wants it (in place): bf16 puts 4-D tensors in channels_last."""
     check_precision(precision)
     if precision == "bf16" and any(p.dim() == 4 for p in model.parameters()):
-        model.to(memory_format=torch.channels_last)
+        model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # accepted; torch's overloads omit it
     return model
