@@ -6,11 +6,12 @@ PIP    := $(PY) -m pip
 TORCH_PIN ?= torch==2.13.0
 DEMO_DIR ?= demo
 
-.PHONY: install mnist demo test test-all bench clean help
+.PHONY: install mnist demo lint test test-all bench clean help
 
 help:
 	@echo "make demo   - set up .venv, fetch MNIST, run the quick demo (figures + tables in $(DEMO_DIR)/)"
-	@echo "make test   - set up .venv, fetch MNIST, check the import layers, run the test suite"
+	@echo "make lint   - ruff (lint + format check) and mypy on src/"
+	@echo "make test   - set up .venv, fetch MNIST, lint, check the import layers, run the test suite"
 	@echo "make test-all - the same with the slow tests (the report opened in headless Chromium: apt-get install -y chromium)"
 	@echo "make bench  - run the speed benchmarks"
 
@@ -30,11 +31,17 @@ mnist: install
 demo: mnist
 	$(VENV)/bin/whatwhere demo --out $(DEMO_DIR)
 
-test: mnist
+# ruff and mypy read their settings from pyproject.toml ([tool.ruff], [tool.mypy])
+lint: install
+	$(VENV)/bin/ruff check src
+	$(VENV)/bin/ruff format --check src
+	$(VENV)/bin/mypy
+
+test: lint mnist
 	$(VENV)/bin/lint-imports
 	$(PY) -m pytest -q -m "not slow"
 
-test-all: mnist
+test-all: lint mnist
 	$(VENV)/bin/lint-imports
 	$(PY) -m pytest -q
 
@@ -44,4 +51,4 @@ bench: mnist
 	$(PY) benchmarks/bench_busy.py
 
 clean:
-	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache
+	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache .ruff_cache .mypy_cache

@@ -93,7 +93,8 @@ def add_parser(sub) -> None:
     sh.add_argument("--split", default="test", choices=["train", "test"])
     sh.add_argument("--seed", type=int, default=0)
     sh.add_argument("--clutter", type=float, help="clutter level (default: the preset's)")
-    sh.add_argument("--eccentricities", type=float, nargs="+", help="rows (px); default 0 10 20 30 40 at 128 px, 0 3 6 9 12 at 28 px, else five up to the largest")
+    sh.add_argument("--eccentricities", type=float, nargs="+",
+                    help="rows (px); default 0 10 20 30 40 at 128 px, 0 3 6 9 12 at 28 px, else five up to the largest")
     sh.add_argument("--contrasts", type=float, nargs="+",
                     help="columns (default 0.3 0.5 0.7; black presets: 1)")
     sh.add_argument("--out", default="displays.png")

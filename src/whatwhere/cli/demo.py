@@ -130,11 +130,13 @@ def _where_demo(out: Path, log, shipped: set, extra: list, digits: int = 300) ->
     from whatwhere.engine.recipe import load_recipe
     from whatwhere.eval.benchmark import Entry, benchmark
     from whatwhere.models.agent import Agent
+    from whatwhere.models.where import Where
 
     recipe = load_recipe("where-c0.7", profile="quick", overrides=["device=cpu", *extra])
     run = _train_quick(recipe, out / "runs" / "where-c0.7-quick", log)
     what = load("what")
     quick = load(run)
+    assert isinstance(quick, Where)  # a where-c0.7 run
     agents = {"where quick (this demo)": Agent(what, quick)}
     if "where-c0.7" in shipped:
         agents["where full (shipped)"] = Agent(what, load("where-c0.7"), retina=quick.retina)

@@ -54,7 +54,8 @@ def cmd_code(args) -> int:
     what = "the localiser input" if args.features == "linear" else "the energy (squares) of the localiser input"
     print(f"{label}: {what} ({res['dim']} numbers) explains R² = {res['r2']:.3f} of the digit offset "
           f"(ridge, λ = {res['lambda']:g} × mean eigenvalue, fit {res['n_fit']}, test {res['n_test']} displays; "
-          f"contrast {display.contrast:g}, clutter {display.clutter:g}, radius |N(0,1)|×{args.sigma:g} ≤ {args.clip:g} px)")
+          f"contrast {display.contrast:g}, clutter {display.clutter:g}, "
+          f"radius |N(0,1)|×{args.sigma:g} ≤ {args.clip:g} px)")
     if args.out:
         res.update({"target": label, "display": display.to_dict()})
         res.update(provenance(model=label, recipe=recipe.name if recipe else "", seed=args.seed, device=dev,

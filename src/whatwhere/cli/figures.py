@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from whatwhere.cli.common import check_args, run_recipe
 from whatwhere.utils.errors import UserError
@@ -38,7 +39,7 @@ def cmd_figures(args) -> int:
         from whatwhere.data import DisplaySet, mnist, preset
         from whatwhere.engine.checkpoints import load
 
-        model = load(args.inputs[0])
+        model: Any = load(args.inputs[0])  # duck-typed: a spatial transformer, checked here
         if not hasattr(model, "glimpse"):
             raise ValueError(f"{args.inputs[0]}: the model is not a spatial transformer")
         recipe = run_recipe(args.inputs[0])
@@ -48,7 +49,8 @@ def cmd_figures(args) -> int:
         with torch.no_grad():
             warped = model.glimpse(d.images)[:, 0].numpy()
             preds = model(d.images).argmax(1).numpy()
-        print(f"wrote {viz.transformer_grid(d.images.numpy(), warped, d.labels.numpy(), preds, args.out, args.inputs[0])}")
+        path = viz.transformer_grid(d.images.numpy(), warped, d.labels.numpy(), preds, args.out, args.inputs[0])
+        print(f"wrote {path}")
     elif args.kind == "where":
         from whatwhere.cli.saccades import where_figures
 
@@ -94,7 +96,7 @@ def _scanpaths(args) -> None:
 
     eccs = args.eccentricities or [10.0, 20.0, 30.0, 40.0]
     cfgs = [preset(args.preset, 128, placement="eccentricity", eccentricity=e, contrast=args.contrast) for e in eccs]
-    model = load(args.inputs[0])
+    model: Any = load(args.inputs[0])  # duck-typed: a saccadic transformer, checked here
     if not callable(getattr(model, "forward_trace", None)):
         raise ValueError(f"{args.inputs[0]}: not a saccadic transformer (no forward_trace)")
     agent = Agent(load(args.what), load(args.agent)).eval() if args.agent else None
@@ -147,7 +149,7 @@ def _scan(args) -> None:
         pts = [p for p in rep["points"] if metric in p["metrics"]]
         x0 = None
         if default is not None:
-            node = default[0]
+            node: Any = default[0]
             for part in key.split("."):
                 node = node.get(part) if isinstance(node, dict) else None
             x0 = node
@@ -169,7 +171,8 @@ def add_parser(sub) -> None:
                                    "profiles; curves: a run's training curves; transformer: displays and glimpses "
                                    "of a spatial transformer (run or zoo name); where: Figs. 4 and 5B from "
                                    "`whatwhere saccades` JSON files (OUT is a directory); benchmark: the figure of "
-                                   "a `whatwhere benchmark` JSON file; scanpaths: a saccadic transformer's fixations and glimpses beside the "
+                                   "a `whatwhere benchmark` JSON file; scanpaths: a saccadic transformer's "
+                                   "fixations and glimpses beside the "
                                    "What/Where agent's, on the same displays; scan: the parameter-scan figure from "
                                    "one-parameter `whatwhere sweep` directories, with the published values.")
     p.add_argument("kind", choices=["maps", "curves", "transformer", "where", "benchmark", "scanpaths", "scan"])
@@ -184,7 +187,8 @@ def add_parser(sub) -> None:
     p.add_argument("--saccades", type=int, default=2, help="scanpaths: the agent's saccades (default 2)")
     p.add_argument("--contrast", type=float, default=0.7, help="scanpaths: digit contrast (default 0.7)")
     p.add_argument("--preset", default="dabane2021", choices=["dabane2021", "paper"], help="scanpaths: display preset")
-    p.add_argument("--eccentricities", type=float, nargs="+", help="scanpaths: one display per value (default 10 20 30 40)")
+    p.add_argument("--eccentricities", type=float, nargs="+",
+                   help="scanpaths: one display per value (default 10 20 30 40)")
     p.add_argument("--metric", help="scan: the sweep metric to plot (default one_saccade_random)")
     p.add_argument("--title", help="scan: figure title")
     p.add_argument("--default", help="scan: a sweep of the recipe's default point, added to every panel")

@@ -61,7 +61,8 @@ def fig3(agent, contrast: float, clutter: float, seed: int, out: Path, device, m
             true_map=col.unpool(true_cells, method="transpose")[0].cpu().numpy(),
             pred_map=col.unpool(pred_cells, method="transpose")[0].cpu().numpy(),
             fovea=fov.cpu().numpy(), label=int(d.labels[k]), prediction=int(tr.predictions[0, 1]),
-            offset=tuple(int(v) for v in d.offsets[k]), fixation=tuple(int(v) for v in tr.fixations[0, 1]),
+            offset=(int(d.offsets[k, 0]), int(d.offsets[k, 1])),
+            fixation=(int(tr.fixations[0, 1, 0]), int(tr.fixations[0, 1, 1])),
             out=out, title=f"contrast {contrast:g}")
 
 
@@ -104,7 +105,8 @@ def cmd_saccades(args) -> int:
         for p in where_figures(records, out, name=name):
             print(f"wrote {p}")
         for c in args.contrast:
-            print(f"wrote {fig3(agent, c, args.clutter, args.seed, out / f'fig3_example_c{c:g}.png', dev, args.mnist_dir)}")
+            path = fig3(agent, c, args.clutter, args.seed, out / f"fig3_example_c{c:g}.png", dev, args.mnist_dir)
+            print(f"wrote {path}")
     return 0
 
 

@@ -8,8 +8,15 @@
 """
 
 from whatwhere.data.clutter import envelope, motion_clouds
-from whatwhere.data.display import (DisplayBatch, DisplayConfig, DisplayEpoch, DisplaySet, check_display_keys, preset,
-                                    render)
+from whatwhere.data.display import (
+    DisplayBatch,
+    DisplayConfig,
+    DisplayEpoch,
+    DisplaySet,
+    check_display_keys,
+    preset,
+    render,
+)
 from whatwhere.data.mnist import MNIST, MNISTError, fetch, load
 
 __all__ = ["envelope", "motion_clouds", "DisplayConfig", "DisplayEpoch", "DisplayBatch", "DisplaySet",

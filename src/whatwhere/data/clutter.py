@@ -132,6 +132,7 @@ def motion_clouds(n: int, N: int = 128, sf_0: float = 0.1, B_sf: float = 0.1, *,
     if int(n) != n or n < 0:
         raise ValueError(f"n must be a non-negative integer, got {n}")
     if generator is None:
+        assert seed is not None  # exactly one of them was given
         generator = torch.Generator(device=device or "cpu").manual_seed(int(seed))
     dev = generator.device
     u = torch.rand(n, spectrum_uniform_count(N), generator=generator, device=dev)

@@ -37,8 +37,8 @@ it per epoch when ``shuffle=True``.  The clutter never depends on the digits.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, fields, replace
-from typing import Iterator, Sequence
 
 import torch
 
@@ -173,14 +173,18 @@ class DisplayConfig:
         if self.background not in BACKGROUNDS:
             raise ValueError(f"background must be one of {BACKGROUNDS}, got {self.background!r}")
         if isinstance(self.crops, bool) or int(self.crops) != self.crops or not 0 <= self.crops <= MAX_CROPS:
-            raise ValueError(f"crops (clutter pieces per display) must be an integer in [0, {MAX_CROPS}], got {self.crops}")
-        if isinstance(self.crop_size, bool) or int(self.crop_size) != self.crop_size or not 1 <= self.crop_size <= DIGIT:
-            raise ValueError(f"crop_size must be an integer in [1, {DIGIT}] px (a piece of a 28x28 digit), got {self.crop_size}")
+            raise ValueError(f"crops (clutter pieces per display) must be an integer in [0, {MAX_CROPS}], "
+                             f"got {self.crops}")
+        if (isinstance(self.crop_size, bool) or int(self.crop_size) != self.crop_size
+                or not 1 <= self.crop_size <= DIGIT):
+            raise ValueError(f"crop_size must be an integer in [1, {DIGIT}] px (a piece of a 28x28 digit), "
+                             f"got {self.crop_size}")
         if self.crops and self.background != "black":
             raise ValueError(f"crops must be 0 unless background is 'black' (clutter pieces go on the black "
                              f"display), got crops={self.crops} with background={self.background!r}")
         if self.background == "black" and self.mask:
-            raise ValueError("mask must be false or None with background 'black' (the mask is a MotionClouds-display step)")
+            raise ValueError("mask must be false or None with background 'black' "
+                             "(the mask is a MotionClouds-display step)")
         if self.placement == "uniform" and self.masked:
             raise ValueError("placement 'uniform' needs an unmasked display (mask: false, or background: black): "
                              "the digit would leave the mask")
@@ -211,7 +215,7 @@ class DisplayConfig:
                 raise ValueError(f"offset {self.offset} puts the digit outside the "
                                  f"{'mask' if self.masked else 'display'} of a {self.size}px display")
 
-    def replace(self, **changes) -> "DisplayConfig":
+    def replace(self, **changes) -> DisplayConfig:
         """A copy with some fields changed (validated)."""
         if "contrast" in changes and changes["contrast"] is not None and "contrast_range" not in changes:
             changes["contrast_range"] = None
@@ -221,7 +225,7 @@ class DisplayConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "DisplayConfig":
+    def from_dict(cls, d: dict) -> DisplayConfig:
         check_display_keys(d)
         return cls(**d)
 
@@ -321,16 +325,16 @@ class DisplayBatch:
     def __len__(self) -> int:
         return int(self.labels.shape[0])
 
-    def __getitem__(self, idx) -> "DisplayBatch":
+    def __getitem__(self, idx) -> DisplayBatch:
         """The displays ``idx`` (a slice or an index tensor) as a batch."""
         return DisplayBatch(*(getattr(self, f.name)[idx] for f in fields(DisplayBatch)))
 
-    def to(self, device) -> "DisplayBatch":
+    def to(self, device) -> DisplayBatch:
         return DisplayBatch(*(t.to(device) for t in (self.images, self.labels, self.offsets, self.contrasts,
                                                   self.indices)))
 
     @staticmethod
-    def cat(parts: Sequence["DisplayBatch"]) -> "DisplayBatch":
+    def cat(parts: Sequence[DisplayBatch]) -> DisplayBatch:
         return DisplayBatch(*(torch.cat([getattr(p, f.name) for p in parts]) for f in fields(DisplayBatch)))
 
 
@@ -442,7 +446,8 @@ def render_black(digits: torch.Tensor, small: torch.Tensor, cfg: DisplayConfig, 
 
 
 def render(digits: torch.Tensor, small: torch.Tensor, spectra: torch.Tensor, cfg: DisplayConfig, *,
-           clutter_only: bool = False, out: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+           clutter_only: bool = False,
+           out: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Render displays from digits and uniform random numbers (the pure core of the generator).
 
     Args:
@@ -657,7 +662,7 @@ class DisplaySet:
         for s in range(0, n, batch_size):
             yield self.batch(s, min(n, s + batch_size), epoch, offset=offset)
 
-    def with_config(self, config: DisplayConfig) -> "DisplaySet":
+    def with_config(self, config: DisplayConfig) -> DisplaySet:
         """The same digits, seed and order with another display configuration."""
         return DisplaySet(self.images, self.labels, config, seed=self.seed, shuffle=self.shuffle,
                           static=self.static, device=self.device, chunk_size=self.chunk_size,

@@ -256,6 +256,8 @@ def load(split: str = "train", mnist_dir: str | os.PathLike | None = None,
         raise ValueError(f"split must be one of {sorted(SPLITS)}, got {split!r}")
     d = fetch(mnist_dir, allow_download=allow_download)
     img_name, lbl_name = SPLITS[split]
-    images = read_idx(verify_file(img_name, _find_in_dir(d, img_name)))
-    labels = read_idx(verify_file(lbl_name, _find_in_dir(d, lbl_name)))
+    img_path, lbl_path = _find_in_dir(d, img_name), _find_in_dir(d, lbl_name)
+    assert img_path is not None and lbl_path is not None  # fetch() put both there
+    images = read_idx(verify_file(img_name, img_path))
+    labels = read_idx(verify_file(lbl_name, lbl_path))
     return MNIST(torch.from_numpy(images.copy()), torch.from_numpy(labels.astype(np.int64)), split)

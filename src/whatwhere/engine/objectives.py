@@ -19,8 +19,9 @@ A recipe chooses one with ``objective: NAME`` (default ``classification``) and c
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
@@ -39,10 +40,10 @@ Objective = Callable[[torch.nn.Module, "DisplayBatch"], tuple[torch.Tensor, torc
 OBJECTIVES: dict[str, Callable[[Any, torch.device], Objective]] = {}
 #: name -> the ``objective_args`` it accepts: ``{arg: type hint}``, a function of the recipe's
 #: ``objective_args`` returning such a mapping, or None (not declared: any args).
-OBJECTIVE_ARGS: dict[str, dict | Callable[[dict], dict] | None] = {}
+OBJECTIVE_ARGS: dict[str, dict | Callable[[dict], dict | None] | None] = {}
 
 
-def register_objective(name: str, args: dict | Callable[[dict], dict] | None = None):
+def register_objective(name: str, args: dict | Callable[[dict], dict | None] | None = None):
     """Register an objective factory ``factory(recipe, device) -> objective(model, displays)``.
 
     ``args`` declares the ``objective_args`` it accepts, ``{name: type hint}`` (``{}``: none), so
@@ -71,7 +72,9 @@ def objective_args_types(name: str, args: dict) -> dict | None:
 
 def _check_args(name: str, args: dict) -> None:
     allowed = objective_args_types(name, args)
-    unknown = set(args) - set(allowed if allowed is not None else args)
+    if allowed is None:  # not declared: any args
+        return
+    unknown = set(args) - set(allowed)
     if unknown:
         raise ValueError(f"objective {name!r}: unknown objective_args {sorted(unknown)}; allowed: {sorted(allowed)}")
 
@@ -264,19 +267,22 @@ def ensemble(recipe=None, device=None) -> Objective:
     args = dict(getattr(recipe, "objective_args", None) or {})
     name = args.pop("member_objective", "classification")
     if name not in OBJECTIVES or name in _NOT_MEMBERS:
-        raise ValueError(f"objective 'ensemble': member_objective must be a registered per-output objective, got {name!r}")
+        raise ValueError(f"objective 'ensemble': member_objective must be a registered per-output objective, "
+                         f"got {name!r}")
     inner = OBJECTIVES[name](SimpleNamespace(objective=name, objective_args=args), device)
 
     def objective(model, d):
         out = model(d.images).float()                              # (n, b, ...)
         n, b = out.shape[:2]
-        loss, correct = 0.0, 0.0
+        loss: torch.Tensor | float = 0.0
+        correct: torch.Tensor | float = 0.0
         for k in range(n):
             dk = d[k * b:(k + 1) * b] if model.training else d
             loss_k, c_k = inner(_Outputs(out[k], model), dk)
             loss = loss + loss_k
             correct = correct + c_k
-        return loss, torch.round(torch.as_tensor(correct, dtype=torch.float64) * (1.0 if model.training else 1.0 / n)).long()
+        scale = 1.0 if model.training else 1.0 / n
+        return loss, torch.round(torch.as_tensor(correct, dtype=torch.float64) * scale).long()
 
     return objective
 

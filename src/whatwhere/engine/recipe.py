@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import copy
 import inspect
+from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, get_type_hints
@@ -74,7 +75,7 @@ class Stage:
     name: str = ""
     reset_optimizer: bool = False
     lr: float | None = None  # new learning rate when the optimiser is re-created
-    schedule: "Schedule | None" = None  # new schedule when the optimiser is re-created (else the recipe's)
+    schedule: Schedule | None = None  # new schedule when the optimiser is re-created (else the recipe's)
 
 
 @dataclass(frozen=True)
@@ -94,7 +95,7 @@ class Recipe:
     static: bool = False
     precision: str = "fp32"  # fp32 | bf16 (autocast forward, fp32 losses and weights; engine.precision)
     checkpoint_every_s: float = 600.0  # also checkpoint inside an epoch after this many seconds
-    init: "str | dict | None" = None  # start from trained weights: a model spec, or {submodule: spec}
+    init: str | dict | None = None  # start from trained weights: a model spec, or {submodule: spec}
     preset: str = "paper"
     optimizer: Optimizer = Optimizer()
     schedule: Schedule = Schedule()
@@ -281,7 +282,7 @@ def _profiles(d: dict) -> dict:
     return profiles
 
 
-def parse_recipe(d: dict[str, Any], *, profile: str | None = None, overrides: list[str] = ()) -> Recipe:
+def parse_recipe(d: dict[str, Any], *, profile: str | None = None, overrides: Sequence[str] = ()) -> Recipe:
     """Validate a recipe mapping (after applying a profile and ``key=value`` overrides).
 
     Every key is checked (at any depth: sections, stages, ``model_args`` against the model's
@@ -312,9 +313,10 @@ def _parse(d: dict[str, Any], profile: str | None, overrides) -> Recipe:
     profiles = _profiles(d)
     if profile is not None:
         if not isinstance(profile, str) or profile not in profiles:
+            hint = suggest(profile, profiles)
             raise RecipeError(f"profile {show_value(profile)} is not defined in this recipe (profiles: "
                               f"{', '.join(sorted(map(str, profiles))) or 'none'})"
-                              + (f" (did you mean {suggest(profile, profiles)!r}?)" if suggest(profile, profiles) else ""))
+                              + (f" (did you mean {hint!r}?)" if hint else ""))
         for key, value in profiles[profile].items():
             try:
                 apply_override(d, key, value)
@@ -358,7 +360,7 @@ def _parse(d: dict[str, Any], profile: str | None, overrides) -> Recipe:
         sigmas = sigmas if isinstance(sigmas, list) else [sigmas] if sigmas is not None else [None]
         if not sigmas:
             raise RecipeError(f"{where}.sigma must be a number or a non-empty list of numbers, got []")
-        for j, sigma in enumerate(sigmas):
+        for sigma in sigmas:
             ch = dict(changes)
             if sigma is not None:
                 ch["sigma"] = sigma
@@ -457,6 +459,7 @@ def apply_override(d: dict, key: str, value: Any) -> None:
         if isinstance(schema, list):
             if not isinstance(node, list):
                 raise fail(f"{show_key(here)} is not a list")
+            targets: Sequence[int]
             if p == "*":
                 targets = range(len(node))
             else:
@@ -596,6 +599,6 @@ def ensemble_recipe(d: dict, n: int) -> dict:
     return e
 
 
-def load_recipe(spec: str | Path, *, profile: str | None = None, overrides: list[str] = ()) -> Recipe:
+def load_recipe(spec: str | Path, *, profile: str | None = None, overrides: Sequence[str] = ()) -> Recipe:
     """Load and validate a recipe: a YAML file or the name of a packaged recipe."""
     return parse_recipe(read_recipe(spec), profile=profile, overrides=overrides)

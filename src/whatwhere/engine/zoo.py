@@ -32,7 +32,7 @@ import hashlib
 import json
 import os
 import sys
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 __all__ = ["ZooError", "add_to_zoo", "base_url", "cache_dir", "manifest", "manifest_path", "sha256_of", "zoo_dir",
@@ -122,7 +122,7 @@ def zoo_entry(name: str) -> dict:
     return models[name]
 
 
-@lru_cache(maxsize=None)
+@cache
 def _verified(path: str, size: int, mtime_ns: int, expected: str) -> bool:
     # keyed by size and mtime, so that a file changed on disk is hashed again
     return sha256_of(path) == expected
@@ -242,9 +242,9 @@ def _download(base: str, rec: dict) -> Path:
                        f"or {ENV_DIR}") from exc
     finally:
         log.setLevel(level)
-    why = _problem(path, rec)
-    if why:  # pragma: no cover - pooch checked it
-        raise ZooError(f"zoo file {path} {why}")
+    problem = _problem(path, rec)
+    if problem:  # pragma: no cover - pooch checked it
+        raise ZooError(f"zoo file {path} {problem}")
     return path
 
 
@@ -277,7 +277,8 @@ def add_to_zoo(name: str, weights: str | Path, *, recipe: dict, params: int, met
         shutil.copyfile(src, dst)
     entry = {"file": dst.name, "sha256": sha256_of(dst), "bytes": dst.stat().st_size, "model": meta["model"],
              "model_args": meta.get("model_args", {}), "input_size": meta.get("input_size"), "params": int(params),
-             "precision": recipe.get("precision", "fp32"), "recipe": recipe, "provenance": provenance or {}, "metrics": metrics or {}, "files": {}}
+             "precision": recipe.get("precision", "fp32"), "recipe": recipe, "provenance": provenance or {},
+             "metrics": metrics or {}, "files": {}}
     for key, f in (files or {}).items():
         f = Path(f)
         target = d / f"{name}.{key}{f.suffix}"

@@ -14,7 +14,7 @@ R² ≈ 0.8 of the offset; with the band-pass bank that was intended, ≈ 0.1
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 
@@ -66,7 +66,7 @@ def ridge_r2(X_fit: torch.Tensor, y_fit: torch.Tensor, X_val: torch.Tensor, y_va
         pred = ((X - mu) / sd) @ W + ym
         return 1.0 - float(((y - pred) ** 2).sum() / ((y - y.mean(0)) ** 2).sum())
 
-    scores = [(r2(weights(l), X_val, y_val), l) for l in lambdas]
+    scores = [(r2(weights(reg), X_val, y_val), reg) for reg in lambdas]
     best_val, best = max(scores)
     return {"r2": r2(weights(best), X_test, y_test), "r2_val": best_val, "lambda": best, "n_fit": n, "dim": D}
 
@@ -96,11 +96,11 @@ def code_r2(model, display: DisplayConfig, *, n_fit: int = 3000, n_val: int = 10
     if total > len(test):
         raise ValueError(f"n_fit + n_val + n_test must be <= {len(test)}, got {total}")
     ds = DisplaySet(test.images, test.labels, display, seed=seed, shuffle=True, device=device)
-    X, y = [], []
+    Xs, ys = [], []
     for d in ds.epoch(0, batch, limit=total):
-        X.append(encode(d.images).reshape(len(d), -1).float().cpu())
-        y.append(d.offsets.double().cpu())
-    X, y = torch.cat(X), torch.cat(y)
+        Xs.append(encode(d.images).reshape(len(d), -1).float().cpu())
+        ys.append(d.offsets.double().cpu())
+    X, y = torch.cat(Xs), torch.cat(ys)
     if features == "energy":
         X = X.square()
     a, b = n_fit, n_fit + n_val

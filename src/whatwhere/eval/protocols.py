@@ -13,6 +13,8 @@ All protocols take any model with the common interface ``model(images (B, N, N))
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import torch
 
@@ -46,7 +48,7 @@ def central_general(model, display: DisplayConfig, *, n_digits: int = 10000, see
     test = mnist.load("test", mnist_dir)
     n = min(n_digits, len(test))
     model = model.to(device).eval()
-    out = {"n_digits": n}
+    out: dict[str, Any] = {"n_digits": n}
     for key, sigma in (("central", 0.0), ("general", 15.0)):
         cfg = display.replace(placement="cartesian", sigma=sigma, clip=25.0)
         c, t = _accuracy(model, DisplaySet(test.images, test.labels, cfg, seed=seed, device=device), n, batch)
@@ -56,7 +58,8 @@ def central_general(model, display: DisplayConfig, *, n_digits: int = 10000, see
 
 
 def accuracy_map(model, display: DisplayConfig, *, n_digits: int = 10000, seed: int = 0, device="cpu",
-                 batch: int | None = None, radius: int = MAP_RADIUS, mnist_dir=None, progress: bool = True) -> np.ndarray:
+                 batch: int | None = None, radius: int = MAP_RADIUS, mnist_dir=None,
+                 progress: bool = True) -> np.ndarray:
     """The shift-accuracy map of a 28×28 model: ``(2R+1, 2R+1)`` float, element ``[di+R, dj+R]``.
 
     Each cell is the accuracy over the first ``n_digits`` MNIST-test digits shifted by (di, dj)

@@ -1,6 +1,9 @@
 """Published numbers that whatwhere is measured against (sources in each entry)."""
 
-# Daucé, Albiges & Perrinet 2020, What "run A" (the paper's Fig. 2 and the original notebooks): radial profile of the map.
+from typing import Any
+
+# Daucé, Albiges & Perrinet 2020, What "run A" (the paper's Fig. 2 and the original notebooks): radial profile of
+# the map.
 WHAT_RADIAL = ([0, 2, 4, 5, 7, 10, 12, 15, 17, 20, 22, 25, 27],
                [0.804, 0.785, 0.756, 0.734, 0.674, 0.548, 0.467, 0.339, 0.253, 0.172, 0.140, 0.113, 0.113])
 WHAT = {"central": 0.8036, "general": 0.3367, "best_sigma0": 0.9113,
@@ -21,7 +24,7 @@ PUBLISHED_RADIAL = {"what": WHAT_RADIAL, "stn28": STN28_RADIAL}
 # 4_results_figure_contrast.ipynb): What/Where accuracy after 0..5 saccades (fixed count, no stopping
 # rule), one Where network per contrast, 1000 MNIST-test trials per cell (about ±1.6 points),
 # eccentricities in ascending order (the notebook stores them descending).
-WHERE_ECCENTRICITY = {
+WHERE_ECCENTRICITY: dict[str, Any] = {
     "eccentricities": (4.44, 8.89, 13.33, 17.78, 22.22, 26.67, 31.11, 35.56, 40.0),
     "n_per_cell": 1000,
     "source": "Daucé, Albiges & Perrinet 2020, J. Vision 20(8):22, Figs. 4-5",
@@ -56,7 +59,7 @@ WHERE_ECCENTRICITY = {
 # Dabane, Perrinet & Daucé 2021/22, the 128×128 benchmark (int-lab-book `benchmark.ipynb`):
 # accuracy on the 10k MNIST-test set per eccentricity (same 9 as above), contrast fixed
 # (flexible=False), clutter 0.75.  Keys are whatwhere's registry names.
-STN_BENCHMARK = {
+STN_BENCHMARK: dict[str, Any] = {
     "source": "Dabane, Perrinet & Daucé 2021/22, int-lab-book benchmark.ipynb",
     "n_per_cell": 10000,
     "accuracy": {  # model -> contrast -> accuracy per eccentricity
@@ -119,7 +122,7 @@ def published_curve(key: str, contrast: float, saccades, eccentricities) -> "lis
 # per value, trained with the notebooks' defaults of the time (clutter 0.75, contrast 0.7, radius
 # sigma 30 clipped at 34 px, Adam 5e-3 with batch-norm, no dropout); the repetitions of the
 # notebook were not independent (their spread is 0 in most cells).
-WHERE_SCAN = {
+WHERE_SCAN: dict[str, Any] = {
     "source": "Daucé, Albiges & Perrinet 2020, parameter scan (6_results_parameters.ipynb)",
     "default": 0.545,
     "scans": {  # recipe key -> {value: accuracy}

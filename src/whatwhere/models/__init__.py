@@ -12,8 +12,8 @@
 
 from whatwhere.models.agent import Agent, SaccadeTrace
 from whatwhere.models.interface import Classifier, GlimpseModel, SaccadicModel, is_glimpse_model, is_saccadic
-from whatwhere.models.registry import MODELS, ModelSpec, create_model, register_model
 from whatwhere.models.ram import RAM, ConvNet, FCNet, RAMTrace
+from whatwhere.models.registry import MODELS, ModelSpec, create_model, register_model
 from whatwhere.models.stn import ATN, STN28, STN128, ConvPoloATN, PoloATN, What128
 from whatwhere.models.what import WhatNet
 from whatwhere.models.where import Where, WhereNet

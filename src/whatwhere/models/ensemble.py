@@ -81,6 +81,7 @@ class Ensemble(nn.Module):
         x = images
         if self.stem is not None:
             x = self.stem.encode(x, offset_clip=self.offset_clip)
+        in_dims: tuple[int, int, int | None]
         if self.training:
             if x.shape[0] % self.n:
                 raise ValueError(f"a training batch of {x.shape[0]} cannot be split among {self.n} members")

@@ -96,7 +96,8 @@ class RAM(nn.Module):
         if not 0 < std <= 1:
             raise ValueError(f"std (policy standard deviation, normalised units) must be in (0, 1], got {std}")
         self.input_size = size
-        self.glimpses, self.patch, self.scales, self.std, self.pad = int(glimpses), int(patch), int(scales), float(std), float(pad)
+        self.glimpses, self.patch, self.scales = int(glimpses), int(patch), int(scales)
+        self.std, self.pad = float(std), float(pad)
         self.glimpse_patch = nn.Linear(self.scales * patch * patch, glimpse_hidden)
         self.glimpse_loc = nn.Linear(2, glimpse_hidden)
         self.glimpse_what = nn.Linear(glimpse_hidden, 2 * glimpse_hidden)

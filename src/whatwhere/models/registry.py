@@ -15,8 +15,8 @@ built-in ones (``whatwhere benchmark --import mymodule``).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 
@@ -109,12 +109,12 @@ def conv_polo_atn(filters: str = "1/f", circular: bool = True, **code_args) -> t
 
 
 def _register_builtins() -> None:
+    from whatwhere.models.ensemble import Ensemble
+    from whatwhere.models.ram import RAM, ConvNet, FCNet
+    from whatwhere.models.saccadic import SaccadicTransformer
     from whatwhere.models.stn import ATN, STN28, STN128
     from whatwhere.models.what import WhatNet
-    from whatwhere.models.ensemble import Ensemble
-    from whatwhere.models.saccadic import SaccadicTransformer
     from whatwhere.models.where import Where
-    from whatwhere.models.ram import RAM, ConvNet, FCNet
 
     register_model("what", 28)(WhatNet)
     register_model("saccadic_transformer", 128)(SaccadicTransformer)

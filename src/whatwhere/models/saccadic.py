@@ -27,8 +27,9 @@ and colliculus of :meth:`~whatwhere.retina.RetinaConfig.for_size` (the same 2880
 cells, radii scaled by N/128, so the Where MLP keeps its shape), the glimpse scale 28/N, and the
 fixation range.  ``pad`` is the value of pixels outside the display (in the glimpse and the
 re-centred views: 0.5 for the MotionClouds displays, 0 for the black displays of the standard
-tasks) and ``mask`` whether a re-centred view gets the disk mask of the MotionClouds displays.  The next retina code is computed from the display re-centred on
-the rounded fixation (the re-centring is not differentiated).
+tasks) and ``mask`` whether a re-centred view gets the disk mask of the MotionClouds displays.
+The next retina code is computed from the display re-centred on the rounded fixation (the
+re-centring is not differentiated).
 
 **Evidence accumulation** (the product of posteriors of the paper's appendix): the answer after
 ``k`` glimpses is ``sum_j log softmax(logits_j)``; with one glimpse it equals the single
@@ -43,6 +44,7 @@ periphery per glimpse (768 with POLO) plus the 784 pixels of its fovea.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
@@ -54,6 +56,9 @@ from whatwhere.models.what import WhatNet
 from whatwhere.models.where import WhereNet
 from whatwhere.ops.sampling import FOVEA, as_nchw, attention_theta, sample, translate
 from whatwhere.retina import Colliculus, Retina, RetinaConfig
+
+if TYPE_CHECKING:
+    from whatwhere.retina.polo import PoloCode
 
 __all__ = ["SaccadicTransformer", "SaccadicTrace"]
 
@@ -110,14 +115,17 @@ class SaccadicTransformer(nn.Module):
             same LeNet; 5,520 more parameters).
 
     Submodules: ``where`` (:class:`~whatwhere.models.where.WhereNet`), ``what`` (the foveal
-    classifier: :class:`~whatwhere.models.what.WhatNet` or :class:`~whatwhere.models.stn.STN28`), ``refine`` (the sub-cell head) and the fixed
-    ``retina`` / ``colliculus`` (non-persistent buffers: not in the state dict).  The names of
-    ``where.*`` and ``what.*`` match the Where and What models' state dicts, so trained weights load
-    into them (:meth:`load_pathways`).
+    classifier: :class:`~whatwhere.models.what.WhatNet` or :class:`~whatwhere.models.stn.STN28`),
+    ``refine`` (the sub-cell head) and the fixed ``retina`` / ``colliculus`` (non-persistent
+    buffers: not in the state dict).  The names of ``where.*`` and ``what.*`` match the Where and
+    What models' state dicts, so trained weights load into them (:meth:`load_pathways`).
     """
 
     input_size = 128
     out_size = FOVEA
+    code: PoloCode | None  # the POLO periphery's code, None with the retina's
+    targets: torch.Tensor  # buffers
+    scale: torch.Tensor
 
     def __init__(self, glimpses: int = 2, periphery: str = "retina", dim1: int = 1000, dim2: int = 1000,
                  p_dropout: float = 0.5, temperature: float = 0.25, max_shift: float = 6.0,
@@ -266,6 +274,7 @@ class SaccadicTransformer(nn.Module):
             steps.append(step)
             evid.append(acc)
             maps.append(logits_map)
+        assert theta_last is not None  # K >= 1 glimpses taken
         return SaccadicTrace(logits=acc, step_logits=torch.stack(steps, 1), evidence=torch.stack(evid, 1),
                              where_logits=torch.stack(maps, 1), fixations=torch.stack(fixes, 1), theta=theta_last,
                              n_glimpses=n)

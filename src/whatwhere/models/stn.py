@@ -15,7 +15,8 @@ around a grey display).
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -85,6 +86,7 @@ class _Transformer(nn.Module):
     input_size: int = 128
     out_size: int = 28
     align_corners: bool = False
+    classifier: nn.Module
 
     @property
     def bandwidth(self) -> int:
@@ -182,6 +184,7 @@ class ATN(_Transformer):
 
 
 Encoder = Callable[[torch.Tensor], torch.Tensor]
+DualEncoder = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 
 
 class _CodeGlimpse(_Transformer):
@@ -193,8 +196,10 @@ class _CodeGlimpse(_Transformer):
 
     input_size = 128
     out_size = 28
+    encoder: Callable[[torch.Tensor], Any]  # the code: a tensor (PoloATN) or a pair (ConvPoloATN)
+    scale: torch.Tensor  # a buffer
 
-    def __init__(self, encoder: Encoder, scale: float = GLIMPSE_SCALE) -> None:
+    def __init__(self, encoder: Encoder | DualEncoder, scale: float = GLIMPSE_SCALE) -> None:
         super().__init__()
         self.encoder = encoder
         self.register_buffer("scale", torch.tensor(float(scale)))
@@ -314,7 +319,7 @@ class ConvPoloATN(_CodeGlimpse):
     → flatten 1120 → Linear(1120→200) → ReLU → Linear(200→2), last weights and bias 0.
     """
 
-    def __init__(self, encoder: Encoder, in_shape: tuple[int, int, int] = (8, 4, 16),
+    def __init__(self, encoder: DualEncoder, in_shape: tuple[int, int, int] = (8, 4, 16),
                  out_shape: tuple[int, int, int] = (8, 8, 32), hidden: int = 200,
                  circular: bool = True, scale: float = GLIMPSE_SCALE) -> None:
         super().__init__(encoder, scale)

@@ -11,8 +11,7 @@
 from whatwhere.retina.colliculus import Colliculus, accuracy_field, where_target
 from whatwhere.retina.loggabor import Retina, RetinaConfig, TruncatedBank, loggabor_bank, whitening_filter
 from whatwhere.retina.logpolar import LogPolarGrid
-from whatwhere.retina.polo import (DualPoloCode, PoloCode, PoloConfig, dual85, dual_nolowpass, flatten_dual,
-                                   polo95)
+from whatwhere.retina.polo import DualPoloCode, PoloCode, PoloConfig, dual85, dual_nolowpass, flatten_dual, polo95
 
 __all__ = ["LogPolarGrid", "RetinaConfig", "Retina", "TruncatedBank", "loggabor_bank", "whitening_filter",
            "Colliculus", "accuracy_field", "where_target", "PoloConfig", "PoloCode",

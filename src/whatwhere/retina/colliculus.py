@@ -181,8 +181,9 @@ class Colliculus(nn.Module):
         ``"kernel"``: argmax pixel of the cell's kernel (the original's choice); ``"pinv"``:
         argmax of the pseudo-inverse image of a one-hot cell vector.  Maxima equal to a relative
         1e-6 (kernels symmetric about an axis or a diagonal: 20 cells, tied to ~1e-7 by float32
-        rounding) go to the first pixel in row-major order; the original's float64 rounding broke some of these ties the other way
-        (e.g. cell (azimuth 6, ring 6): original (1, 19), here (-1, 19)).
+        rounding) go to the first pixel in row-major order; the original's float64 rounding broke
+        some of these ties the other way (e.g. cell (azimuth 6, ring 6): original (1, 19), here
+        (-1, 19)).
 
         Returns:
             ``(n_cells, 2)`` int64.

@@ -106,7 +106,7 @@ class RetinaConfig:
             raise ValueError(f"RetinaConfig.B_theta must be > 0 or None, got {self.B_theta!r}")
 
     @classmethod
-    def for_size(cls, size: int, **grid_changes) -> "RetinaConfig":
+    def for_size(cls, size: int, **grid_changes) -> RetinaConfig:
         """The published retina scaled to an ``size x size`` display (exactly ``RetinaConfig()`` at 128).
 
         **How the grid scales with N.**  The same 10 rings x 24 azimuths (so the same 2880 codes
@@ -460,7 +460,7 @@ class TruncatedBank:
                 spec = torch.view_as_real(torch.fft.rfft2(x)).reshape(b, -1)
                 inputs["fourier"] = (take(spec, self._re), take(spec, self._im))
             lo, hi = [], []
-            for (dom, _, _), (We, Wo) in zip(self.plan, self._weights):
+            for (dom, _, _), (We, Wo) in zip(self.plan, self._weights, strict=True):
                 even, odd = inputs[dom]
                 p = even[:, :We.shape[0]] @ We
                 q = odd[:, :Wo.shape[0]] @ Wo

@@ -1,7 +1,8 @@
 """POLO: the compressed log-polar code seen by the localisers of the POLO-ATN models.
 
 POLO (Dabane, Perrinet & Daucé 2021/22, "What you see is what you transform"; notebooks
-stn_128x128-POLO-*.ipynb of github.com/dabane-ghassan/int-lab-book) encodes a ``N x N`` display (``N = 128``) in two steps:
+stn_128x128-POLO-*.ipynb of github.com/dabane-ghassan/int-lab-book) encodes a ``N x N`` display
+(``N = 128``) in two steps:
 
 1. **Cropped Laplacian pyramid.**  For levels ``l = 0 .. n_levels - 2`` the current image is
    downsampled by ``base`` with bilinear ``interpolate`` (no anti-alias filter, PyTorch's
@@ -86,8 +87,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from whatwhere.retina.logpolar import LogPolarGrid
 from whatwhere.retina.loggabor import RetinaConfig, _radius, prefilter
+from whatwhere.retina.logpolar import LogPolarGrid
 from whatwhere.utils.fourier import frequency_grid
 
 __all__ = ["PoloConfig", "PoloCode", "DualPoloCode", "polo95", "dual85", "dual_nolowpass",
@@ -183,9 +184,10 @@ class PoloConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
                 raise ValueError(f"PoloConfig.{name} must be a finite number or None, got {value!r}")
-        if not 0 < self.r_min:
+        r_min, r_max = self._radii()
+        if not 0 < r_min:
             raise ValueError(f"PoloConfig.r_min must be > 0, got {self.r_min!r}")
-        if not self.r_min < self.r_max <= self.width / 2:
+        if not r_min < r_max <= self.width / 2:
             raise ValueError(f"PoloConfig.r_max must satisfy r_min < r_max <= width / 2 "
                              f"(= {self.width / 2}), got r_min={self.r_min!r}, r_max={self.r_max!r}")
         if self.drop_lowpass and self.n_levels < 2:
@@ -195,6 +197,11 @@ class PoloConfig:
                              f"and base={self.base}: a level would be empty")
 
     # ------------------------------------------------------------------ derived geometry
+
+    def _radii(self) -> tuple[float, float]:
+        """``(r_min, r_max)``, never None once ``__post_init__`` has filled in the defaults."""
+        assert self.r_min is not None and self.r_max is not None
+        return self.r_min, self.r_max
 
     @property
     def n_kept_levels(self) -> int:
@@ -221,12 +228,13 @@ class PoloConfig:
 
     def _warp(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Ring radii (crop px) and the Di Carlo derivative ``a b exp(b (r_ref - r_min))``; float64."""
-        span = self.r_max - self.r_min
+        r_min, r_max = self._radii()
+        span = r_max - r_min
         b = math.log(self.log_density_ratio) / span
         a = span / (math.exp(b * span) - 1.0)
-        c = self.r_min - a
-        r_ref = self.r_min + torch.arange(self.n_rings, dtype=torch.float64) * span / self.n_rings
-        grow = torch.exp(b * (r_ref - self.r_min))
+        c = r_min - a
+        r_ref = r_min + torch.arange(self.n_rings, dtype=torch.float64) * span / self.n_rings
+        grow = torch.exp(b * (r_ref - r_min))
         return a * grow + c, a * b * grow
 
     def ring_radii(self) -> torch.Tensor:
@@ -255,11 +263,12 @@ class PoloConfig:
         Raises:
             ValueError: when the radii are not geometric (``r_max != log_density_ratio * r_min``).
         """
-        if not math.isclose(self.r_max, self.log_density_ratio * self.r_min, rel_tol=1e-12):
+        r_min, r_max = self._radii()
+        if not math.isclose(r_max, self.log_density_ratio * r_min, rel_tol=1e-12):
             raise ValueError("the POLO radii are geometric (a LogPolarGrid) only when "
                              "r_max == log_density_ratio * r_min")
         rho = self.log_density_ratio ** (1.0 / self.n_rings)
-        ecc_max = self.r_min * rho**self.n_rings / (math.sqrt(2.0) * self.width / 2.0)
+        ecc_max = r_min * rho**self.n_rings / (math.sqrt(2.0) * self.width / 2.0)
         return LogPolarGrid(n_rings=self.n_rings, n_azimuths=self.n_azimuths, N=self.width,
                             rho=rho, ecc_max=ecc_max, stagger=True)
 
@@ -276,7 +285,7 @@ def polo_bank(config: PoloConfig | None = None) -> torch.Tensor:
     """
     c = config or PoloConfig()
     w = c.width
-    nR, nA, nO = c.n_rings, c.n_azimuths, c.n_orientations
+    nR, nO = c.n_rings, c.n_orientations                                  # nA = c.n_azimuths below
     f = _radius(w, half=False)                                             # (w, w), f[0, 0] = 1e-6
     fx, fy = frequency_grid(w, half=False)
     phi = torch.atan2(fy, fx)
@@ -459,8 +468,8 @@ _OUT = dict(width=64, n_rings=4, n_azimuths=32, n_orientations=8)     # rings 16
 
 
 def dual85(filters: str = "1/f", **overrides) -> DualPoloCode:
-    """POLO_ATN_85 % FC model (stn_128x128-POLO-DUAL-LOW-COMPRESSION.ipynb): "in" = width 32, 2 levels (the last low-pass),
-    2 rings 8 -> 16, 16 azimuths: ``(B, 8, 4, 16)`` = 512; "out" = width 64, 2 levels (last
+    """POLO_ATN_85 % FC model (stn_128x128-POLO-DUAL-LOW-COMPRESSION.ipynb): "in" = width 32, 2 levels
+    (the last low-pass), 2 rings 8 -> 16, 16 azimuths: ``(B, 8, 4, 16)`` = 512; "out" = width 64, 2 levels (last
     low-pass), 4 rings 16 -> 32, 32 azimuths: ``(B, 8, 8, 32)`` = 2048.  ``overrides`` apply to
     both codes."""
     return DualPoloCode(_config({**_IN, "n_levels": 2}, filters, overrides),

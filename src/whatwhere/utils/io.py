@@ -7,8 +7,8 @@ import json
 import os
 import re
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 __all__ = ["WriteError", "atomic_write", "write_bytes", "write_text", "write_json", "read_json"]
 
@@ -29,7 +29,7 @@ def _write_error(path: Path, existed: bool, exc: Exception) -> WriteError:
     return WriteError(code, f"writing {path} failed ({type(exc).__name__}: {exc}); {kept}")
 
 
-def atomic_write(path: str | os.PathLike, write: Callable[[str], None], *, mode: int = 0o644) -> Path:
+def atomic_write(path: str | os.PathLike, write: Callable[[str], object], *, mode: int = 0o644) -> Path:
     """Call ``write(tmp_path)`` on a temporary file next to ``path``, then rename it to ``path``.
 
     The rename is atomic on POSIX file systems: readers see the old file or the new one, never a
@@ -103,7 +103,7 @@ def read_json(path: str | os.PathLike, *, expect: type | None = dict, what: str 
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise UserError(f"{what} {path} is not valid JSON (corrupted or truncated?): {exc}") from exc
     if expect is not None and not isinstance(value, expect):
-        names = {dict: "object", list: "array", str: "string"}
+        names: dict[type, str] = {dict: "object", list: "array", str: "string"}
         raise UserError(f"{what} {path} holds a JSON {names.get(type(value), type(value).__name__)}, expected "
                         f"an {names.get(expect, expect.__name__)} (not the file this expects?)")
     return value

@@ -53,7 +53,7 @@ def show_value(value: Any, limit: int = 80) -> str:
     return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
-def one_line(text: str, limit: int = 200) -> str:
+def one_line(text: object, limit: int = 200) -> str:
     """``text`` with line breaks escaped, shortened to about ``limit`` characters."""
     text = str(text).replace("\r", "\\r").replace("\n", "\\n")
     return text if len(text) <= limit else text[:limit - 3] + "..."
@@ -84,7 +84,7 @@ def matches(value: Any, hint: Any) -> bool:
         if not isinstance(value, (list, tuple)):
             return False
         if origin is tuple and args and args[-1] is not Ellipsis:
-            return len(value) == len(args) and all(matches(v, a) for v, a in zip(value, args))
+            return len(value) == len(args) and all(matches(v, a) for v, a in zip(value, args, strict=True))
         return all(matches(v, args[0]) for v in value) if args else True
     if origin is dict:
         return isinstance(value, dict)

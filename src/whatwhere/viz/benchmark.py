@@ -19,8 +19,8 @@ def benchmark_figure(result: dict, out) -> Path:
     pairs = series(result)
     colors = colormaps["tab10"](np.arange(len(pairs)) % 10)
     fig, axes = subplots(1, len(contrasts), figsize=(4.4 * len(contrasts), 3.8), squeeze=False, sharey=True)
-    for ax, c in zip(axes[0], contrasts):
-        for (name, s), col in zip(pairs, colors):
+    for ax, c in zip(axes[0], contrasts, strict=True):
+        for (name, s), col in zip(pairs, colors, strict=True):
             rows = sorted((r for r in result["records"] if r["model"] == name and r["saccades"] == s
                            and abs(r["contrast"] - c) < 1e-9), key=lambda r: r["eccentricity"])
             if not rows:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -36,7 +36,7 @@ def maps_side_by_side(maps: Sequence[np.ndarray], names: Sequence[str], out, tit
     """
     n = len(maps)
     fig, axes = subplots(1, n + 1, figsize=(3.6 * (n + 1), 3.4), constrained_layout=True)
-    for ax, acc, name in zip(axes, maps, names):
+    for ax, acc, name in zip(axes, maps, names, strict=False):
         R = acc.shape[0] // 2
         im = ax.imshow(np.maximum(acc, 0.1), extent=(-R - .5, R + .5, R + .5, -R - .5), cmap="viridis",
                        vmin=0.1, vmax=1)
@@ -47,7 +47,7 @@ def maps_side_by_side(maps: Sequence[np.ndarray], names: Sequence[str], out, tit
         ax.set_ylabel("di (px)")
     fig.colorbar(im, ax=axes[n - 1], fraction=0.046, pad=0.02, label="accuracy")
     ax = axes[n]
-    for acc, name in zip(maps, names):
+    for acc, name in zip(maps, names, strict=False):
         r, prof = radial_profile(acc)
         ax.plot(r, prof, marker="o", ms=2.5, label=name)
     for name, (r, prof) in (references or {}).items():

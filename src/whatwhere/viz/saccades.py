@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 from matplotlib import colormaps
@@ -39,7 +39,7 @@ def where_fig4(records: Sequence[dict], out, *, model: str | None = None, publis
     contrast; bars with Wilson 95 % intervals, the published values as markers."""
     contrasts = sorted({r["contrast"] for r in records}, reverse=True)
     fig, axes = subplots(1, len(contrasts), figsize=(4.6 * len(contrasts), 3.5), squeeze=False, sharey=True)
-    for ax, c in zip(axes[0], contrasts):
+    for ax, c in zip(axes[0], contrasts, strict=True):
         pe, pub = _published_where(c) if published else (None, None)
         for k, (s, color) in enumerate(((0, "tab:grey"), (1, "tab:blue"))):
             e, a, lo, hi = _cells(records, c, s, model)
@@ -48,7 +48,7 @@ def where_fig4(records: Sequence[dict], out, *, model: str | None = None, publis
             x = np.arange(len(e)) + (k - 0.5) * 0.38
             ax.bar(x, a, width=0.38, color=color, alpha=0.8, label=f"{s} saccade" + ("s" if s != 1 else ""),
                    yerr=np.vstack([a - lo, hi - a]), capsize=2, error_kw={"lw": 0.8})
-            if pub is not None and len(e) == len(pe) and np.allclose(e, pe, atol=0.01):
+            if pub is not None and pe is not None and len(e) == len(pe) and np.allclose(e, pe, atol=0.01):
                 ax.plot(x, pub[s], "k_" if s == 0 else "r_", ms=11, mew=2,
                         label=f"published, {s} saccade" + ("s" if s != 1 else ""))
         e = _cells(records, c, 0, model)[0]
@@ -74,7 +74,7 @@ def where_fig5b(records: Sequence[dict], out, *, contrast: float = 0.7, saccades
     fig, ax = subplots(figsize=(5.6, 3.8))
     pe, pub = _published_where(contrast) if published else (None, None)
     colors = colormaps["viridis"](np.linspace(0, 0.85, max(len(saccades), 1)))
-    for s, col in zip(saccades, colors):
+    for s, col in zip(saccades, colors, strict=False):
         e, a, lo, hi = _cells(records, contrast, s, model)
         if len(e) == 0:
             continue

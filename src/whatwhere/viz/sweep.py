@@ -30,7 +30,7 @@ def sweep_figures(report: dict, out, *, metrics: list[str] | None = None) -> lis
         lines: dict[tuple, list] = {}
         for p in report["points"]:
             lines.setdefault(tuple(str(p["values"][k]) for k in others), []).append(p)
-        for ax, m in zip(axes[0], metrics):
+        for ax, m in zip(axes[0], metrics, strict=True):
             for label, pts in lines.items():
                 pts = sorted((p for p in pts if m in p["metrics"]), key=lambda p: p["values"][key])
                 if not pts:
@@ -38,9 +38,9 @@ def sweep_figures(report: dict, out, *, metrics: list[str] | None = None) -> lis
                 x = np.array([p["values"][key] for p in pts], dtype=float)
                 mean = np.array([p["metrics"][m]["mean"] for p in pts])
                 sd = np.array([p["metrics"][m]["sd"] or 0.0 for p in pts])
-                name = ", ".join(f"{k}={v}" for k, v in zip(others, label)) or None
+                name = ", ".join(f"{k}={v}" for k, v in zip(others, label, strict=True)) or None
                 line = ax.errorbar(x, mean, yerr=sd, marker="o", ms=4, capsize=3, label=name)
-                for p, xi in zip(pts, x):
+                for p, xi in zip(pts, x, strict=True):
                     ax.plot([xi] * len(p["metrics"][m]["values"]), p["metrics"][m]["values"], ".",
                             color=line[0].get_color(), alpha=0.5, ms=4)
             ax.set_xlabel(key)
@@ -63,14 +63,14 @@ def scan_figure(panels: list[dict], out, *, ylabel: str = "accuracy after one sa
     cols = min(n, 4)
     rows = (n + cols - 1) // cols
     fig, axes = subplots(rows, cols, figsize=(3.6 * cols, 3.0 * rows), squeeze=False, sharey=True)
-    for ax, p in zip(axes.flat, panels):
+    for ax, p in zip(axes.flat, panels, strict=False):
         x = np.array(p["x"], dtype=float)
         mean = np.array(p["mean"])
         lo = np.array([c[0] for c in p["ci95"]])
         hi = np.array([c[1] for c in p["ci95"]])
         ax.fill_between(x, lo, hi, color="tab:blue", alpha=0.2, lw=0)
         ax.plot(x, mean, "-o", color="tab:blue", ms=4, label="ours (mean, 95 % interval)")
-        for xi, ys in zip(x, p["seeds"]):
+        for xi, ys in zip(x, p["seeds"], strict=False):
             ax.plot([xi] * len(ys), ys, ".", color="tab:blue", alpha=0.5, ms=4)
         if p.get("published"):
             px = np.array(sorted(p["published"]), dtype=float)
