@@ -15,8 +15,20 @@ import sys
 _NO_COMPUTE = {"cmd_list", "cmd_verify", "cmd_fetch", "cmd_report"}
 
 #: The subcommand modules, in the order ``--help`` lists them.
-_COMMANDS = ("data", "train", "evaluate", "benchmark", "saccades", "diagnose", "figures", "sweep", "reproduce",
-             "report", "zoo", "demo")
+_COMMANDS = (
+    "data",
+    "train",
+    "evaluate",
+    "benchmark",
+    "saccades",
+    "diagnose",
+    "figures",
+    "sweep",
+    "reproduce",
+    "report",
+    "zoo",
+    "demo",
+)
 
 
 def configure_process(threads: int | None = None, *, start: bool = True) -> None:
@@ -71,8 +83,11 @@ def _crash_report(exc: BaseException, argv: list[str]) -> str:
         folder = cache_dir("crash")
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"crash-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}.txt"
-        path.write_text(f"command: {command_line(argv)}\nwhatwhere {version}, Python {sys.version.split()[0]}, "
-                        f"{sys.platform}\n\n" + "".join(traceback.format_exception(exc)), encoding="utf-8")
+        path.write_text(
+            f"command: {command_line(argv)}\nwhatwhere {version}, Python {sys.version.split()[0]}, "
+            f"{sys.platform}\n\n" + "".join(traceback.format_exception(exc)),
+            encoding="utf-8",
+        )
         return f"full traceback in {path}"
     except Exception as write_exc:  # noqa: BLE001 - the report must not hide the original error
         return f"the traceback could not be saved: {type(write_exc).__name__}: {write_exc}"
@@ -84,9 +99,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = _Parser(
         prog="whatwhere",
         description="Foveated active vision: the What/Where model and spatial transformers on one "
-                    "cluttered-MNIST task. Run `whatwhere COMMAND --help` for each command.")
-    p.add_argument("--threads", type=int, help="torch CPU threads (default: $OMP_NUM_THREADS, else the cores idle "
-                                               "at start)")
+        "cluttered-MNIST task. Run `whatwhere COMMAND --help` for each command.",
+    )
+    p.add_argument(
+        "--threads", type=int, help="torch CPU threads (default: $OMP_NUM_THREADS, else the cores idle at start)"
+    )
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in _COMMANDS:
         importlib.import_module(f"whatwhere.cli.{name}").add_parser(sub)
@@ -128,4 +145,3 @@ def main(argv: list[str] | None = None) -> int:
         where = _crash_report(exc, argv)
         print(f"whatwhere: internal error: {type(exc).__name__}: {_one_line(str(exc))} ({where})", file=sys.stderr)
         return 1
-

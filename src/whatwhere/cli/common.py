@@ -9,12 +9,21 @@ def add_display_args(p: argparse.ArgumentParser, size_default: int = 128) -> Non
     """Flags that build a :class:`~whatwhere.data.DisplayConfig` from a preset."""
     from whatwhere.data.display import PRESETS
 
-    p.add_argument("--preset", default="paper", choices=sorted(PRESETS),
-                   help="published display parameters to start from (default: paper); ram60-translated, "
-                        "ram60-cluttered, ram100-cluttered, stn-tc: the standard black cluttered-MNIST tasks")
-    p.add_argument("--size", type=int, default=None, choices=[28, 60, 100, 128],
-                   help=f"128: the What/Where display; 28: the What training display (default {size_default}, "
-                        "or the preset's only size)")
+    p.add_argument(
+        "--preset",
+        default="paper",
+        choices=sorted(PRESETS),
+        help="published display parameters to start from (default: paper); ram60-translated, "
+        "ram60-cluttered, ram100-cluttered, stn-tc: the standard black cluttered-MNIST tasks",
+    )
+    p.add_argument(
+        "--size",
+        type=int,
+        default=None,
+        choices=[28, 60, 100, 128],
+        help=f"128: the What/Where display; 28: the What training display (default {size_default}, "
+        "or the preset's only size)",
+    )
     p.set_defaults(size_default=size_default)
     p.add_argument("--split", default="test", choices=["train", "test"], help="MNIST split (default test)")
     p.add_argument("--seed", type=int, default=0, help="seed of the displays (default 0)")
@@ -71,8 +80,14 @@ def display_size(args) -> int:
 
 
 def add_import_arg(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--import", dest="imports", action="append", default=[], metavar="MODULE",
-                   help="import a Python module first (one that registers your models); repeatable")
+    p.add_argument(
+        "--import",
+        dest="imports",
+        action="append",
+        default=[],
+        metavar="MODULE",
+        help="import a Python module first (one that registers your models); repeatable",
+    )
 
 
 def do_imports(args) -> None:
@@ -105,10 +120,12 @@ def check_args(args, *, positive=(), counts=(), nonnegative=(), contrast=()) -> 
     """
     import math
 
-    rules = ([(n, "an integer >= 1", lambda v: v >= 1) for n in positive]
-             + [(n, "an integer >= 0", lambda v: v >= 0) for n in counts]
-             + [(n, "a finite number >= 0", lambda v: math.isfinite(v) and v >= 0) for n in nonnegative]
-             + [(n, "in (0, 1]", lambda v: 0 < v <= 1) for n in contrast])
+    rules = (
+        [(n, "an integer >= 1", lambda v: v >= 1) for n in positive]
+        + [(n, "an integer >= 0", lambda v: v >= 0) for n in counts]
+        + [(n, "a finite number >= 0", lambda v: math.isfinite(v) and v >= 0) for n in nonnegative]
+        + [(n, "in (0, 1]", lambda v: 0 < v <= 1) for n in contrast]
+    )
     for name, rule, ok in rules:
         value = getattr(args, name, None)
         for v in value if isinstance(value, (list, tuple)) else [value]:

@@ -24,8 +24,17 @@ import time
 from pathlib import Path
 
 #: The shipped models the demo benchmarks (those present in the zoo).
-SHIPPED = ("stn128", "atn", "polo_atn", "polo_atn85", "conv_polo_atn", "saccadic_transformer", "where-c0.7",
-           "where-c0.5-ft", "where-c0.3-ft")
+SHIPPED = (
+    "stn128",
+    "atn",
+    "polo_atn",
+    "polo_atn85",
+    "conv_polo_atn",
+    "saccadic_transformer",
+    "where-c0.7",
+    "where-c0.5-ft",
+    "where-c0.3-ft",
+)
 
 
 def _display_grid(out: Path, size: int, seed: int = 0) -> Path:
@@ -37,9 +46,15 @@ def _display_grid(out: Path, size: int, seed: int = 0) -> Path:
     eccs = [0.0, 10.0, 20.0, 30.0, 40.0] if size == 128 else [0.0, 3.0, 6.0, 9.0, 12.0]
     contrasts = [0.3, 0.5, 0.7]
     imgs, labels, offs = grid_displays(test.images, test.labels, preset("paper", size), eccs, contrasts, seed=seed)
-    return viz.display_grid(imgs.numpy(), labels.numpy(), offs.numpy(), [f"ecc {e:g}px" for e in eccs],
-                            [f"contrast {c:g}" for c in contrasts], out,
-                            title=f"preset paper, {size}×{size} (seed {seed})")
+    return viz.display_grid(
+        imgs.numpy(),
+        labels.numpy(),
+        offs.numpy(),
+        [f"ecc {e:g}px" for e in eccs],
+        [f"contrast {c:g}" for c in contrasts],
+        out,
+        title=f"preset paper, {size}×{size} (seed {seed})",
+    )
 
 
 def _train_quick(recipe, run: Path, log) -> Path:
@@ -62,8 +77,9 @@ def _train_quick(recipe, run: Path, log) -> Path:
 SMOKE = ["train_limit=300", "eval_digits=100", "stages.*.epochs=1"]
 
 
-def run_demo(out: str | Path = "demo", *, map_digits: int = 100, eval_digits: int = 2000, smoke: bool = False,
-             log=print) -> Path:
+def run_demo(
+    out: str | Path = "demo", *, map_digits: int = 100, eval_digits: int = 2000, smoke: bool = False, log=print
+) -> Path:
     """Run the demo into ``out`` (module docstring) and return it; ``smoke`` shrinks every step."""
     import numpy as np
 
@@ -81,8 +97,10 @@ def run_demo(out: str | Path = "demo", *, map_digits: int = 100, eval_digits: in
     extra = SMOKE if smoke else []
     if smoke:
         map_digits, eval_digits = min(map_digits, 5), min(eval_digits, 100)
-    log(f"[demo] display grids -> {_display_grid(out / 'displays.png', 128)}, "
-        f"{_display_grid(out / 'displays_28.png', 28)}")
+    log(
+        f"[demo] display grids -> {_display_grid(out / 'displays.png', 128)}, "
+        f"{_display_grid(out / 'displays_28.png', 28)}"
+    )
     shipped = set(zoo_names())
     rows, maps, names = [], [], []
     for name in ("what", "stn28"):
@@ -97,22 +115,33 @@ def run_demo(out: str | Path = "demo", *, map_digits: int = 100, eval_digits: in
         maps.append(acc)
         names.append(f"{name} quick")
         if name in shipped:
-            rows.append((f"{name} (full recipe, shipped)", display.clutter,
-                         protocols.central_general(load(name), display, n_digits=eval_digits)))
+            rows.append(
+                (
+                    f"{name} (full recipe, shipped)",
+                    display.clutter,
+                    protocols.central_general(load(name), display, n_digits=eval_digits),
+                )
+            )
             try:
                 maps.append(np.load(zoo_path(name, "accuracy_map")))
                 names.append(f"{name} full (shipped)")
             except ValueError:
                 pass
-    viz.maps_side_by_side(maps, names, out / "maps.png",
-                          title=f"shift-accuracy maps (quick: {map_digits} digits per cell)",
-                          references={f"{k} (published)": v for k, v in PUBLISHED_RADIAL.items()})
+    viz.maps_side_by_side(
+        maps,
+        names,
+        out / "maps.png",
+        title=f"shift-accuracy maps (quick: {map_digits} digits per cell)",
+        references={f"{k} (published)": v for k, v in PUBLISHED_RADIAL.items()},
+    )
     lines = ["| model | clutter | central (σ=0) | general (σ=15) | digits |", "|---|---|---|---|---|"]
     for label, clutter, cg in rows:
         lines.append(f"| {label} | {clutter:g} | {cg['central']:.3f} | {cg['general']:.3f} | {cg['n_digits']} |")
     for k, v in PUBLISHED.items():
-        lines.append(f"| {k} (published: {v['source']}) | {'1.0' if k == 'what' else '0.75'} | "
-                     f"{v['central']:.3f} | {v['general']:.3f} | 10000 |")
+        lines.append(
+            f"| {k} (published: {v['source']}) | {'1.0' if k == 'what' else '0.75'} | "
+            f"{v['central']:.3f} | {v['general']:.3f} | 10000 |"
+        )
     table = "\n".join(lines)
     (out / "results.md").write_text(table + "\n")
     log(table)
@@ -141,9 +170,17 @@ def _where_demo(out: Path, log, shipped: set, extra: list, digits: int = 300) ->
     if "where-c0.7" in shipped:
         agents["where full (shipped)"] = Agent(what, load("where-c0.7"), retina=quick.retina)
     eccs = (4.44, 17.78, 31.11)
-    result = benchmark([Entry(n, a, saccades=(0, 1)) for n, a in agents.items()], contrasts=(0.7,),
-                       eccentricities=eccs, n_digits=digits, preset_name="paper", clutter=1.0, batch=500,
-                       code_r2=False, progress=False)
+    result = benchmark(
+        [Entry(n, a, saccades=(0, 1)) for n, a in agents.items()],
+        contrasts=(0.7,),
+        eccentricities=eccs,
+        n_digits=digits,
+        preset_name="paper",
+        clutter=1.0,
+        batch=500,
+        code_r2=False,
+        progress=False,
+    )
     records = result["records"]
     lines = ["| agent | eccentricity (px) | 0 saccade | 1 saccade |", "|---|---|---|---|"]
     for name in agents:
@@ -172,8 +209,12 @@ def _benchmark_demo(out: Path, log, shipped: set, digits: int = 200) -> None:
     t = time.perf_counter()
     entries = entries_from_runs(models, what="what")
     result = benchmark(entries, contrasts=(0.7, 0.3), n_digits=digits, code_r2=False, progress=False)
-    write_report(result, out / "benchmark", command=f"whatwhere demo (unified benchmark, {digits} digits per cell)",
-                 wall_time_s=time.perf_counter() - t)
+    write_report(
+        result,
+        out / "benchmark",
+        command=f"whatwhere demo (unified benchmark, {digits} digits per cell)",
+        wall_time_s=time.perf_counter() - t,
+    )
     viz.benchmark_figure(result, out / "benchmark" / "benchmark.png")
     log(markdown(result))
 
@@ -187,12 +228,18 @@ def cmd_demo(args) -> int:
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    dm = sub.add_parser("demo", help="the whole pipeline on a small CPU profile (figures + tables)",
-                        description="Train the quick profiles of What, STN-28 and Where on the CPU, draw their maps "
-                                    "and figures beside the shipped full-recipe models, and run the unified "
-                                    "benchmark of the shipped models (a few minutes on 2 cores).")
+    dm = sub.add_parser(
+        "demo",
+        help="the whole pipeline on a small CPU profile (figures + tables)",
+        description="Train the quick profiles of What, STN-28 and Where on the CPU, draw their maps "
+        "and figures beside the shipped full-recipe models, and run the unified "
+        "benchmark of the shipped models (a few minutes on 2 cores).",
+    )
     dm.add_argument("--out", default="demo", help="output directory (default demo/)")
     dm.add_argument("--map-digits", type=int, default=100, help="digits per cell of the quick maps")
-    dm.add_argument("--smoke", action="store_true",
-                    help="every step on a few hundred displays: checks the pipeline in about a minute")
+    dm.add_argument(
+        "--smoke",
+        action="store_true",
+        help="every step on a few hundred displays: checks the pipeline in about a minute",
+    )
     dm.set_defaults(func=cmd_demo)

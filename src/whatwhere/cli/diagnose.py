@@ -37,8 +37,9 @@ def cmd_code(args) -> int:
     from whatwhere.utils.io import write_json
     from whatwhere.utils.provenance import command_line, provenance
 
-    check_args(args, positive=("n_fit", "n_val", "n_test"), nonnegative=("sigma", "clip", "clutter"),
-               contrast=("contrast",))
+    check_args(
+        args, positive=("n_fit", "n_val", "n_test"), nonnegative=("sigma", "clip", "clutter"), contrast=("contrast",)
+    )
     do_imports(args)
     dev = pick_device(args.device)
     model, label, trained = _model(args)
@@ -49,42 +50,80 @@ def cmd_code(args) -> int:
     if args.clutter is not None:
         display = display.replace(clutter=args.clutter)
     t = time.perf_counter()
-    res = code_r2(model, display, n_fit=args.n_fit, n_val=args.n_val, n_test=args.n_test, seed=args.seed,
-                  device=dev, features=args.features, mnist_dir=args.mnist_dir)
+    res = code_r2(
+        model,
+        display,
+        n_fit=args.n_fit,
+        n_val=args.n_val,
+        n_test=args.n_test,
+        seed=args.seed,
+        device=dev,
+        features=args.features,
+        mnist_dir=args.mnist_dir,
+    )
     what = "the localiser input" if args.features == "linear" else "the energy (squares) of the localiser input"
-    print(f"{label}: {what} ({res['dim']} numbers) explains R² = {res['r2']:.3f} of the digit offset "
-          f"(ridge, λ = {res['lambda']:g} × mean eigenvalue, fit {res['n_fit']}, test {res['n_test']} displays; "
-          f"contrast {display.contrast:g}, clutter {display.clutter:g}, "
-          f"radius |N(0,1)|×{args.sigma:g} ≤ {args.clip:g} px)")
+    print(
+        f"{label}: {what} ({res['dim']} numbers) explains R² = {res['r2']:.3f} of the digit offset "
+        f"(ridge, λ = {res['lambda']:g} × mean eigenvalue, fit {res['n_fit']}, test {res['n_test']} displays; "
+        f"contrast {display.contrast:g}, clutter {display.clutter:g}, "
+        f"radius |N(0,1)|×{args.sigma:g} ≤ {args.clip:g} px)"
+    )
     if args.out:
         res.update({"target": label, "display": display.to_dict()})
-        res.update(provenance(model=label, recipe=recipe.name if recipe else "", seed=args.seed, device=dev,
-                              wall_time_s=time.perf_counter() - t, command=command_line(args.argv)))
+        res.update(
+            provenance(
+                model=label,
+                recipe=recipe.name if recipe else "",
+                seed=args.seed,
+                device=dev,
+                wall_time_s=time.perf_counter() - t,
+                command=command_line(args.argv),
+            )
+        )
         print(f"wrote {write_json(args.out, res)}")
     return 0
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("diagnose", help="diagnostics: how much of the digit position a localiser's input carries",
-                       description="Diagnostics of a model's localiser.")
+    p = sub.add_parser(
+        "diagnose",
+        help="diagnostics: how much of the digit position a localiser's input carries",
+        description="Diagnostics of a model's localiser.",
+    )
     dsub = p.add_subparsers(dest="diagnose_cmd", required=True)
-    c = dsub.add_parser("code", help="ridge R² of the digit offset from the localiser's input code",
-                        description="How much of the digit's offset (di, dj) the localiser's (or Where pathway's) "
-                                    "input explains linearly: a ridge regression fitted on some displays, its "
-                                    "penalty chosen on others, R² reported on held-out ones. MODEL is a run, weights "
-                                    "file or zoo name, or a registry model name (its untrained code: the POLO codes "
-                                    "are fixed, so their R² does not depend on training).")
+    c = dsub.add_parser(
+        "code",
+        help="ridge R² of the digit offset from the localiser's input code",
+        description="How much of the digit's offset (di, dj) the localiser's (or Where pathway's) "
+        "input explains linearly: a ridge regression fitted on some displays, its "
+        "penalty chosen on others, R² reported on held-out ones. MODEL is a run, weights "
+        "file or zoo name, or a registry model name (its untrained code: the POLO codes "
+        "are fixed, so their R² does not depend on training).",
+    )
     c.add_argument("model", help="run directory, weights file, zoo name, or registry model name")
-    c.add_argument("--model-arg", action="append", default=[], metavar="KEY=VALUE",
-                   help="argument of an untrained registry model, e.g. filters=bandpass; repeatable")
-    c.add_argument("--features", choices=["linear", "energy"], default="linear",
-                   help="regress on the code (linear, default) or on its squares (energy: what a non-linear "
-                        "localiser such as convPOLO's can read)")
+    c.add_argument(
+        "--model-arg",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="argument of an untrained registry model, e.g. filters=bandpass; repeatable",
+    )
+    c.add_argument(
+        "--features",
+        choices=["linear", "energy"],
+        default="linear",
+        help="regress on the code (linear, default) or on its squares (energy: what a non-linear "
+        "localiser such as convPOLO's can read)",
+    )
     c.add_argument("--contrast", type=float, default=0.7, help="digit contrast (default 0.7)")
     c.add_argument("--sigma", type=float, default=40.0, help="radius σ of the placement (default 40)")
     c.add_argument("--clip", type=float, default=40.0, help="largest radius (default 40)")
-    c.add_argument("--preset", default="dabane2021", choices=["dabane2021", "paper"],
-                   help="display preset when the model carries no recipe (default dabane2021)")
+    c.add_argument(
+        "--preset",
+        default="dabane2021",
+        choices=["dabane2021", "paper"],
+        help="display preset when the model carries no recipe (default dabane2021)",
+    )
     c.add_argument("--clutter", type=float, help="override the clutter level")
     c.add_argument("--n-fit", type=int, default=3000, help="displays to fit on (default 3000)")
     c.add_argument("--n-val", type=int, default=1000, help="displays to choose the penalty on (default 1000)")

@@ -112,16 +112,30 @@ def _scanpaths(args) -> None:
     with torch.no_grad():
         tr = model.forward_trace(images)
         paths[f"{Path(args.inputs[0]).name} ({tr.step_logits.shape[1]} glimpses)"] = {
-            "fixations": tr.fixations.numpy(), "predictions": tr.logits.argmax(1).numpy()}
+            "fixations": tr.fixations.numpy(),
+            "predictions": tr.logits.argmax(1).numpy(),
+        }
         if agent is not None:
             at = agent.run(images, args.saccades)
             paths[f"What/Where ({args.agent}, {args.saccades} saccades)"] = {
-                "fixations": at.fixations.numpy(), "predictions": at.final_predictions.numpy()}
-    out = viz.scanpaths(images.numpy(), offsets.numpy(), labels.numpy(), paths, args.out,
-                        title=f"preset {args.preset}, contrast {args.contrast:g}, eccentricities "
-                              f"{', '.join(f'{e:g}' for e in eccs)} px (seed {args.seed})")
-    np.savez(Path(args.out).with_suffix(".npz"), offsets=offsets.numpy(), labels=labels.numpy(),
-             **{f"fixations_{k}": v["fixations"] for k, v in enumerate(paths.values())})
+                "fixations": at.fixations.numpy(),
+                "predictions": at.final_predictions.numpy(),
+            }
+    out = viz.scanpaths(
+        images.numpy(),
+        offsets.numpy(),
+        labels.numpy(),
+        paths,
+        args.out,
+        title=f"preset {args.preset}, contrast {args.contrast:g}, eccentricities "
+        f"{', '.join(f'{e:g}' for e in eccs)} px (seed {args.seed})",
+    )
+    np.savez(
+        Path(args.out).with_suffix(".npz"),
+        offsets=offsets.numpy(),
+        labels=labels.numpy(),
+        **{f"fixations_{k}": v["fixations"] for k, v in enumerate(paths.values())},
+    )
     print(f"wrote {out}")
 
 
@@ -157,24 +171,33 @@ def _scan(args) -> None:
                 pts.append({**default[1], "values": {key: x0}})
         pts = sorted(pts, key=lambda p: p["values"][key])
         stats = [p["metrics"][metric] for p in pts]
-        panels.append({"parameter": key, "x": [p["values"][key] for p in pts], "mean": [s["mean"] for s in stats],
-                       "ci95": [s["ci95"] or (s["mean"], s["mean"]) for s in stats],
-                       "seeds": [s["values"] for s in stats],
-                       "published": WHERE_SCAN["scans"].get(key), "default": x0})
+        panels.append(
+            {
+                "parameter": key,
+                "x": [p["values"][key] for p in pts],
+                "mean": [s["mean"] for s in stats],
+                "ci95": [s["ci95"] or (s["mean"], s["mean"]) for s in stats],
+                "seeds": [s["values"] for s in stats],
+                "published": WHERE_SCAN["scans"].get(key),
+                "default": x0,
+            }
+        )
     print(f"wrote {viz.scan_figure(panels, args.out, title=args.title or '')}")
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("figures", help="draw figures: maps, training curves, transformer glimpses, the paper's "
-                                       "Figs. 4/5B, the benchmark",
-                       description="(Re)draw a figure. maps: accuracy_map.npy files side by side with radial "
-                                   "profiles; curves: a run's training curves; transformer: displays and glimpses "
-                                   "of a spatial transformer (run or zoo name); where: Figs. 4 and 5B from "
-                                   "`whatwhere saccades` JSON files (OUT is a directory); benchmark: the figure of "
-                                   "a `whatwhere benchmark` JSON file; scanpaths: a saccadic transformer's "
-                                   "fixations and glimpses beside the "
-                                   "What/Where agent's, on the same displays; scan: the parameter-scan figure from "
-                                   "one-parameter `whatwhere sweep` directories, with the published values.")
+    p = sub.add_parser(
+        "figures",
+        help="draw figures: maps, training curves, transformer glimpses, the paper's Figs. 4/5B, the benchmark",
+        description="(Re)draw a figure. maps: accuracy_map.npy files side by side with radial "
+        "profiles; curves: a run's training curves; transformer: displays and glimpses "
+        "of a spatial transformer (run or zoo name); where: Figs. 4 and 5B from "
+        "`whatwhere saccades` JSON files (OUT is a directory); benchmark: the figure of "
+        "a `whatwhere benchmark` JSON file; scanpaths: a saccadic transformer's "
+        "fixations and glimpses beside the "
+        "What/Where agent's, on the same displays; scan: the parameter-scan figure from "
+        "one-parameter `whatwhere sweep` directories, with the published values.",
+    )
     p.add_argument("kind", choices=["maps", "curves", "transformer", "where", "benchmark", "scanpaths", "scan"])
     p.add_argument("inputs", nargs="+", help="accuracy_map.npy files, a run directory, a model, or JSON files")
     p.add_argument("--out", required=True, help="output file (a directory for `where`)")
@@ -187,8 +210,9 @@ def add_parser(sub) -> None:
     p.add_argument("--saccades", type=int, default=2, help="scanpaths: the agent's saccades (default 2)")
     p.add_argument("--contrast", type=float, default=0.7, help="scanpaths: digit contrast (default 0.7)")
     p.add_argument("--preset", default="dabane2021", choices=["dabane2021", "paper"], help="scanpaths: display preset")
-    p.add_argument("--eccentricities", type=float, nargs="+",
-                   help="scanpaths: one display per value (default 10 20 30 40)")
+    p.add_argument(
+        "--eccentricities", type=float, nargs="+", help="scanpaths: one display per value (default 10 20 30 40)"
+    )
     p.add_argument("--metric", help="scan: the sweep metric to plot (default one_saccade_random)")
     p.add_argument("--title", help="scan: figure title")
     p.add_argument("--default", help="scan: a sweep of the recipe's default point, added to every panel")

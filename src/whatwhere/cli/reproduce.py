@@ -39,8 +39,10 @@ def cmd_reproduce(args) -> int:
         runs, models = [], {r: (r if r in shipped else None) for r in recipes}
         skipped = [f"{r}: not in the zoo (no shipped model)" for r in recipes if models[r] is None]
         if all(m is None for m in models.values()):
-            raise ValueError(f"{st.name}: none of its models ships in the zoo ({', '.join(recipes)}); train them "
-                             f"(leave out --from-zoo)")
+            raise ValueError(
+                f"{st.name}: none of its models ships in the zoo ({', '.join(recipes)}); train them "
+                f"(leave out --from-zoo)"
+            )
     else:
         runs = rp.training_runs(st.name, out, profile=args.profile, overrides=args.set, only=only)
         models, skipped = {r.name: r.dir for r in runs}, []
@@ -49,10 +51,21 @@ def cmd_reproduce(args) -> int:
     if args.dry_run:
         return 0
     out.mkdir(parents=True, exist_ok=True)
-    payload = rp.plan_payload(st.name, runs, plan_steps, from_zoo=args.from_zoo, profile=args.profile, only=only,
-                              overrides=list(args.set), digits=args.digits, executor=args.executor,
-                              command=command_line(args.argv), start=utc_iso(), skipped=skipped,
-                              outcome={"trainings": [], "steps": []})
+    payload = rp.plan_payload(
+        st.name,
+        runs,
+        plan_steps,
+        from_zoo=args.from_zoo,
+        profile=args.profile,
+        only=only,
+        overrides=list(args.set),
+        digits=args.digits,
+        executor=args.executor,
+        command=command_line(args.argv),
+        start=utc_iso(),
+        skipped=skipped,
+        outcome={"trainings": [], "steps": []},
+    )
     rp.write_plan(out, payload)
 
     # 1. trainings
@@ -94,8 +107,14 @@ def cmd_reproduce(args) -> int:
             return 130
         state = "done" if rc == 0 else "failed"
         bad_steps += rc != 0
-        payload["outcome"]["steps"].append({"step": s.name, "state": state, "wall_s": round(time.perf_counter() - t0, 1),
-                                            **({} if rc == 0 else {"error": f"exit status {rc} (see the output above)"})})
+        payload["outcome"]["steps"].append(
+            {
+                "step": s.name,
+                "state": state,
+                "wall_s": round(time.perf_counter() - t0, 1),
+                **({} if rc == 0 else {"error": f"exit status {rc} (see the output above)"}),
+            }
+        )
         rp.write_plan(out, payload)
 
     # 3. the report
@@ -105,8 +124,10 @@ def cmd_reproduce(args) -> int:
     payload["wall_time_s"] = round(time.perf_counter() - t_start, 1)
     rp.write_plan(out, payload)
     report = write_report(out, out / "report")
-    print(f"{st.name}: {len(runs)} training(s) ({len(failed_runs)} failed), {len(plan_steps)} step(s) "
-          f"({bad_steps} failed) in {payload['wall_time_s']:.0f} s")
+    print(
+        f"{st.name}: {len(runs)} training(s) ({len(failed_runs)} failed), {len(plan_steps)} step(s) "
+        f"({bad_steps} failed) in {payload['wall_time_s']:.0f} s"
+    )
     print(f"report: {report / 'index.html'} and {report / 'report.md'}")
     return 1 if failed_runs or bad_steps else 0
 
@@ -121,13 +142,21 @@ def _train(args, todo: list[dict], total: int, out: Path) -> list[dict]:
     executor = _executor(args, out / "submitit")
     if args.executor == "local":
         limit = args.max_jobs or max(1, free_cores() // args.cpus_per_task)
-        print(f"local executor: at most {limit} training(s) at once, {args.cpus_per_task} thread(s) each; logs in "
-              f"{out / 'submitit'}")
+        print(
+            f"local executor: at most {limit} training(s) at once, {args.cpus_per_task} thread(s) each; logs in "
+            f"{out / 'submitit'}"
+        )
     else:
         limit = args.max_jobs or len(todo)
         print(f"Slurm executor: {len(todo)} job(s); logs in {out / 'submitit'}")
-    return run_trainings(todo, lambda spec: executor.submit(train_point, spec), max_jobs=limit, total=total,
-                         progress=not args.no_progress, poll_s=args.poll)
+    return run_trainings(
+        todo,
+        lambda spec: executor.submit(train_point, spec),
+        max_jobs=limit,
+        total=total,
+        progress=not args.no_progress,
+        poll_s=args.poll,
+    )
 
 
 def add_parser(sub) -> None:
@@ -135,25 +164,50 @@ def add_parser(sub) -> None:
 
     from whatwhere.orchestration.reproduce import STUDIES
 
-    p = sub.add_parser("reproduce", help="a whole study: its trainings, evaluations, benchmarks, figures and report",
-                       description="Reproduce a study: train its packaged recipes (through the sweep executors; "
-                                   "finished runs are skipped, interrupted ones resumed), run its evaluations, "
-                                   "benchmarks and figures, and write DIR/report/index.html and report.md with "
-                                   "every table against the published values. Studies: " + "; ".join(
-                                       f"{s.name}: {', '.join(s.recipes)}" for s in STUDIES.values()) + ".")
+    p = sub.add_parser(
+        "reproduce",
+        help="a whole study: its trainings, evaluations, benchmarks, figures and report",
+        description="Reproduce a study: train its packaged recipes (through the sweep executors; "
+        "finished runs are skipped, interrupted ones resumed), run its evaluations, "
+        "benchmarks and figures, and write DIR/report/index.html and report.md with "
+        "every table against the published values. Studies: "
+        + "; ".join(f"{s.name}: {', '.join(s.recipes)}" for s in STUDIES.values())
+        + ".",
+    )
     p.add_argument("study", help=f"one of: {', '.join(STUDIES)}")
     p.add_argument("--out", help="the reproduction directory (default reproduce/STUDY)")
-    p.add_argument("--profile", help="train every recipe with this named profile (e.g. quick): a quick, labelled "
-                                     "pass; refused when a recipe lacks it")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="an override for every training (e.g. train_limit=500); repeatable")
-    p.add_argument("--only", action="append", default=[], metavar="RECIPE[,RECIPE]",
-                   help="only these recipes of the study (and the steps that use them); repeatable")
+    p.add_argument(
+        "--profile",
+        help="train every recipe with this named profile (e.g. quick): a quick, labelled "
+        "pass; refused when a recipe lacks it",
+    )
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="an override for every training (e.g. train_limit=500); repeatable",
+    )
+    p.add_argument(
+        "--only",
+        action="append",
+        default=[],
+        metavar="RECIPE[,RECIPE]",
+        help="only these recipes of the study (and the steps that use them); repeatable",
+    )
     p.add_argument("--from-zoo", action="store_true", help="train nothing: evaluate and benchmark the shipped models")
-    p.add_argument("--digits", type=int, help="MNIST-test digits per cell of every evaluation and benchmark "
-                                              "(default: 10,000 for central accuracy and the maps, 1,000 for benchmarks)")
-    p.add_argument("--executor", choices=["local", "slurm"], default="local", help="trainings: local processes "
-                   "(default) or Slurm (this command then waits for the jobs)")
+    p.add_argument(
+        "--digits",
+        type=int,
+        help="MNIST-test digits per cell of every evaluation and benchmark "
+        "(default: 10,000 for central accuracy and the maps, 1,000 for benchmarks)",
+    )
+    p.add_argument(
+        "--executor",
+        choices=["local", "slurm"],
+        default="local",
+        help="trainings: local processes (default) or Slurm (this command then waits for the jobs)",
+    )
     p.add_argument("--max-jobs", type=int, help="trainings at once (local default: the idle cores)")
     p.add_argument("--cpus-per-task", type=int, default=1, help="threads (and Slurm CPUs) per training (default 1)")
     p.add_argument("--gpus", type=int, default=0, help="GPUs per training (default 0)")

@@ -46,24 +46,29 @@ def fig3(agent, contrast: float, clutter: float, seed: int, out: Path, device, m
     cfg = preset("paper", 128, clutter=clutter, contrast=contrast)
     d = DisplaySet(test.images, test.labels, cfg, seed=seed, shuffle=True, device=device).batch(0, 16)
     k = int(torch.argmax((d.offsets.double().norm(dim=1) - 25).abs().neg()))  # a digit about 25 px out
-    img = d.images[k:k + 1]
+    img = d.images[k : k + 1]
     with torch.no_grad():
         codes = agent.retina.encode(img, offset_clip=agent.offset_clip)
         recon = agent.retina.reconstruct(codes)[0]
         acc = load_accuracy_map().to(device)
-        true_cells = agent.colliculus.where_target(acc, d.offsets[k:k + 1])
+        true_cells = agent.colliculus.where_target(acc, d.offsets[k : k + 1])
         tr = agent.run(img, 1)
         pred_cells = agent.where_logits(img, torch.zeros(1, 2, dtype=torch.long, device=device), first=True).sigmoid()
         fov = fovea(img, tr.fixations[:, 1])[0]
         col = agent.colliculus
         return viz.where_fig3(
-            display=img[0].cpu().numpy(), reconstruction=recon.cpu().numpy(),
+            display=img[0].cpu().numpy(),
+            reconstruction=recon.cpu().numpy(),
             true_map=col.unpool(true_cells, method="transpose")[0].cpu().numpy(),
             pred_map=col.unpool(pred_cells, method="transpose")[0].cpu().numpy(),
-            fovea=fov.cpu().numpy(), label=int(d.labels[k]), prediction=int(tr.predictions[0, 1]),
+            fovea=fov.cpu().numpy(),
+            label=int(d.labels[k]),
+            prediction=int(tr.predictions[0, 1]),
             offset=(int(d.offsets[k, 0]), int(d.offsets[k, 1])),
             fixation=(int(tr.fixations[0, 1, 0]), int(tr.fixations[0, 1, 1])),
-            out=out, title=f"contrast {contrast:g}")
+            out=out,
+            title=f"contrast {contrast:g}",
+        )
 
 
 def cmd_saccades(args) -> int:
@@ -75,8 +80,9 @@ def cmd_saccades(args) -> int:
     from whatwhere.utils.io import write_json
     from whatwhere.utils.provenance import command_line, provenance
 
-    check_args(args, positive=("digits", "batch"), counts=("saccades",), nonnegative=("clutter",),
-               contrast=("contrast",))
+    check_args(
+        args, positive=("digits", "batch"), counts=("saccades",), nonnegative=("clutter",), contrast=("contrast",)
+    )
     dev = pick_device(args.device)
     what = load(args.what, dev)
     where = load(args.where, dev)
@@ -84,20 +90,38 @@ def cmd_saccades(args) -> int:
     name = args.name or ("whatwhere-faithful" if args.faithful else "whatwhere")
     t0 = time.perf_counter()
     # the batch stays 500 / 5000: a faithful agent draws its dropout masks per batch
-    result = benchmark([Entry(name, agent, saccades=tuple(range(args.saccades + 1)))], contrasts=args.contrast,
-                       n_digits=args.digits, seed=args.seed, preset_name="paper", clutter=args.clutter, device=dev,
-                       batch=args.batch or (5000 if dev.type == "cuda" else 500), stopping_rule=not args.no_stop,
-                       code_r2=False, mnist_dir=args.mnist_dir, progress=not args.no_progress)
+    result = benchmark(
+        [Entry(name, agent, saccades=tuple(range(args.saccades + 1)))],
+        contrasts=args.contrast,
+        n_digits=args.digits,
+        seed=args.seed,
+        preset_name="paper",
+        clutter=args.clutter,
+        device=dev,
+        batch=args.batch or (5000 if dev.type == "cuda" else 500),
+        stopping_rule=not args.no_stop,
+        code_r2=False,
+        mnist_dir=args.mnist_dir,
+        progress=not args.no_progress,
+    )
     records = result["records"]
     wall = time.perf_counter() - t0
     out = Path(args.out)
-    payload = provenance(model=name, recipe=out.name, seed=args.seed, device=dev, wall_time_s=wall,
-                         command=command_line(args.argv))
-    payload.update({"what": str(args.what), "where": str(args.where), "faithful": args.faithful,
-                    "inhibition_of_return": args.ior, "n_digits": args.digits, "display": result["display"],
-                    "stopping_rule": None if args.no_stop else {"max_saccades": args.saccades,
-                                                                 "value": agent.stop_value},
-                    "records": records})
+    payload = provenance(
+        model=name, recipe=out.name, seed=args.seed, device=dev, wall_time_s=wall, command=command_line(args.argv)
+    )
+    payload.update(
+        {
+            "what": str(args.what),
+            "where": str(args.where),
+            "faithful": args.faithful,
+            "inhibition_of_return": args.ior,
+            "n_digits": args.digits,
+            "display": result["display"],
+            "stopping_rule": None if args.no_stop else {"max_saccades": args.saccades, "value": agent.stop_value},
+            "records": records,
+        }
+    )
     path = write_json(out / "benchmark.json", payload)
     print(f"wrote {path} ({len(records)} records, {wall:.1f} s)")
     _print_table(records)
@@ -111,10 +135,13 @@ def cmd_saccades(args) -> int:
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("saccades", help="the What/Where agent: accuracy per eccentricity after 0..K saccades",
-                       description="Eccentricity x contrast benchmark of the What/Where saccade loop (0..K saccades "
-                                   "and the stopping rule), written to OUT/benchmark.json with the paper's Figs. 3, "
-                                   "4 and 5B.")
+    p = sub.add_parser(
+        "saccades",
+        help="the What/Where agent: accuracy per eccentricity after 0..K saccades",
+        description="Eccentricity x contrast benchmark of the What/Where saccade loop (0..K saccades "
+        "and the stopping rule), written to OUT/benchmark.json with the paper's Figs. 3, "
+        "4 and 5B.",
+    )
     p.add_argument("--what", default="what", help="What model: zoo name, run directory or weights (default: what)")
     p.add_argument("--where", required=True, help="Where model: zoo name (e.g. where-c0.7), run or weights")
     p.add_argument("--contrast", type=float, nargs="+", default=[0.7], help="digit contrast(s) (default 0.7)")

@@ -28,8 +28,13 @@ def _executor(args, folder: Path):
         ex.update_parameters(timeout_min=args.time, gpus_per_node=args.gpus)
         return ex
     ex = submitit.AutoExecutor(folder=folder, cluster="slurm")
-    params = dict(timeout_min=args.time, cpus_per_task=args.cpus_per_task, gpus_per_node=args.gpus,
-                  slurm_array_parallelism=args.max_jobs or 256, name="whatwhere-sweep")
+    params = dict(
+        timeout_min=args.time,
+        cpus_per_task=args.cpus_per_task,
+        gpus_per_node=args.gpus,
+        slurm_array_parallelism=args.max_jobs or 256,
+        name="whatwhere-sweep",
+    )
     if args.partition:
         params["slurm_partition"] = args.partition
     if args.mem_gb:
@@ -46,8 +51,10 @@ def run_local(specs: list[dict], executor, max_jobs: int, *, poll_s: float = 1.0
     try:
         _loop(pending, running, results, executor, max_jobs, poll_s, log)
     except KeyboardInterrupt:
-        log(f"interrupt: stopping {len(running)} running job(s); each saves a checkpoint, and resubmitting the "
-            f"same sweep resumes them")
+        log(
+            f"interrupt: stopping {len(running)} running job(s); each saves a checkpoint, and resubmitting the "
+            f"same sweep resumes them"
+        )
         for _, job in running:
             job.cancel()
         t0 = time.time()
@@ -88,8 +95,11 @@ def cmd_sweep(args) -> int:
         raise ValueError("give one RECIPE (or `report DIR`)")
     from whatwhere.cli.common import check_args
 
-    check_args(args, positive=("seeds", "max_jobs", "cpus_per_task", "time", "eval_digits", "map_digits"),
-               nonnegative=("gpus",))
+    check_args(
+        args,
+        positive=("seeds", "max_jobs", "cpus_per_task", "time", "eval_digits", "map_digits"),
+        nonnegative=("gpus",),
+    )
     from whatwhere.orchestration.sweep import expand, parse_grid, write_manifest
     from whatwhere.utils.device import free_cores
     from whatwhere.utils.provenance import command_line
@@ -106,8 +116,17 @@ def cmd_sweep(args) -> int:
     if not args.dry_run:
         out.mkdir(parents=True, exist_ok=True)
     seed_values = sorted({r.seed for r in runs})
-    write_manifest(out, recipe=recipe, grid=grid, seeds=seed_values, runs=runs, executor=args.executor,
-                   command=command_line(args.argv), profile=args.profile, dry_run=args.dry_run)
+    write_manifest(
+        out,
+        recipe=recipe,
+        grid=grid,
+        seeds=seed_values,
+        runs=runs,
+        executor=args.executor,
+        command=command_line(args.argv),
+        profile=args.profile,
+        dry_run=args.dry_run,
+    )
     todo = [asdict(r) for r in runs if not (Path(r.dir) / "metrics.json").exists()]
     print(f"sweep of {recipe}: {len(runs)} runs ({len(runs) - len(todo)} already done) -> {out}")
     if args.dry_run:
@@ -125,8 +144,10 @@ def cmd_sweep(args) -> int:
         try:
             results = run_local(todo, executor, limit)
         except KeyboardInterrupt:
-            print(f"interrupted; resubmit the same command to resume (`whatwhere sweep report {out}` for what is done)",
-                  file=sys.stderr)
+            print(
+                f"interrupted; resubmit the same command to resume (`whatwhere sweep report {out}` for what is done)",
+                file=sys.stderr,
+            )
             return 130
         bad = [r for r in results if r["state"] == "failed"]
         print(f"{len(results) - len(bad)} done, {len(bad)} failed; `whatwhere sweep report {out}`")
@@ -178,28 +199,40 @@ def cmd_report(args) -> int:
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("sweep", help="seeds and parameter grids, locally or on Slurm; `sweep report DIR` aggregates",
-                       description="`whatwhere sweep RECIPE --grid KEY=V1,V2 --seeds N --out DIR`: one training run "
-                                   "per (grid point, seed), trained, evaluated and summarised; resubmitting skips "
-                                   "finished runs and resumes unfinished ones. `whatwhere sweep report DIR`: mean ± "
-                                   "sd and a 95 % interval over seeds of every metric, a table and figures; failed "
-                                   "runs are named with their error.")
+    p = sub.add_parser(
+        "sweep",
+        help="seeds and parameter grids, locally or on Slurm; `sweep report DIR` aggregates",
+        description="`whatwhere sweep RECIPE --grid KEY=V1,V2 --seeds N --out DIR`: one training run "
+        "per (grid point, seed), trained, evaluated and summarised; resubmitting skips "
+        "finished runs and resumes unfinished ones. `whatwhere sweep report DIR`: mean ± "
+        "sd and a 95 % interval over seeds of every metric, a table and figures; failed "
+        "runs are named with their error.",
+    )
     p.add_argument("target", nargs="+", metavar="RECIPE | report DIR")
-    p.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2,...",
-                   help="a recipe key and its values (YAML), e.g. display.clutter=0.5,0.75,1.0; repeatable")
+    p.add_argument(
+        "--grid",
+        action="append",
+        default=[],
+        metavar="KEY=V1,V2,...",
+        help="a recipe key and its values (YAML), e.g. display.clutter=0.5,0.75,1.0; repeatable",
+    )
     p.add_argument("--seeds", type=int, default=1, help="seeds per grid point: the recipe's seed, +1, ... (default 1)")
     p.add_argument("--seed-list", help="explicit seeds, e.g. 2019,2020,2021 (instead of --seeds)")
     p.add_argument("--profile", help="the recipe's named profile (e.g. quick)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="an override for every run")
     p.add_argument("--out", help="the sweep directory")
     p.add_argument("--executor", choices=["local", "slurm"], default="local", help="default: local")
-    p.add_argument("--max-jobs", type=int, help="jobs at once (local default: the idle cores; slurm: array parallelism)")
+    p.add_argument(
+        "--max-jobs", type=int, help="jobs at once (local default: the idle cores; slurm: array parallelism)"
+    )
     p.add_argument("--cpus-per-task", type=int, default=1, help="threads (and Slurm CPUs) per job (default 1)")
     p.add_argument("--gpus", type=int, default=0, help="GPUs per job (default 0)")
     p.add_argument("--partition", help="Slurm partition")
     p.add_argument("--time", type=int, default=24 * 60, help="time limit per job, minutes (default 1440)")
     p.add_argument("--mem-gb", type=int, help="Slurm memory per job (GB)")
-    p.add_argument("--wait", type=float, metavar="SECONDS", help="slurm: wait for the runs to finish, at most this long")
+    p.add_argument(
+        "--wait", type=float, metavar="SECONDS", help="slurm: wait for the runs to finish, at most this long"
+    )
     p.add_argument("--eval-digits", type=int, default=500, help="MNIST-test digits per evaluation cell (default 500)")
     p.add_argument("--map-digits", type=int, default=100, help="digits per cell of a 28x28 model's map (default 100)")
     p.add_argument("--metric", action="append", default=[], help="report: metrics to tabulate (default: the main ones)")

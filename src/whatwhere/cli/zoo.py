@@ -14,8 +14,9 @@ def cmd_list(args) -> int:
         return 0
     print(f"{'name':22s} {'model':14s} {'params':>10s}  {'recipe':22s} headline")
     for name, e in models.items():
-        metrics = ", ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}"
-                            for k, v in list(e.get("metrics", {}).items())[:3])
+        metrics = ", ".join(
+            f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in list(e.get("metrics", {}).items())[:3]
+        )
         print(f"{name:22s} {e['model']:14s} {e['params']:>10,d}  {e['recipe'].get('name', ''):22s} {metrics}")
     return 0
 
@@ -49,30 +50,53 @@ def cmd_add(args) -> int:
         provenance[k] = v
     files = dict(item.split("=", 1) for item in args.file)
     model = load(args.run)
-    entry = add_to_zoo(args.name, weights_path(args.run), recipe=recipe_of(args.run), params=count_parameters(model),
-                       metrics=metrics, provenance=provenance, files=files)
+    entry = add_to_zoo(
+        args.name,
+        weights_path(args.run),
+        recipe=recipe_of(args.run),
+        params=count_parameters(model),
+        metrics=metrics,
+        provenance=provenance,
+        files=files,
+    )
     print(f"added {args.name}: {entry['file']} sha256 {entry['sha256'][:16]}…, {entry['params']:,} parameters")
     return 0
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("zoo", help="the shipped models: list, verify their hashes",
-                       description="The checked model zoo shipped with whatwhere: load any entry by name "
-                                   "(`whatwhere.load(\"what\")`, or a zoo name wherever a command takes a model).")
+    p = sub.add_parser(
+        "zoo",
+        help="the shipped models: list, verify their hashes",
+        description="The checked model zoo shipped with whatwhere: load any entry by name "
+        '(`whatwhere.load("what")`, or a zoo name wherever a command takes a model).',
+    )
     zsub = p.add_subparsers(dest="zoo_cmd", required=True)
     ls = zsub.add_parser("list", help="list the shipped models")
     ls.add_argument("--json", action="store_true", help="the whole manifest as JSON")
     ls.set_defaults(func=cmd_list)
-    v = zsub.add_parser("verify", help="check every shipped file against its SHA-256, fetching the missing ones "
-                         "(exit 1 on a mismatch or a failed download)")
+    v = zsub.add_parser(
+        "verify",
+        help="check every shipped file against its SHA-256, fetching the missing ones "
+        "(exit 1 on a mismatch or a failed download)",
+    )
     v.add_argument("names", nargs="*", help="entries to check (default: all)")
     v.set_defaults(func=cmd_verify)
     a = zsub.add_parser("add", help="(maintainers) add a trained run to the zoo of this checkout")
     a.add_argument("run", help="run directory (model.safetensors and recipe.yaml)")
     a.add_argument("--name", required=True, help="zoo name")
     a.add_argument("--metric", action="append", default=[], metavar="KEY=VALUE", help="headline metric; repeatable")
-    a.add_argument("--provenance", action="append", default=[], metavar="KEY=VALUE",
-                   help="commit=..., hardware=..., command=...; repeatable")
-    a.add_argument("--file", action="append", default=[], metavar="KIND=PATH",
-                   help="an extra file, e.g. accuracy_map=results/what/accuracy_map.npy; repeatable")
+    a.add_argument(
+        "--provenance",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="commit=..., hardware=..., command=...; repeatable",
+    )
+    a.add_argument(
+        "--file",
+        action="append",
+        default=[],
+        metavar="KIND=PATH",
+        help="an extra file, e.g. accuracy_map=results/what/accuracy_map.npy; repeatable",
+    )
     a.set_defaults(func=cmd_add)

@@ -19,5 +19,18 @@ from whatwhere.data.display import (
 )
 from whatwhere.data.mnist import MNIST, MNISTError, fetch, load
 
-__all__ = ["envelope", "motion_clouds", "DisplayConfig", "DisplayEpoch", "DisplayBatch", "DisplaySet",
-           "check_display_keys", "preset", "render", "MNIST", "MNISTError", "fetch", "load"]
+__all__ = [
+    "envelope",
+    "motion_clouds",
+    "DisplayConfig",
+    "DisplayEpoch",
+    "DisplayBatch",
+    "DisplaySet",
+    "check_display_keys",
+    "preset",
+    "render",
+    "MNIST",
+    "MNISTError",
+    "fetch",
+    "load",
+]

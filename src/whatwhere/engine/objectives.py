@@ -31,8 +31,19 @@ from whatwhere.utils.errors import UserError
 if TYPE_CHECKING:  # pragma: no cover
     from whatwhere.data import DisplayBatch
 
-__all__ = ["Objective", "OBJECTIVES", "OBJECTIVE_ARGS", "register_objective", "objective_args_types",
-           "make_objective", "classification", "where", "ram", "load_accuracy_map", "DEFAULT_ACCURACY_MAP"]
+__all__ = [
+    "Objective",
+    "OBJECTIVES",
+    "OBJECTIVE_ARGS",
+    "register_objective",
+    "objective_args_types",
+    "make_objective",
+    "classification",
+    "where",
+    "ram",
+    "load_accuracy_map",
+    "DEFAULT_ACCURACY_MAP",
+]
 
 Objective = Callable[[torch.nn.Module, "DisplayBatch"], tuple[torch.Tensor, torch.Tensor]]
 #: name -> factory(recipe, device) -> Objective
@@ -107,7 +118,8 @@ def load_accuracy_map(spec: str | None = None) -> torch.Tensor:
     if not p.is_file():
         raise FileNotFoundError(
             f"What accuracy map {p} not found (cwd {Path.cwd()}): build one with `whatwhere eval accuracy-map RUN`, "
-            f"or use the shipped one (objective_args.accuracy_map: zoo:what)")
+            f"or use the shipped one (objective_args.accuracy_map: zoo:what)"
+        )
     try:
         acc = np.load(p, allow_pickle=False)
     except (ValueError, EOFError, OSError) as exc:  # pickled, empty, truncated or not .npy at all
@@ -147,8 +159,9 @@ def where(recipe=None, device=None) -> Objective:
     return objective
 
 
-@register_objective("saccadic", args={"accuracy_map": str, "baseline": float, "glimpse_weight": float,
-                                      "map_weight": float})
+@register_objective(
+    "saccadic", args={"accuracy_map": str, "baseline": float, "glimpse_weight": float, "map_weight": float}
+)
 def saccadic(recipe=None, device=None) -> Objective:
     """The foveated saccadic transformer's loss (:mod:`whatwhere.models.saccadic`):
 
@@ -176,7 +189,7 @@ def saccadic(recipe=None, device=None) -> Objective:
         if glimpse_w > 0:
             loss = loss + glimpse_w * F.cross_entropy(step_logits.flatten(0, 1), d.labels.repeat_interleave(K))
         if map_w > 0:
-            rel = d.offsets[:, None, :] - tr.fixations[:, :-1].detach().round().long()   # (B, K, 2)
+            rel = d.offsets[:, None, :] - tr.fixations[:, :-1].detach().round().long()  # (B, K, 2)
             target = model.colliculus.where_target(acc, rel.flatten(0, 1), baseline=baseline)
             loss = loss + map_w * F.binary_cross_entropy_with_logits(where_logits.flatten(0, 1), target)
         return loss, (logits.argmax(1) == d.labels).sum()
@@ -213,10 +226,10 @@ def ram(recipe=None, device=None) -> Objective:
         tr = model.forward_trace(d.images)
         logits = tr.logits.float()
         hit = logits.argmax(1) == d.labels
-        reward = hit.float()[:, None]                                    # (B, 1)
+        reward = hit.float()[:, None]  # (B, 1)
         loss = F.cross_entropy(logits, d.labels)
         if tr.baselines.shape[1]:
-            b = tr.baselines.float()                                     # (B, K-1)
+            b = tr.baselines.float()  # (B, K-1)
             loss = loss + base_w * F.mse_loss(b, reward.expand_as(b))
             advantage = (reward - b).detach()
             loss = loss + rl_w * (-(tr.log_probs.float() * advantage).sum(1)).mean()
@@ -267,17 +280,18 @@ def ensemble(recipe=None, device=None) -> Objective:
     args = dict(getattr(recipe, "objective_args", None) or {})
     name = args.pop("member_objective", "classification")
     if name not in OBJECTIVES or name in _NOT_MEMBERS:
-        raise ValueError(f"objective 'ensemble': member_objective must be a registered per-output objective, "
-                         f"got {name!r}")
+        raise ValueError(
+            f"objective 'ensemble': member_objective must be a registered per-output objective, got {name!r}"
+        )
     inner = OBJECTIVES[name](SimpleNamespace(objective=name, objective_args=args), device)
 
     def objective(model, d):
-        out = model(d.images).float()                              # (n, b, ...)
+        out = model(d.images).float()  # (n, b, ...)
         n, b = out.shape[:2]
         loss: torch.Tensor | float = 0.0
         correct: torch.Tensor | float = 0.0
         for k in range(n):
-            dk = d[k * b:(k + 1) * b] if model.training else d
+            dk = d[k * b : (k + 1) * b] if model.training else d
             loss_k, c_k = inner(_Outputs(out[k], model), dk)
             loss = loss + loss_k
             correct = correct + c_k

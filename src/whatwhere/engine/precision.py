@@ -32,8 +32,9 @@ def check_precision(precision: str, device: torch.device | str | None = None) ->
     if precision == "bf16" and device is not None:
         dev = torch.device(device)
         if dev.type == "cuda" and not torch.cuda.is_bf16_supported():
-            raise PrecisionError(f"precision: bf16 is not supported by {torch.cuda.get_device_name(dev)}; "
-                                 f"use precision=fp32")
+            raise PrecisionError(
+                f"precision: bf16 is not supported by {torch.cuda.get_device_name(dev)}; use precision=fp32"
+            )
         if dev.type not in ("cpu", "cuda"):
             raise PrecisionError(f"precision: bf16 is not supported on device {dev}; use precision=fp32")
 

@@ -40,8 +40,18 @@ import yaml
 from whatwhere.data.display import PRESETS, RENAMED, DisplayConfig, preset
 from whatwhere.utils.validation import did_you_mean, matches, one_line, show_key, show_value, suggest, type_problem
 
-__all__ = ["Recipe", "RecipeError", "Stage", "load_recipe", "parse_recipe", "apply_override", "recipe_names",
-           "recipe_source", "parse_value", "ensemble_recipe"]
+__all__ = [
+    "Recipe",
+    "RecipeError",
+    "Stage",
+    "load_recipe",
+    "parse_recipe",
+    "apply_override",
+    "recipe_names",
+    "recipe_source",
+    "parse_value",
+    "ensemble_recipe",
+]
 
 OPTIMIZERS = ("sgd", "adam")
 SCHEDULES = ("constant", "step", "exponential")
@@ -101,7 +111,7 @@ class Recipe:
     schedule: Schedule = Schedule()
     raw: dict = field(default_factory=dict, compare=False, repr=False)
     profile: str | None = field(default=None, compare=False)  # the profile applied (None: the full recipe)
-    overrides: tuple = field(default=(), compare=False)       # the key=value overrides applied, in order
+    overrides: tuple = field(default=(), compare=False)  # the key=value overrides applied, in order
 
     @property
     def size(self) -> int:
@@ -135,16 +145,47 @@ def _hints(cls) -> dict:
 _DISPLAY = _Section(_hints(DisplayConfig), {old: f"was renamed {{prefix}}{new}" for old, new in RENAMED.items()})
 _OPTIMIZER = _Section(_hints(Optimizer))
 _SCHEDULE = _Section(_hints(Schedule))
-_STAGE = _Section({"epochs": int, "display": _DISPLAY, "name": str | None, "reset_optimizer": bool,
-                   "lr": float | None, "schedule": _SCHEDULE, "sigma": float | list[float] | None,
-                   "contrast_range": _DISPLAY["contrast_range"], "contrast": _DISPLAY["contrast"],
-                   "eccentricity": _DISPLAY["eccentricity"]},
-                  {old: f"was renamed {{prefix}}display.{new}" for old, new in RENAMED.items()})
-_TOP = _Section({"name": str, "model": str, "source": str, "model_args": _FREE, "objective": str,
-                 "objective_args": _FREE, "seed": int, "device": str, "batch_size": int, "train_limit": int | None,
-                 "eval_digits": int, "static": bool, "precision": str, "checkpoint_every_s": float,
-                 "init": str | dict | None, "preset": str, "size": int, "display": _DISPLAY,
-                 "optimizer": _OPTIMIZER, "schedule": _SCHEDULE, "stages": [_STAGE], "profiles": _FREE})
+_STAGE = _Section(
+    {
+        "epochs": int,
+        "display": _DISPLAY,
+        "name": str | None,
+        "reset_optimizer": bool,
+        "lr": float | None,
+        "schedule": _SCHEDULE,
+        "sigma": float | list[float] | None,
+        "contrast_range": _DISPLAY["contrast_range"],
+        "contrast": _DISPLAY["contrast"],
+        "eccentricity": _DISPLAY["eccentricity"],
+    },
+    {old: f"was renamed {{prefix}}display.{new}" for old, new in RENAMED.items()},
+)
+_TOP = _Section(
+    {
+        "name": str,
+        "model": str,
+        "source": str,
+        "model_args": _FREE,
+        "objective": str,
+        "objective_args": _FREE,
+        "seed": int,
+        "device": str,
+        "batch_size": int,
+        "train_limit": int | None,
+        "eval_digits": int,
+        "static": bool,
+        "precision": str,
+        "checkpoint_every_s": float,
+        "init": str | dict | None,
+        "preset": str,
+        "size": int,
+        "display": _DISPLAY,
+        "optimizer": _OPTIMIZER,
+        "schedule": _SCHEDULE,
+        "stages": [_STAGE],
+        "profiles": _FREE,
+    }
+)
 
 
 def _unknown(key: Any, section: _Section, prefix: str) -> RecipeError:
@@ -183,8 +224,10 @@ def _check(value: Any, schema: Any, path: str) -> None:
 def _choice(value: Any, choices, key: str) -> None:
     """Refuse a value that is not one of ``choices``, suggesting the nearest."""
     if value not in choices:
-        raise RecipeError(f"{key} must be one of {', '.join(map(str, choices))}, got {show_value(value)}"
-                          + (f" (did you mean {suggest(value, choices)!r}?)" if suggest(value, choices) else ""))
+        raise RecipeError(
+            f"{key} must be one of {', '.join(map(str, choices))}, got {show_value(value)}"
+            + (f" (did you mean {suggest(value, choices)!r}?)" if suggest(value, choices) else "")
+        )
 
 
 def _positive(d: dict, key: str, default, minimum, *, strict: bool = False, path: str = "") -> None:
@@ -228,8 +271,10 @@ def _check_model_args(model: str, args: dict) -> None:
     for key, value in args.items():
         if key not in params:
             if not open_:
-                raise RecipeError(f"unknown key {'model_args.' + key!r} for model {model!r}"
-                                  f"{did_you_mean(key, params, prefix='model_args.')}")
+                raise RecipeError(
+                    f"unknown key {'model_args.' + key!r} for model {model!r}"
+                    f"{did_you_mean(key, params, prefix='model_args.')}"
+                )
             continue
         problem = type_problem(value, params[key], f"model_args.{key}")
         if problem:
@@ -252,8 +297,10 @@ def _check_objective_args(objective: str, args: dict) -> None:
         return
     for key, value in args.items():
         if key not in allowed:
-            raise RecipeError(f"unknown key {'objective_args.' + key!r} for objective {objective!r}"
-                              f"{did_you_mean(key, allowed, prefix='objective_args.')}")
+            raise RecipeError(
+                f"unknown key {'objective_args.' + key!r} for objective {objective!r}"
+                f"{did_you_mean(key, allowed, prefix='objective_args.')}"
+            )
         problem = type_problem(value, allowed[key], f"objective_args.{key}")
         if problem:
             raise RecipeError(problem)
@@ -277,8 +324,9 @@ def _profiles(d: dict) -> dict:
     _check(profiles, _FREE, "profiles")
     for name, changes in profiles.items():
         if not isinstance(changes, dict):
-            raise RecipeError(f"profiles.{show_key(name)} must be a mapping of key: value overrides, "
-                              f"got {show_value(changes)}")
+            raise RecipeError(
+                f"profiles.{show_key(name)} must be a mapping of key: value overrides, got {show_value(changes)}"
+            )
     return profiles
 
 
@@ -314,9 +362,10 @@ def _parse(d: dict[str, Any], profile: str | None, overrides) -> Recipe:
     if profile is not None:
         if not isinstance(profile, str) or profile not in profiles:
             hint = suggest(profile, profiles)
-            raise RecipeError(f"profile {show_value(profile)} is not defined in this recipe (profiles: "
-                              f"{', '.join(sorted(map(str, profiles))) or 'none'})"
-                              + (f" (did you mean {hint!r}?)" if hint else ""))
+            raise RecipeError(
+                f"profile {show_value(profile)} is not defined in this recipe (profiles: "
+                f"{', '.join(sorted(map(str, profiles))) or 'none'})" + (f" (did you mean {hint!r}?)" if hint else "")
+            )
         for key, value in profiles[profile].items():
             try:
                 apply_override(d, key, value)
@@ -374,9 +423,16 @@ def _parse(d: dict[str, Any], profile: str | None, overrides) -> Recipe:
                 _check_schedule(sch, f"{where}.schedule")
                 if not st.get("reset_optimizer"):
                     raise RecipeError(f"{where}.schedule needs reset_optimizer: true (it applies to the new optimiser)")
-            stages.append(Stage(epochs=st["epochs"], display=disp, name=name,
-                                reset_optimizer=bool(st.get("reset_optimizer", False)),
-                                lr=lr, schedule=sch))
+            stages.append(
+                Stage(
+                    epochs=st["epochs"],
+                    display=disp,
+                    name=name,
+                    reset_optimizer=bool(st.get("reset_optimizer", False)),
+                    lr=lr,
+                    schedule=sch,
+                )
+            )
     opt = Optimizer(**(d.get("optimizer") or {}))
     _choice(opt.name, OPTIMIZERS, "optimizer.name")
     if not opt.lr > 0:
@@ -399,20 +455,38 @@ def _parse(d: dict[str, Any], profile: str | None, overrides) -> Recipe:
         if bad or not init:
             raise RecipeError(f"init as a mapping must map submodule names to model specs, got {show_value(init)}")
     elif init is not None and not init:
-        raise RecipeError(f"init must be a model spec (run directory, weights file, zoo:NAME) or a mapping "
-                          f"{{submodule: spec}}, got {show_value(init)}")
+        raise RecipeError(
+            f"init must be a model spec (run directory, weights file, zoo:NAME) or a mapping "
+            f"{{submodule: spec}}, got {show_value(init)}"
+        )
     device = d.get("device", "auto")
     if device not in ("auto", "cpu", "cuda") and not (device.startswith("cuda:") and device[5:].isdigit()):
         raise RecipeError(f"device must be auto, cpu, cuda or cuda:N, got {show_value(device)}")
     resolved = {k: v for k, v in d.items() if k != "profiles"}
-    return Recipe(name=str(d["name"]), model=d["model"], stages=tuple(stages), source=str(d.get("source", "")),
-                  model_args=dict(d.get("model_args") or {}), objective=str(d.get("objective", "classification")),
-                  objective_args=dict(d.get("objective_args") or {}), seed=d.get("seed", 0),
-                  device=d.get("device", "auto"), batch_size=d.get("batch_size", 100), train_limit=tl,
-                  eval_digits=d.get("eval_digits", 10000), static=bool(d.get("static", False)), init=init,
-                  precision=d.get("precision", "fp32"), checkpoint_every_s=float(ce),
-                  preset=d.get("preset", "paper"), optimizer=opt, schedule=sch, raw=resolved,
-                  profile=profile, overrides=tuple(overrides))
+    return Recipe(
+        name=str(d["name"]),
+        model=d["model"],
+        stages=tuple(stages),
+        source=str(d.get("source", "")),
+        model_args=dict(d.get("model_args") or {}),
+        objective=str(d.get("objective", "classification")),
+        objective_args=dict(d.get("objective_args") or {}),
+        seed=d.get("seed", 0),
+        device=d.get("device", "auto"),
+        batch_size=d.get("batch_size", 100),
+        train_limit=tl,
+        eval_digits=d.get("eval_digits", 10000),
+        static=bool(d.get("static", False)),
+        init=init,
+        precision=d.get("precision", "fp32"),
+        checkpoint_every_s=float(ce),
+        preset=d.get("preset", "paper"),
+        optimizer=opt,
+        schedule=sch,
+        raw=resolved,
+        profile=profile,
+        overrides=tuple(overrides),
+    )
 
 
 def parse_value(text: str) -> Any:
@@ -486,7 +560,7 @@ def apply_override(d: dict, key: str, value: Any) -> None:
             node[p] = value
             return
         if not isinstance(sub, (_Section, list)) and not matches({}, sub):
-            raise fail(f"{show_key('.'.join(parts[:i + 1]))} takes a value, not keys")
+            raise fail(f"{show_key('.'.join(parts[: i + 1]))} takes a value, not keys")
         if node.get(p) is None:
             node[p] = {}
         rec(node[p], sub, i + 1)
@@ -518,8 +592,9 @@ def recipe_source(spec: str | Path) -> Path:
         packaged = _packaged_dir() / f"{spec}.yaml"
         if packaged.is_file():
             return packaged
-    raise RecipeError(f"recipe {str(spec)!r} is neither a file nor a packaged recipe; packaged: "
-                      f"{', '.join(recipe_names())}")
+    raise RecipeError(
+        f"recipe {str(spec)!r} is neither a file nor a packaged recipe; packaged: {', '.join(recipe_names())}"
+    )
 
 
 def _merge(base: dict, over: dict) -> dict:
@@ -547,8 +622,9 @@ def _load_yaml(path: Path) -> dict:
     if d is None:
         return {}
     if not isinstance(d, dict):
-        raise RecipeError(f"{path}: line 1: a recipe must be a mapping (key: value lines), got {type(d).__name__} "
-                          f"{show_value(d, 60)}")
+        raise RecipeError(
+            f"{path}: line 1: a recipe must be a mapping (key: value lines), got {type(d).__name__} {show_value(d, 60)}"
+        )
     return d
 
 

@@ -50,10 +50,28 @@ from whatwhere.utils.device import pick_device
 from whatwhere.utils.io import atomic_write, write_text
 from whatwhere.utils.seeding import derive_seed
 
-__all__ = ["TrainingError", "TrainingInterrupted", "train", "evaluate", "read_metrics", "export_members", "METRIC_FIELDS"]
+__all__ = [
+    "TrainingError",
+    "TrainingInterrupted",
+    "train",
+    "evaluate",
+    "read_metrics",
+    "export_members",
+    "METRIC_FIELDS",
+]
 
-METRIC_FIELDS = ["epoch", "stage", "stage_name", "lr", "train_loss", "train_acc", "test_loss", "test_acc",
-                 "samples_per_s", "wall_s"]
+METRIC_FIELDS = [
+    "epoch",
+    "stage",
+    "stage_name",
+    "lr",
+    "train_loss",
+    "train_acc",
+    "test_loss",
+    "test_acc",
+    "samples_per_s",
+    "wall_s",
+]
 
 
 class TrainingError(RuntimeError):
@@ -80,8 +98,10 @@ def _init_from(model: torch.nn.Module, recipe: Recipe, log: Callable[[str], None
         p = weights_path(recipe.init)
         meta = read_meta(p)
         if meta.get("model") != recipe.model or meta.get("model_args", {}) != recipe.model_args:
-            raise ValueError(f"init: {p} holds a {meta.get('model')!r} model with model_args "
-                             f"{meta.get('model_args')}, but the recipe builds {recipe.model!r} with {recipe.model_args}")
+            raise ValueError(
+                f"init: {p} holds a {meta.get('model')!r} model with model_args "
+                f"{meta.get('model_args')}, but the recipe builds {recipe.model!r} with {recipe.model_args}"
+            )
         model.load_state_dict(read_weights(p, dev))
         log(f"initialised from {recipe.init} ({p})")
         return
@@ -97,8 +117,10 @@ def _init_from(model: torch.nn.Module, recipe: Recipe, log: Callable[[str], None
             if len(heads) == 1 and {k.split(".", 1)[1] for k in state} == want:
                 state = {k.split(".", 1)[1]: v for k, v in state.items()}
             else:
-                raise ValueError(f"init: the weights of {spec} do not fit submodule {name!r} "
-                                 f"(keys {sorted(state)[:3]}... vs {sorted(want)[:3]}...)")
+                raise ValueError(
+                    f"init: the weights of {spec} do not fit submodule {name!r} "
+                    f"(keys {sorted(state)[:3]}... vs {sorted(want)[:3]}...)"
+                )
         target.load_state_dict(state)
         log(f"initialised {name} from {spec}")
 
@@ -126,8 +148,12 @@ def _save_checkpoint(run: Path, model, opt, sched, pos: Position, recipe: Recipe
         previous = None
     try:
         save_weights(model, ck / f"{stem}.safetensors", model_meta(recipe))
-        state = {"optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "position": pos.__dict__,
-                 "rng_cpu": torch.get_rng_state()}
+        state = {
+            "optimizer": opt.state_dict(),
+            "scheduler": sched.state_dict(),
+            "position": pos.__dict__,
+            "rng_cpu": torch.get_rng_state(),
+        }
         if torch.cuda.is_available():
             state["rng_cuda"] = torch.cuda.get_rng_state_all()
         atomic_write(ck / f"{stem}.state.pt", lambda tmp: torch.save(state, tmp))
@@ -136,8 +162,12 @@ def _save_checkpoint(run: Path, model, opt, sched, pos: Position, recipe: Recipe
         if stem != previous:  # half a checkpoint is none: never let it displace an intact one
             for suffix in (".safetensors", ".state.pt"):
                 (ck / f"{stem}{suffix}").unlink(missing_ok=True)
-        kept = (f"the previous checkpoint {previous} is kept ({ptr} still points to it); free some space and "
-                f"continue with --resume" if previous else "there is no earlier checkpoint")
+        kept = (
+            f"the previous checkpoint {previous} is kept ({ptr} still points to it); free some space and "
+            f"continue with --resume"
+            if previous
+            else "there is no earlier checkpoint"
+        )
         raise TrainingError(f"checkpoint {stem} could not be written: {exc}; {kept}") from exc
     stems = sorted({p.name.split(".")[0] for p in ck.glob("epoch-*.safetensors")})
     for old in stems[:-keep]:
@@ -193,8 +223,14 @@ def _stage_of(recipe: Recipe, epoch: int) -> tuple[int, Stage, int]:
 
 
 @torch.no_grad()
-def evaluate(model, displays: DisplaySet, batch_size: int = 1000, n: int | None = None,
-             objective: Objective | None = None, precision: str = "fp32") -> tuple[float, float]:
+def evaluate(
+    model,
+    displays: DisplaySet,
+    batch_size: int = 1000,
+    n: int | None = None,
+    objective: Objective | None = None,
+    precision: str = "fp32",
+) -> tuple[float, float]:
     """(mean loss, accuracy) of ``model`` on the first ``n`` displays of a set (default objective:
     cross-entropy and classification accuracy), its forward pass in ``precision``."""
     objective = objective or classification()
@@ -236,9 +272,18 @@ class _SigintFlag:
             signal.signal(signal.SIGINT, self._old)
 
 
-def train(recipe: Recipe, run_dir: str | Path, *, resume: bool = False, device: str | None = None,
-          mnist_dir: str | None = None, progress: bool = True, stop_after_batches: int | None = None,
-          log: Callable[[str], None] = print, command: str | None = None) -> Path:
+def train(
+    recipe: Recipe,
+    run_dir: str | Path,
+    *,
+    resume: bool = False,
+    device: str | None = None,
+    mnist_dir: str | None = None,
+    progress: bool = True,
+    stop_after_batches: int | None = None,
+    log: Callable[[str], None] = print,
+    command: str | None = None,
+) -> Path:
     """Train ``recipe`` into ``run_dir`` and return the directory.
 
     Args:
@@ -259,8 +304,17 @@ def train(recipe: Recipe, run_dir: str | Path, *, resume: bool = False, device: 
     status = "failed"
     try:
         with torch.random.fork_rng(devices=cuda):
-            out = _train(recipe, run_dir, resume=resume, device=device, mnist_dir=mnist_dir, progress=progress,
-                         stop_after_batches=stop_after_batches, log=log, started=started)
+            out = _train(
+                recipe,
+                run_dir,
+                resume=resume,
+                device=device,
+                mnist_dir=mnist_dir,
+                progress=progress,
+                stop_after_batches=stop_after_batches,
+                log=log,
+                started=started,
+            )
         status = "done"
         return out
     except TrainingInterrupted:
@@ -268,8 +322,9 @@ def train(recipe: Recipe, run_dir: str | Path, *, resume: bool = False, device: 
         raise
     finally:
         if started:  # a refused start (existing run, recipe mismatch) leaves the run's record alone
-            record_sitting(Path(run_dir), recipe, status=status, t0=t0, start=started["position"], device=dev,
-                           command=command)
+            record_sitting(
+                Path(run_dir), recipe, status=status, t0=t0, start=started["position"], device=dev, command=command
+            )
 
 
 def _position_of(ptr: Path) -> list:
@@ -324,12 +379,16 @@ def _latest_intact_checkpoint(run: Path, log: Callable[[str], None] = print) -> 
             write_text(ptr, json.dumps(info))
             log(f"--resume: falling back to the intact checkpoint {stem}")
         return info, weights, state
-    raise TrainingError(f"--resume: no intact checkpoint in {ck}" + (f" (corrupt files renamed *.corrupt: "
-                        f"{', '.join(corrupt)})" if corrupt else "") + "; start the run again under another --out")
+    raise TrainingError(
+        f"--resume: no intact checkpoint in {ck}"
+        + (f" (corrupt files renamed *.corrupt: {', '.join(corrupt)})" if corrupt else "")
+        + "; start the run again under another --out"
+    )
 
 
-def record_sitting(run: Path, recipe: Recipe, *, status: str, t0: float, start: list, device,
-                   command: str | None = None) -> dict:
+def record_sitting(
+    run: Path, recipe: Recipe, *, status: str, t0: float, start: list, device, command: str | None = None
+) -> dict:
     """Append one sitting (this process's part of the run) to ``RUN/run.json`` and return the record.
 
     The record: ``recipe``, ``profile`` (``null``: the full recipe), ``overrides``, ``seed``,
@@ -348,12 +407,33 @@ def record_sitting(run: Path, recipe: Recipe, *, status: str, t0: float, start: 
     now = time.time()
     sittings = list(rec.get("sittings", []))
     command = command or command_line(prog=Path(sys.argv[0]).name or "python")
-    sittings.append({"command": command, "git_commit": git_commit(),
-                     "hardware": hardware(device), "start": utc_iso(t0), "end": utc_iso(now), "from": start,
-                     "to": end, "status": status, "wall_s": round(now - t0, 1)})
-    rec.update({"recipe": recipe.name, "profile": recipe.profile, "overrides": list(recipe.overrides),
-                "seed": recipe.seed, "precision": recipe.precision, "model": recipe.model, "epochs": recipe.total_epochs, "status": status,
-                "wall_time_s": round(sum(x["wall_s"] for x in sittings), 1), "sittings": sittings})
+    sittings.append(
+        {
+            "command": command,
+            "git_commit": git_commit(),
+            "hardware": hardware(device),
+            "start": utc_iso(t0),
+            "end": utc_iso(now),
+            "from": start,
+            "to": end,
+            "status": status,
+            "wall_s": round(now - t0, 1),
+        }
+    )
+    rec.update(
+        {
+            "recipe": recipe.name,
+            "profile": recipe.profile,
+            "overrides": list(recipe.overrides),
+            "seed": recipe.seed,
+            "precision": recipe.precision,
+            "model": recipe.model,
+            "epochs": recipe.total_epochs,
+            "status": status,
+            "wall_time_s": round(sum(x["wall_s"] for x in sittings), 1),
+            "sittings": sittings,
+        }
+    )
     write_text(path, json.dumps(rec, indent=2))
     return rec
 
@@ -389,8 +469,9 @@ class _Sitting:
         self.t_ckpt = time.perf_counter()
 
 
-def _open_run(recipe: Recipe, run: Path, *, resume: bool, log: Callable[[str], None],
-              started: dict | None) -> tuple | None:
+def _open_run(
+    recipe: Recipe, run: Path, *, resume: bool, log: Callable[[str], None], started: dict | None
+) -> tuple | None:
     """Check that ``run`` may be started (no checkpoint) or resumed (a checkpoint, the same recipe),
     write its ``recipe.yaml`` and note the starting position in ``started``.
 
@@ -405,8 +486,10 @@ def _open_run(recipe: Recipe, run: Path, *, resume: bool, log: Callable[[str], N
     if resume:
         old = yaml.safe_load((run / "recipe.yaml").read_text())
         if old != recipe.to_dict():
-            raise ValueError(f"--resume: the recipe differs from the one {run} was started with "
-                             f"({run / 'recipe.yaml'}); resume with the same recipe and overrides")
+            raise ValueError(
+                f"--resume: the recipe differs from the one {run} was started with "
+                f"({run / 'recipe.yaml'}); resume with the same recipe and overrides"
+            )
         checkpoint = _latest_intact_checkpoint(run, log)
     run.mkdir(parents=True, exist_ok=True)
     write_text(run / "recipe.yaml", yaml.safe_dump(recipe.to_dict(), sort_keys=False))
@@ -415,8 +498,9 @@ def _open_run(recipe: Recipe, run: Path, *, resume: bool, log: Callable[[str], N
     return checkpoint
 
 
-def _build(recipe: Recipe, run: Path, dev: torch.device, *, resume: bool, mnist_dir: str | None,
-           log: Callable[[str], None]) -> _Sitting:
+def _build(
+    recipe: Recipe, run: Path, dev: torch.device, *, resume: bool, mnist_dir: str | None, log: Callable[[str], None]
+) -> _Sitting:
     """The model (seeded initialisation, ``recipe.init`` weights on a fresh run), the training and
     test display sets, the objective, and the optimiser and schedule at the run's start.
     The order of these steps fixes the random streams: keep it."""
@@ -431,18 +515,41 @@ def _build(recipe: Recipe, run: Path, dev: torch.device, *, resume: bool, mnist_
     train_split = mnist.load("train", mnist_dir)
     test_split = mnist.load("test", mnist_dir)
     n_train = len(train_split) if recipe.train_limit is None else min(recipe.train_limit, len(train_split))
-    train_set = DisplaySet(train_split.images[:n_train], train_split.labels[:n_train], recipe.stages[0].display,
-                           seed=recipe.seed, shuffle=True, static=recipe.static, device=dev)
-    test_set = DisplaySet(test_split.images, test_split.labels, recipe.stages[0].display,
-                          seed=derive_seed(recipe.seed, "eval"), device=dev)
+    train_set = DisplaySet(
+        train_split.images[:n_train],
+        train_split.labels[:n_train],
+        recipe.stages[0].display,
+        seed=recipe.seed,
+        shuffle=True,
+        static=recipe.static,
+        device=dev,
+    )
+    test_set = DisplaySet(
+        test_split.images,
+        test_split.labels,
+        recipe.stages[0].display,
+        seed=derive_seed(recipe.seed, "eval"),
+        device=dev,
+    )
 
     prepare_model(model, recipe.precision)
     objective = make_objective(recipe, dev)
     pos = Position()
     opt = _make_optimizer(recipe, model.parameters(), recipe.optimizer.lr)
     sched = _make_schedule(recipe, opt)
-    return _Sitting(run=run, recipe=recipe, dev=dev, model=model, objective=objective, train_set=train_set,
-                    test_set=test_set, n_train=n_train, opt=opt, sched=sched, pos=pos)
+    return _Sitting(
+        run=run,
+        recipe=recipe,
+        dev=dev,
+        model=model,
+        objective=objective,
+        train_set=train_set,
+        test_set=test_set,
+        n_train=n_train,
+        opt=opt,
+        sched=sched,
+        pos=pos,
+    )
 
 
 def _restore(s: _Sitting, checkpoint: tuple, log: Callable[[str], None]) -> None:
@@ -475,8 +582,16 @@ def _open_metrics(path: Path, *, resume: bool, pos: Position) -> None:
             csv.writer(fh).writerows(kept)
 
 
-def _run_epoch(s: _Sitting, epoch: int, stage: Stage, lr: float, sigint: _SigintFlag, *, progress: bool,
-               stop_after_batches: int | None) -> None:
+def _run_epoch(
+    s: _Sitting,
+    epoch: int,
+    stage: Stage,
+    lr: float,
+    sigint: _SigintFlag,
+    *,
+    progress: bool,
+    stop_after_batches: int | None,
+) -> None:
     """Train the batches of ``epoch`` from ``s.pos.batch`` on.
 
     The loss and correct counts accumulate on the device; every 50 batches (and at the epoch's
@@ -491,8 +606,14 @@ def _run_epoch(s: _Sitting, epoch: int, stage: Stage, lr: float, sigint: _Sigint
     bs = recipe.batch_size
     n_batches = math.ceil(s.n_train / bs)
     ds = s.train_set.with_config(stage.display)
-    bar = tqdm(total=n_batches, initial=pos.batch, disable=None if progress else True, leave=False, mininterval=1.0,
-               desc=f"epoch {epoch + 1}/{recipe.total_epochs} [{stage.name}]")
+    bar = tqdm(
+        total=n_batches,
+        initial=pos.batch,
+        disable=None if progress else True,
+        leave=False,
+        mininterval=1.0,
+        desc=f"epoch {epoch + 1}/{recipe.total_epochs} [{stage.name}]",
+    )
     # running sums stay on the device: no host round trip per batch
     loss_acc = torch.zeros((), dtype=torch.float64, device=dev)
     correct_acc = torch.zeros((), dtype=torch.int64, device=dev)
@@ -520,7 +641,8 @@ def _run_epoch(s: _Sitting, epoch: int, stage: Stage, lr: float, sigint: _Sigint
                     f"non-finite loss in epoch {epoch + 1} between batches {last_check + 1} and {b + 1} "
                     f"(stage {stage.name}, lr {lr:g}); nothing of this epoch was saved and the last "
                     f"good checkpoint is kept in {run / 'checkpoints'}. Lower the learning rate or "
-                    f"check the inputs.")
+                    f"check the inputs."
+                )
             last_check = b + 1
             pos.loss_sum += float(loss_acc)
             pos.correct += int(correct_acc)
@@ -530,16 +652,21 @@ def _run_epoch(s: _Sitting, epoch: int, stage: Stage, lr: float, sigint: _Sigint
             pos.train_time += now - t_sync
             t_sync = now
             if progress:
-                bar.set_postfix(loss=f"{pos.loss_sum / pos.seen:.3f}", acc=f"{pos.correct / pos.seen:.3f}",
-                                sps=f"{pos.seen / max(pos.train_time, 1e-9):,.0f}")
+                bar.set_postfix(
+                    loss=f"{pos.loss_sum / pos.seen:.3f}",
+                    acc=f"{pos.correct / pos.seen:.3f}",
+                    sps=f"{pos.seen / max(pos.train_time, 1e-9):,.0f}",
+                )
             if not stop and b < n_batches - 1 and now - s.t_ckpt >= recipe.checkpoint_every_s:
                 s.checkpoint()  # a mid-epoch sitting boundary
         bar.update(1)
         if stop:
             bar.close()
             _save_checkpoint(run, s.model, s.opt, s.sched, pos, recipe)
-            raise TrainingInterrupted(f"interrupted at epoch {epoch + 1}, batch {b + 1}; checkpoint saved. "
-                                      f"Continue with: whatwhere train RECIPE --out {run} --resume")
+            raise TrainingInterrupted(
+                f"interrupted at epoch {epoch + 1}, batch {b + 1}; checkpoint saved. "
+                f"Continue with: whatwhere train RECIPE --out {run} --resume"
+            )
     bar.close()
 
 
@@ -550,16 +677,32 @@ def _end_epoch(s: _Sitting, epoch: int, k: int, stage: Stage, lr: float, log: Ca
     with warnings.catch_warnings():  # a run resumed exactly at an epoch's end steps no batch first
         warnings.simplefilter("ignore", UserWarning)
         s.sched.step()
-    test_loss, test_acc = evaluate(s.model, s.test_set.with_config(stage.display), n=recipe.eval_digits,
-                                   objective=s.objective, precision=recipe.precision)
-    row = [epoch + 1, k, stage.name, f"{lr:.6g}", f"{pos.loss_sum / pos.seen:.6f}",
-           f"{pos.correct / pos.seen:.6f}", f"{test_loss:.6f}", f"{test_acc:.6f}",
-           f"{pos.seen / max(pos.train_time, 1e-9):.1f}", f"{time.perf_counter() - s.t_run:.1f}"]
+    test_loss, test_acc = evaluate(
+        s.model,
+        s.test_set.with_config(stage.display),
+        n=recipe.eval_digits,
+        objective=s.objective,
+        precision=recipe.precision,
+    )
+    row = [
+        epoch + 1,
+        k,
+        stage.name,
+        f"{lr:.6g}",
+        f"{pos.loss_sum / pos.seen:.6f}",
+        f"{pos.correct / pos.seen:.6f}",
+        f"{test_loss:.6f}",
+        f"{test_acc:.6f}",
+        f"{pos.seen / max(pos.train_time, 1e-9):.1f}",
+        f"{time.perf_counter() - s.t_run:.1f}",
+    ]
     with open(s.run / "metrics.csv", "a", newline="") as fh:
         csv.writer(fh).writerow(row)
-    log(f"epoch {epoch + 1}/{recipe.total_epochs} [{stage.name}] lr {lr:.3g} "
+    log(
+        f"epoch {epoch + 1}/{recipe.total_epochs} [{stage.name}] lr {lr:.3g} "
         f"train loss {pos.loss_sum / pos.seen:.4f} acc {pos.correct / pos.seen:.4f} | "
-        f"test loss {test_loss:.4f} acc {test_acc:.4f} | {pos.seen / max(pos.train_time, 1e-9):,.0f} samples/s")
+        f"test loss {test_loss:.4f} acc {test_acc:.4f} | {pos.seen / max(pos.train_time, 1e-9):,.0f} samples/s"
+    )
     s.pos = Position(epoch=epoch + 1)
     s.checkpoint()
 
@@ -570,13 +713,24 @@ def _save_final(s: _Sitting) -> None:
         save_weights(s.model, s.run / "model.safetensors", model_meta(s.recipe))
         write_text(s.run / "model.json", json.dumps(model_meta(s.recipe), indent=2))
     except OSError as exc:
-        raise TrainingError(f"the final weights could not be written: {exc}; the last checkpoint is kept: free "
-                            f"some space and continue with --resume") from exc
+        raise TrainingError(
+            f"the final weights could not be written: {exc}; the last checkpoint is kept: free "
+            f"some space and continue with --resume"
+        ) from exc
 
 
-def _train(recipe: Recipe, run_dir: str | Path, *, resume: bool, device: str | None, mnist_dir: str | None,
-           progress: bool, stop_after_batches: int | None, log: Callable[[str], None],
-           started: dict | None = None) -> Path:
+def _train(
+    recipe: Recipe,
+    run_dir: str | Path,
+    *,
+    resume: bool,
+    device: str | None,
+    mnist_dir: str | None,
+    progress: bool,
+    stop_after_batches: int | None,
+    log: Callable[[str], None],
+    started: dict | None = None,
+) -> Path:
     """The body of :func:`train` (runs inside a forked random state): open the run, build the model
     and data, restore the checkpoint, then train epoch by epoch, each stage's optimiser reset
     where the recipe asks, and write the final weights."""

@@ -35,8 +35,19 @@ import sys
 from functools import cache
 from pathlib import Path
 
-__all__ = ["ZooError", "add_to_zoo", "base_url", "cache_dir", "manifest", "manifest_path", "sha256_of", "zoo_dir",
-           "zoo_entry", "zoo_names", "zoo_path"]
+__all__ = [
+    "ZooError",
+    "add_to_zoo",
+    "base_url",
+    "cache_dir",
+    "manifest",
+    "manifest_path",
+    "sha256_of",
+    "zoo_dir",
+    "zoo_entry",
+    "zoo_names",
+    "zoo_path",
+]
 
 PREFIX = "zoo:"
 #: a local folder of zoo files, searched first
@@ -115,7 +126,7 @@ def zoo_names() -> list[str]:
 
 def zoo_entry(name: str) -> dict:
     """The manifest entry of ``name`` (``zoo:`` prefix allowed)."""
-    name = name[len(PREFIX):] if name.startswith(PREFIX) else name
+    name = name[len(PREFIX) :] if name.startswith(PREFIX) else name
     models = manifest()["models"]
     if name not in models:
         raise ZooError(f"{name!r} is not in the model zoo; shipped models: {', '.join(sorted(models)) or 'none'}")
@@ -145,8 +156,10 @@ def _record(name: str, file: str) -> dict:
     elif file in entry.get("files", {}):
         rec = entry["files"][file]
     else:
-        raise ZooError(f"zoo entry {name!r} has no {file!r} file (it has: weights"
-                       f"{''.join(', ' + k for k in entry.get('files', {}))})")
+        raise ZooError(
+            f"zoo entry {name!r} has no {file!r} file (it has: weights"
+            f"{''.join(', ' + k for k in entry.get('files', {}))})"
+        )
     if not rec.get("file") or "/" in rec["file"] or "\\" in rec["file"] or rec["file"].startswith("."):
         raise ZooError(f"zoo entry {name!r}: bad file name {rec.get('file')!r} in the manifest")
     return rec
@@ -164,8 +177,15 @@ def zoo_path(name: str, file: str = "weights") -> Path:
     looked = []
     env_dir = os.environ.get(ENV_DIR)
     local = [(Path(env_dir).expanduser(), f"replace it, or unset {ENV_DIR}")] if env_dir else []
-    local.append((zoo_dir(), ("restore it (`git checkout -- src/whatwhere/zoo` in a checkout), or delete it to "
-                              "use the cache or a download")))
+    local.append(
+        (
+            zoo_dir(),
+            (
+                "restore it (`git checkout -- src/whatwhere/zoo` in a checkout), or delete it to "
+                "use the cache or a download"
+            ),
+        )
+    )
     for folder, fix in local:
         path = folder / rec["file"]
         looked.append(str(folder))
@@ -180,9 +200,11 @@ def zoo_path(name: str, file: str = "weights") -> Path:
         return cached
     url = base_url()
     if not url:
-        raise ZooError(f"zoo file {rec['file']} is missing (looked in {', '.join(looked)}) and no weights source "
-                       f"is configured: set {ENV_URL} to a base URL serving the zoo files, or {ENV_DIR} to a "
-                       f"folder holding them")
+        raise ZooError(
+            f"zoo file {rec['file']} is missing (looked in {', '.join(looked)}) and no weights source "
+            f"is configured: set {ENV_URL} to a base URL serving the zoo files, or {ENV_DIR} to a "
+            f"folder holding them"
+        )
     return _download(url, rec)
 
 
@@ -205,18 +227,26 @@ def _download(base: str, rec: dict) -> Path:
         fetch(u, output_file, p)
         got = os.path.getsize(output_file)
         if got != rec["bytes"]:
-            raise ZooError(f"{head}: got {got} bytes, expected {rec['bytes']} (truncated or altered on the server); "
-                           f"nothing was kept")
+            raise ZooError(
+                f"{head}: got {got} bytes, expected {rec['bytes']} (truncated or altered on the server); "
+                f"nothing was kept"
+            )
 
     # one line of ours on stderr instead of pooch's log (a first use waits for the download)
-    print(f"whatwhere: fetching zoo file {rec['file']} ({rec['bytes'] / 1e6:.1f} MB) from {url} into {cache_dir()}",
-          file=sys.stderr, flush=True)
+    print(
+        f"whatwhere: fetching zoo file {rec['file']} ({rec['bytes'] / 1e6:.1f} MB) from {url} into {cache_dir()}",
+        file=sys.stderr,
+        flush=True,
+    )
     log = pooch.get_logger()
     level = log.level
     log.setLevel("WARNING")
     try:
-        path = Path(pooch.retrieve(url, known_hash=f"sha256:{rec['sha256']}", fname=rec["file"], path=cache_dir(),
-                                   downloader=download))
+        path = Path(
+            pooch.retrieve(
+                url, known_hash=f"sha256:{rec['sha256']}", fname=rec["file"], path=cache_dir(), downloader=download
+            )
+        )
     except ZooError:
         raise
     except requests.HTTPError as exc:
@@ -225,21 +255,29 @@ def _download(base: str, rec: dict) -> Path:
         raise ZooError(f"{head}: HTTP {status} {reason} (is the file published there?)") from exc
     except requests.ConnectionError as exc:
         text = str(exc)
-        why = ("connection refused" if "refused" in text.lower() else
-               "unknown host" if "resolve" in text.lower() or "name or service" in text.lower() else
-               "connection failed: " + " ".join(text.split())[:200])
+        why = (
+            "connection refused"
+            if "refused" in text.lower()
+            else "unknown host"
+            if "resolve" in text.lower() or "name or service" in text.lower()
+            else "connection failed: " + " ".join(text.split())[:200]
+        )
         raise ZooError(f"{head}: {why}; check the URL, or set {ENV_DIR} to a local copy for offline use") from exc
     except requests.Timeout as exc:
         raise ZooError(f"{head}: no answer in {TIMEOUT} s") from exc
     except requests.RequestException as exc:  # a transfer cut short (ChunkedEncodingError...)
-        raise ZooError(f"{head}: the transfer broke off ({type(exc).__name__}), truncated download; nothing was "
-                       f"kept") from exc
+        raise ZooError(
+            f"{head}: the transfer broke off ({type(exc).__name__}), truncated download; nothing was kept"
+        ) from exc
     except ValueError as exc:  # pooch's hash check
-        raise ZooError(f"{head}: the file fails its SHA-256 check (expected {rec['sha256']}; altered on the "
-                       f"server?); nothing was kept") from exc
+        raise ZooError(
+            f"{head}: the file fails its SHA-256 check (expected {rec['sha256']}; altered on the "
+            f"server?); nothing was kept"
+        ) from exc
     except OSError as exc:
-        raise ZooError(f"{head}: cannot write the cache {cache_dir()} ({exc.strerror or exc}); set XDG_CACHE_HOME "
-                       f"or {ENV_DIR}") from exc
+        raise ZooError(
+            f"{head}: cannot write the cache {cache_dir()} ({exc.strerror or exc}); set XDG_CACHE_HOME or {ENV_DIR}"
+        ) from exc
     finally:
         log.setLevel(level)
     problem = _problem(path, rec)
@@ -248,8 +286,16 @@ def _download(base: str, rec: dict) -> Path:
     return path
 
 
-def add_to_zoo(name: str, weights: str | Path, *, recipe: dict, params: int, metrics: dict | None = None,
-               provenance: dict | None = None, files: dict[str, str | Path] | None = None) -> dict:
+def add_to_zoo(
+    name: str,
+    weights: str | Path,
+    *,
+    recipe: dict,
+    params: int,
+    metrics: dict | None = None,
+    provenance: dict | None = None,
+    files: dict[str, str | Path] | None = None,
+) -> dict:
     """Copy ``weights`` (and ``files``) into the zoo as ``name`` and record it in the manifest.
 
     A maintainer's tool (``whatwhere zoo add``): it writes into the package folder (a checkout's
@@ -275,10 +321,20 @@ def add_to_zoo(name: str, weights: str | Path, *, recipe: dict, params: int, met
     dst = d / f"{name}.safetensors"
     if src.resolve() != dst.resolve():
         shutil.copyfile(src, dst)
-    entry = {"file": dst.name, "sha256": sha256_of(dst), "bytes": dst.stat().st_size, "model": meta["model"],
-             "model_args": meta.get("model_args", {}), "input_size": meta.get("input_size"), "params": int(params),
-             "precision": recipe.get("precision", "fp32"), "recipe": recipe, "provenance": provenance or {},
-             "metrics": metrics or {}, "files": {}}
+    entry = {
+        "file": dst.name,
+        "sha256": sha256_of(dst),
+        "bytes": dst.stat().st_size,
+        "model": meta["model"],
+        "model_args": meta.get("model_args", {}),
+        "input_size": meta.get("input_size"),
+        "params": int(params),
+        "precision": recipe.get("precision", "fp32"),
+        "recipe": recipe,
+        "provenance": provenance or {},
+        "metrics": metrics or {},
+        "files": {},
+    }
     for key, f in (files or {}).items():
         f = Path(f)
         target = d / f"{name}.{key}{f.suffix}"

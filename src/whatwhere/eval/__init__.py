@@ -14,5 +14,18 @@ from whatwhere.eval.metrics import CHANCE, wilson
 from whatwhere.eval.protocols import ECCENTRICITIES, accuracy_map, central_general, radial_profile, theta_diagnostics
 from whatwhere.eval.reports import markdown, write_report
 
-__all__ = ["Entry", "benchmark", "entries_from_runs", "code_r2", "CHANCE", "wilson", "ECCENTRICITIES", "accuracy_map",
-           "central_general", "radial_profile", "theta_diagnostics", "markdown", "write_report"]
+__all__ = [
+    "Entry",
+    "benchmark",
+    "entries_from_runs",
+    "code_r2",
+    "CHANCE",
+    "wilson",
+    "ECCENTRICITIES",
+    "accuracy_map",
+    "central_general",
+    "radial_profile",
+    "theta_diagnostics",
+    "markdown",
+    "write_report",
+]

@@ -233,8 +233,7 @@ def _tally_agent(e: Entry, m, d, offsets: torch.Tensor, tally: dict, *, hit_px: 
         t = tally.setdefault((e.name, s), [0, 0, 0])
         t[0] += int(ok[:, s].sum())
         t[1] += len(d)
-        t[2] += hits if s == K else int(((tr.fixations[:, s].to(torch.float32) - offsets)
-                                         .norm(dim=1) <= hit_px).sum())
+        t[2] += hits if s == K else int(((tr.fixations[:, s].to(torch.float32) - offsets).norm(dim=1) <= hit_px).sum())
     if stopping_rule:
         st = m.run_until_confident(d.images, K)
         t = tally.setdefault((e.name, "stop"), [0, 0, 0, 0])
@@ -260,8 +259,18 @@ def _tally_model(e: Entry, m, d, offsets: torch.Tensor, tally: dict, *, hit_px: 
         thetas.update(theta.reshape(len(d), -1))
 
 
-def _cell(entries: list[Entry], ds: DisplaySet, c: float, *, n: int, batch: int, dev: torch.device, hit_px: float,
-          stopping_rule: bool, costs: _Costs) -> dict[tuple, list[int]]:
+def _cell(
+    entries: list[Entry],
+    ds: DisplaySet,
+    c: float,
+    *,
+    n: int,
+    batch: int,
+    dev: torch.device,
+    hit_px: float,
+    stopping_rule: bool,
+    costs: _Costs,
+) -> dict[tuple, list[int]]:
     """Every entry on the displays of one (contrast ``c``, eccentricity) cell, batch by batch (each
     batch seen by every model in turn: a paired comparison), timed into ``costs``.  Returns the
     tallies by ``(model, saccades)``."""
@@ -290,8 +299,16 @@ def _cell_records(tally: dict[tuple, list[int]], c: float, ecc: float) -> list[d
     saccades (stopping rule) or mean glimpses where they apply."""
     records = []
     for (name, s), t in tally.items():
-        rec = {"model": name, "saccades": s, "contrast": c, "eccentricity": ecc, "correct": t[0],
-               "total": t[1], "accuracy": t[0] / t[1], "ci95": list(wilson(t[0], t[1]))}
+        rec = {
+            "model": name,
+            "saccades": s,
+            "contrast": c,
+            "eccentricity": ecc,
+            "correct": t[0],
+            "total": t[1],
+            "accuracy": t[0] / t[1],
+            "ci95": list(wilson(t[0], t[1])),
+        }
         if s != "stop" and t[2] >= 0:
             rec["hit_rate"] = t[2] / t[1]
         if s == "stop":
@@ -302,16 +319,33 @@ def _cell_records(tally: dict[tuple, list[int]], c: float, ecc: float) -> list[d
     return records
 
 
-def _summarise(e: Entry, records: list[dict], costs: _Costs, *, contrasts: tuple[float, ...], code_r2: bool,
-               preset_name: str, overrides: dict, seed: int, dev: torch.device, mnist_dir) -> dict:
+def _summarise(
+    e: Entry,
+    records: list[dict],
+    costs: _Costs,
+    *,
+    contrasts: tuple[float, ...],
+    code_r2: bool,
+    preset_name: str,
+    overrides: dict,
+    seed: int,
+    dev: torch.device,
+    mnist_dir,
+) -> dict:
     """The per-model summary: parameters, bandwidth, throughput, kind, θ spread, mean glimpses,
     the hit rate over all cells (after the most saccades for an agent) and, with ``code_r2``, the
     code R² of its localiser's input."""
     first = e.for_contrast(contrasts[0])
-    info = {"params": _parameters(first), "bandwidth": e.bandwidth,
-            "throughput": costs.seen[e.name] / costs.seconds[e.name] if costs.seconds[e.name] > 0 else None,
-            "kind": "agent" if is_agent(first) else "model", "saccades": list(e.saccades or []),
-            "published": e.published, "source": e.source, **e.notes}
+    info = {
+        "params": _parameters(first),
+        "bandwidth": e.bandwidth,
+        "throughput": costs.seen[e.name] / costs.seconds[e.name] if costs.seconds[e.name] > 0 else None,
+        "kind": "agent" if is_agent(first) else "model",
+        "saccades": list(e.saccades or []),
+        "published": e.published,
+        "source": e.source,
+        **e.notes,
+    }
     if is_agent(first):
         info["throughput_note"] = f"displays/s for the whole loop of {max(e.saccades)} saccades"
     thetas = costs.thetas[e.name]
@@ -326,19 +360,32 @@ def _summarise(e: Entry, records: list[dict], costs: _Costs, *, contrasts: tuple
         last = [r for r in rows if r["saccades"] in (None, max(e.saccades or [0]))]
         info["hit_rate"] = sum(r["hit_rate"] * r["total"] for r in last) / sum(r["total"] for r in last)
     if code_r2 and localiser_input(first) is not None and getattr(first, "input_size", 128) != 28:
-        cfg_r2 = preset(preset_name, 128, **overrides).replace(contrast=contrasts[0], placement="polar",
-                                                                sigma=40.0, clip=40.0)
-        r2 = ridge_code_r2(first, cfg_r2, seed=seed, device=dev,
-                           mnist_dir=mnist_dir)
+        cfg_r2 = preset(preset_name, 128, **overrides).replace(
+            contrast=contrasts[0], placement="polar", sigma=40.0, clip=40.0
+        )
+        r2 = ridge_code_r2(first, cfg_r2, seed=seed, device=dev, mnist_dir=mnist_dir)
         info["code_r2"] = r2["r2"]
     return info
 
 
 @torch.no_grad()
-def benchmark(models, *, contrasts=(0.7, 0.5, 0.3), eccentricities=ECCENTRICITIES, n_digits: int = 1000,
-              seed: int = 0, preset_name: str = "dabane2021", clutter: float | None = None, device="cpu",
-              batch: int | None = None, hit_px: float = 5.0, stopping_rule: bool = False,
-              code_r2: bool = True, mnist_dir=None, progress: bool = True) -> dict:
+def benchmark(
+    models,
+    *,
+    contrasts=(0.7, 0.5, 0.3),
+    eccentricities=ECCENTRICITIES,
+    n_digits: int = 1000,
+    seed: int = 0,
+    preset_name: str = "dabane2021",
+    clutter: float | None = None,
+    device="cpu",
+    batch: int | None = None,
+    hit_px: float = 5.0,
+    stopping_rule: bool = False,
+    code_r2: bool = True,
+    mnist_dir=None,
+    progress: bool = True,
+) -> dict:
     """Benchmark several models on the same displays.
 
     Args:
@@ -376,24 +423,50 @@ def benchmark(models, *, contrasts=(0.7, 0.5, 0.3), eccentricities=ECCENTRICITIE
     _ready(entries, dev, contrasts[0])
     overrides = {} if clutter is None else {"clutter": float(clutter)}
     records: list[dict] = []
-    costs = _Costs(seconds={e.name: 0.0 for e in entries}, seen={e.name: 0 for e in entries},
-                   thetas={e.name: _Moments() for e in entries})
+    costs = _Costs(
+        seconds={e.name: 0.0 for e in entries},
+        seen={e.name: 0 for e in entries},
+        thetas={e.name: _Moments() for e in entries},
+    )
     cells = [(c, ecc) for c in contrasts for ecc in eccentricities]
     cfg0 = None
     for c, ecc in tqdm(cells, disable=None if progress else True, desc="benchmark", leave=False):
-        cfg = preset(preset_name, 128, **overrides).replace(contrast=c, placement="eccentricity",
-                                                            eccentricity=ecc, azimuth=None)
+        cfg = preset(preset_name, 128, **overrides).replace(
+            contrast=c, placement="eccentricity", eccentricity=ecc, azimuth=None
+        )
         cfg0 = cfg0 or cfg
         ds = DisplaySet(test.images, test.labels, cfg, seed=seed, shuffle=True, device=dev)
-        tally = _cell(entries, ds, c, n=n, batch=batch, dev=dev, hit_px=hit_px, stopping_rule=stopping_rule,
-                      costs=costs)
+        tally = _cell(
+            entries, ds, c, n=n, batch=batch, dev=dev, hit_px=hit_px, stopping_rule=stopping_rule, costs=costs
+        )
         records += _cell_records(tally, c, ecc)
-    summary = {e.name: _summarise(e, records, costs, contrasts=contrasts, code_r2=code_r2, preset_name=preset_name,
-                                  overrides=overrides, seed=seed, dev=dev, mnist_dir=mnist_dir) for e in entries}
+    summary = {
+        e.name: _summarise(
+            e,
+            records,
+            costs,
+            contrasts=contrasts,
+            code_r2=code_r2,
+            preset_name=preset_name,
+            overrides=overrides,
+            seed=seed,
+            dev=dev,
+            mnist_dir=mnist_dir,
+        )
+        for e in entries
+    }
     display = {k: v for k, v in asdict(cfg0).items() if k not in ("contrast", "contrast_range", "eccentricity")}
-    return {"records": records, "models": summary, "display": {"preset": preset_name, **_jsonable(display)},
-            "contrasts": list(contrasts), "eccentricities": list(eccentricities), "n_digits": n, "seed": seed,
-            "hit_px": hit_px, "benchmark_time_s": round(time.perf_counter() - t_start, 2)}
+    return {
+        "records": records,
+        "models": summary,
+        "display": {"preset": preset_name, **_jsonable(display)},
+        "contrasts": list(contrasts),
+        "eccentricities": list(eccentricities),
+        "n_digits": n,
+        "seed": seed,
+        "hit_px": hit_px,
+        "benchmark_time_s": round(time.perf_counter() - t_start, 2),
+    }
 
 
 def _jsonable(d: dict) -> dict:
@@ -406,7 +479,7 @@ def _jsonable(d: dict) -> dict:
 def _what_of(recipe: dict) -> str | None:
     """The What network whose accuracy map a Where recipe trained against (a zoo name or run)."""
     amap = str((recipe.get("objective_args") or {}).get("accuracy_map") or "zoo:what")
-    return amap[len("zoo:"):] if amap.startswith("zoo:") else str(Path(amap).parent)
+    return amap[len("zoo:") :] if amap.startswith("zoo:") else str(Path(amap).parent)
 
 
 def entries_from_runs(runs, *, what=None, device="cpu", saccades=(0, 1, 2), names=None) -> list[Entry]:
@@ -433,22 +506,42 @@ def entries_from_runs(runs, *, what=None, device="cpu", saccades=(0, 1, 2), name
             what_spec = what_spec or _what_of(recipe)
             continue
         name = names.get(run, Path(run).name if Path(run).is_dir() else Path(run).stem)
-        entries.append(Entry(name=name, model=model, published=kind, bandwidth=bandwidth_of(model),
-                             source=run, notes={"registry_model": kind, "origin": origin_of(run)}))
+        entries.append(
+            Entry(
+                name=name,
+                model=model,
+                published=kind,
+                bandwidth=bandwidth_of(model),
+                source=run,
+                notes={"registry_model": kind, "origin": origin_of(run)},
+            )
+        )
     if where_nets:
         what_net = load(what_spec or "what", device)
         first_where = next(iter(where_nets.values()))[1]
         retina = first_where.retina  # one retina (and colliculus) serves every agent
-        agents = {c: Agent(what_net, net, retina=retina).to(device).eval() for c, (_, net) in sorted(where_nets.items())}
+        agents = {
+            c: Agent(what_net, net, retina=retina).to(device).eval() for c, (_, net) in sorted(where_nets.items())
+        }
         first = next(iter(agents.values()))
-        entries.append(Entry(name=names.get("whatwhere", "whatwhere"), model=agents, saccades=tuple(saccades),
-                             published="whatwhere", bandwidth=bandwidth_of(first),
-                             source=", ".join(str(p) for p, _ in where_nets.values()),
-                             notes={"what": str(what_spec or "what"),
-                                    "origin": {"What": origin_of(what_spec or "what"),
-                                               **{f"Where at contrast {c:g}": origin_of(p)
-                                                  for c, (p, _) in sorted(where_nets.items())}},
-                                    "where_by_contrast": {str(c): str(p) for c, (p, _) in where_nets.items()}}))
+        entries.append(
+            Entry(
+                name=names.get("whatwhere", "whatwhere"),
+                model=agents,
+                saccades=tuple(saccades),
+                published="whatwhere",
+                bandwidth=bandwidth_of(first),
+                source=", ".join(str(p) for p, _ in where_nets.values()),
+                notes={
+                    "what": str(what_spec or "what"),
+                    "origin": {
+                        "What": origin_of(what_spec or "what"),
+                        **{f"Where at contrast {c:g}": origin_of(p) for c, (p, _) in sorted(where_nets.items())},
+                    },
+                    "where_by_contrast": {str(c): str(p) for c, (p, _) in where_nets.items()},
+                },
+            )
+        )
     return entries
 
 
@@ -485,7 +578,7 @@ def numbers_read(m, N: int, saccades: int | None = None, glimpses: float | None 
     if getattr(m, "input_size", N) == 28:
         return 1.0, 784.0
     if all(hasattr(m, a) for a in ("patch", "scales", "glimpses")):  # RAM
-        return float(m.glimpses), float(m.glimpses * m.scales * m.patch ** 2)
+        return float(m.glimpses), float(m.glimpses * m.scales * m.patch**2)
     band = getattr(m, "bandwidth", None)
     if band is not None and hasattr(m, "glimpses") and hasattr(m, "forward_trace"):
         k = float(glimpses if glimpses is not None else m.glimpses)
@@ -497,9 +590,19 @@ def numbers_read(m, N: int, saccades: int | None = None, glimpses: float | None 
 
 
 @torch.no_grad()
-def benchmark_task(models, task: str, *, n_digits: int = 10000, seed: int = 0, device="cpu",
-                   batch: int | None = None, bins: list[float] | None = None, hit_px: float = 5.0,
-                   mnist_dir=None, progress: bool = True) -> dict:
+def benchmark_task(
+    models,
+    task: str,
+    *,
+    n_digits: int = 10000,
+    seed: int = 0,
+    device="cpu",
+    batch: int | None = None,
+    bins: list[float] | None = None,
+    hit_px: float = 5.0,
+    mnist_dir=None,
+    progress: bool = True,
+) -> dict:
     """Every model on the test displays of a standard task (``STANDARD_TASKS``), the papers' way.
 
     The first ``n_digits`` digits of MNIST-test (all 10,000 by default), one display each with
@@ -594,34 +697,62 @@ def benchmark_task(models, task: str, *, n_digits: int = 10000, seed: int = 0, d
         for k in range(nb):
             if int(t[k]) == 0:
                 continue
-            rec = {"model": name, "saccades": s, "ecc_lo": edges[k], "ecc_hi": edges[k + 1], "correct": int(c[k]),
-                   "total": int(t[k]), "accuracy": int(c[k]) / int(t[k]), "ci95": list(wilson(int(c[k]), int(t[k])))}
+            rec = {
+                "model": name,
+                "saccades": s,
+                "ecc_lo": edges[k],
+                "ecc_hi": edges[k + 1],
+                "correct": int(c[k]),
+                "total": int(t[k]),
+                "accuracy": int(c[k]) / int(t[k]),
+                "ci95": list(wilson(int(c[k]), int(t[k]))),
+            }
             if h is not None:
                 rec["hit_rate"] = int(h[k]) / int(t[k])
             records.append(rec)
     summary = {}
     for e in entries:
         m = e.model if not isinstance(e.model, Mapping) else e.for_contrast(1.0)
-        info = {"params": _parameters(m), "bandwidth": e.bandwidth,
-                "throughput": n / seconds[e.name] if seconds[e.name] > 0 else None,
-                "kind": "agent" if is_agent(m) else "model", "source": e.source, **e.notes}
+        info = {
+            "params": _parameters(m),
+            "bandwidth": e.bandwidth,
+            "throughput": n / seconds[e.name] if seconds[e.name] > 0 else None,
+            "kind": "agent" if is_agent(m) else "model",
+            "source": e.source,
+            **e.notes,
+        }
         per = {}
-        for s in (e.saccades if is_agent(m) else (None,)):
+        for s in e.saccades if is_agent(m) else (None,):
             c, t, _ = tally[(e.name, s)]
             correct, total = int(c.sum()), int(t.sum())
             mean_g = glimpses_taken[e.name] / total if glimpses_taken[e.name] > 0 else None
             g, read = numbers_read(m, N, saccades=s, glimpses=mean_g)
-            per[s] = {"error": 1.0 - correct / total, "accuracy": correct / total,
-                      "ci95": list(wilson(correct, total)), "correct": correct, "total": total,
-                      "glimpses": g, "numbers_read": read}
+            per[s] = {
+                "error": 1.0 - correct / total,
+                "accuracy": correct / total,
+                "ci95": list(wilson(correct, total)),
+                "correct": correct,
+                "total": total,
+                "glimpses": g,
+                "numbers_read": read,
+            }
         top = per[max(e.saccades)] if is_agent(m) else per[None]
         info.update(top)
         if is_agent(m):
             info["saccades"] = max(e.saccades)
             info["by_saccades"] = {str(s): v for s, v in per.items()}
         summary[e.name] = info
-    return {"task": task, "size": N, "records": records, "models": summary, "eccentricity_bins": edges,
-            "n_digits": n, "seed": seed, "hit_px": hit_px, "display": {"preset": task, **_jsonable(asdict(cfg))}}
+    return {
+        "task": task,
+        "size": N,
+        "records": records,
+        "models": summary,
+        "eccentricity_bins": edges,
+        "n_digits": n,
+        "seed": seed,
+        "hit_px": hit_px,
+        "display": {"preset": task, **_jsonable(asdict(cfg))},
+    }
 
 
 def task_summary(results) -> dict:
@@ -631,8 +762,11 @@ def task_summary(results) -> dict:
     out: dict = {}
     for r in results:
         out.setdefault(r["task"], {}).update(
-            {name: {"error": s["error"], "glimpses": s["glimpses"], "numbers_read": s["numbers_read"]}
-             for name, s in r["models"].items()})
+            {
+                name: {"error": s["error"], "glimpses": s["glimpses"], "numbers_read": s["numbers_read"]}
+                for name, s in r["models"].items()
+            }
+        )
     return out
 
 
@@ -656,17 +790,29 @@ def task_markdown(result: dict) -> str:
     accuracy per eccentricity bin, one row per model (agents: per saccade count)."""
     edges = result["eccentricity_bins"]
     bins = [f"{a:g}-{b:g} px" for a, b in zip(edges[:-1], edges[1:])]
-    lines = [f"### {result['task']} ({result['size']}x{result['size']}, {result['n_digits']} test digits, "
-             f"seed {result['seed']})", "",
-             "| model | error % | glimpses | numbers read | " + " | ".join(bins) + " |",
-             "|---|---|---|---|" + "---|" * len(bins)]
+    lines = [
+        f"### {result['task']} ({result['size']}x{result['size']}, {result['n_digits']} test digits, "
+        f"seed {result['seed']})",
+        "",
+        "| model | error % | glimpses | numbers read | " + " | ".join(bins) + " |",
+        "|---|---|---|---|" + "---|" * len(bins),
+    ]
     for name, s in result["models"].items():
-        rows = [(f"{name} ({k} sacc.)", int(k), v) for k, v in s["by_saccades"].items()] \
-            if "by_saccades" in s else [(name, None, s)]
+        rows = (
+            [(f"{name} ({k} sacc.)", int(k), v) for k, v in s["by_saccades"].items()]
+            if "by_saccades" in s
+            else [(name, None, s)]
+        )
         for label, sacc, v in rows:
-            acc = {(r["ecc_lo"], r["ecc_hi"]): r["accuracy"] for r in result["records"]
-                   if r["model"] == name and r["saccades"] == sacc}
+            acc = {
+                (r["ecc_lo"], r["ecc_hi"]): r["accuracy"]
+                for r in result["records"]
+                if r["model"] == name and r["saccades"] == sacc
+            }
             cells = [f"{100 * acc[(a, b)]:.1f}" if (a, b) in acc else "-" for a, b in zip(edges[:-1], edges[1:])]
-            lines.append(f"| {label} | {100 * v['error']:.2f} | {v['glimpses']:g} | {v['numbers_read']:g} | "
-                         + " | ".join(cells) + " |")
+            lines.append(
+                f"| {label} | {100 * v['error']:.2f} | {v['glimpses']:g} | {v['numbers_read']:g} | "
+                + " | ".join(cells)
+                + " |"
+            )
     return "\n".join(lines) + "\n"

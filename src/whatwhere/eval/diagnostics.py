@@ -30,8 +30,15 @@ def localiser_input(model) -> Callable[[torch.Tensor], torch.Tensor] | None:
     return f if callable(f) else None
 
 
-def ridge_r2(X_fit: torch.Tensor, y_fit: torch.Tensor, X_val: torch.Tensor, y_val: torch.Tensor,
-             X_test: torch.Tensor, y_test: torch.Tensor, lambdas=None) -> dict:
+def ridge_r2(
+    X_fit: torch.Tensor,
+    y_fit: torch.Tensor,
+    X_val: torch.Tensor,
+    y_val: torch.Tensor,
+    X_test: torch.Tensor,
+    y_test: torch.Tensor,
+    lambdas=None,
+) -> dict:
     """Ridge regression of ``y`` on standardised ``X``, penalty chosen on the validation set.
 
     Args:
@@ -50,7 +57,7 @@ def ridge_r2(X_fit: torch.Tensor, y_fit: torch.Tensor, X_val: torch.Tensor, y_va
     yc = y_fit - ym
     n, D = Z.shape
     primal = D <= n
-    G = Z.T @ Z if primal else Z @ Z.T                       # (D, D) or (n, n)
+    G = Z.T @ Z if primal else Z @ Z.T  # (D, D) or (n, n)
     lam, V = torch.linalg.eigh(G)
     lam = lam.clamp_min(0)
     scale = float(lam.mean())
@@ -59,8 +66,8 @@ def ridge_r2(X_fit: torch.Tensor, y_fit: torch.Tensor, X_val: torch.Tensor, y_va
     def weights(lmb):
         inv = 1.0 / (lam + lmb * scale)
         if primal:
-            return V @ (inv[:, None] * (V.T @ (Z.T @ yc)))    # (D, k)
-        return Z.T @ (V @ (inv[:, None] * (V.T @ yc)))        # (D, k)
+            return V @ (inv[:, None] * (V.T @ (Z.T @ yc)))  # (D, k)
+        return Z.T @ (V @ (inv[:, None] * (V.T @ yc)))  # (D, k)
 
     def r2(W, X, y):
         pred = ((X - mu) / sd) @ W + ym
@@ -72,8 +79,19 @@ def ridge_r2(X_fit: torch.Tensor, y_fit: torch.Tensor, X_val: torch.Tensor, y_va
 
 
 @torch.no_grad()
-def code_r2(model, display: DisplayConfig, *, n_fit: int = 3000, n_val: int = 1000, n_test: int = 2000,
-            seed: int = 0, device="cpu", batch: int = 500, features: str = "linear", mnist_dir=None) -> dict:
+def code_r2(
+    model,
+    display: DisplayConfig,
+    *,
+    n_fit: int = 3000,
+    n_val: int = 1000,
+    n_test: int = 2000,
+    seed: int = 0,
+    device="cpu",
+    batch: int = 500,
+    features: str = "linear",
+    mnist_dir=None,
+) -> dict:
     """How much of the digit offset ``model``'s localiser input explains linearly (module doc).
 
     Displays: MNIST-test digits under ``display`` (e.g. the model's training distribution), seed

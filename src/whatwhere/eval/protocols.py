@@ -36,8 +36,16 @@ def _accuracy(model, ds: DisplaySet, n: int, batch: int, offset=None) -> tuple[i
     return correct, total
 
 
-def central_general(model, display: DisplayConfig, *, n_digits: int = 10000, seed: int = 0, device="cpu",
-                    batch: int = 1000, mnist_dir=None) -> dict:
+def central_general(
+    model,
+    display: DisplayConfig,
+    *,
+    n_digits: int = 10000,
+    seed: int = 0,
+    device="cpu",
+    batch: int = 1000,
+    mnist_dir=None,
+) -> dict:
     """Central (σ = 0) and general (σ = 15, clip 25) accuracy of a 28×28 model.
 
     ``display`` gives the clutter level, contrast law and mixing (placement is replaced).
@@ -57,9 +65,18 @@ def central_general(model, display: DisplayConfig, *, n_digits: int = 10000, see
     return out
 
 
-def accuracy_map(model, display: DisplayConfig, *, n_digits: int = 10000, seed: int = 0, device="cpu",
-                 batch: int | None = None, radius: int = MAP_RADIUS, mnist_dir=None,
-                 progress: bool = True) -> np.ndarray:
+def accuracy_map(
+    model,
+    display: DisplayConfig,
+    *,
+    n_digits: int = 10000,
+    seed: int = 0,
+    device="cpu",
+    batch: int | None = None,
+    radius: int = MAP_RADIUS,
+    mnist_dir=None,
+    progress: bool = True,
+) -> np.ndarray:
     """The shift-accuracy map of a 28×28 model: ``(2R+1, 2R+1)`` float, element ``[di+R, dj+R]``.
 
     Each cell is the accuracy over the first ``n_digits`` MNIST-test digits shifted by (di, dj)
@@ -79,8 +96,14 @@ def accuracy_map(model, display: DisplayConfig, *, n_digits: int = 10000, seed: 
     side = 2 * radius + 1
     acc = np.zeros((side, side))
     # one chunk holds every digit's random numbers, so they are drawn once and shared by all cells
-    ds = DisplaySet(test.images[:n], test.labels[:n], display.replace(placement="offset", offset=(0, 0)),
-                    seed=seed, device=device, chunk_size=n)
+    ds = DisplaySet(
+        test.images[:n],
+        test.labels[:n],
+        display.replace(placement="offset", offset=(0, 0)),
+        seed=seed,
+        device=device,
+        chunk_size=n,
+    )
     cells = [(di, dj) for di in range(-radius, radius + 1) for dj in range(-radius, radius + 1)]
     for di, dj in tqdm(cells, disable=None if progress else True, desc="accuracy map", leave=False, mininterval=1.0):
         c, t = _accuracy(model, ds, n, batch, offset=(di, dj))
@@ -91,7 +114,7 @@ def accuracy_map(model, display: DisplayConfig, *, n_digits: int = 10000, seed: 
 def radial_profile(acc: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Mean of a centred square map over 1-px rings: (radii 0..R_max, mean accuracy per ring)."""
     R = acc.shape[0] // 2
-    ii, jj = np.mgrid[-R:R + 1, -R:R + 1]
+    ii, jj = np.mgrid[-R : R + 1, -R : R + 1]
     ring = np.rint(np.hypot(ii, jj)).astype(int)
     radii = np.arange(0, R + 1)
     return radii, np.array([acc[ring == r].mean() for r in radii])
@@ -115,9 +138,15 @@ def theta_diagnostics(model, ds: DisplaySet, *, n: int = 1000, hit_px: float = 5
         thetas.append(theta.cpu())
     th = torch.cat(thetas)
     err = torch.cat(errors)
-    return {"theta_mean": th.mean(0).tolist(), "theta_std": th.std(0).tolist(),
-            "theta_spread": float(th.std(0).mean()), "glimpse_error_px": float(err.median()),
-            "hit_rate": float((err <= hit_px).double().mean()), "hit_px": hit_px, "n": int(th.shape[0])}
+    return {
+        "theta_mean": th.mean(0).tolist(),
+        "theta_std": th.std(0).tolist(),
+        "theta_spread": float(th.std(0).mean()),
+        "glimpse_error_px": float(err.median()),
+        "hit_rate": float((err <= hit_px).double().mean()),
+        "hit_px": hit_px,
+        "n": int(th.shape[0]),
+    }
 
 
 #: The benchmark's eccentricities: numpy.linspace(40, 0, 9, endpoint=False) reversed, 4.44 ... 40 px.

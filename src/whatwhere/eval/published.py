@@ -4,16 +4,27 @@ from typing import Any
 
 # Daucé, Albiges & Perrinet 2020, What "run A" (the paper's Fig. 2 and the original notebooks): radial profile of
 # the map.
-WHAT_RADIAL = ([0, 2, 4, 5, 7, 10, 12, 15, 17, 20, 22, 25, 27],
-               [0.804, 0.785, 0.756, 0.734, 0.674, 0.548, 0.467, 0.339, 0.253, 0.172, 0.140, 0.113, 0.113])
-WHAT = {"central": 0.8036, "general": 0.3367, "best_sigma0": 0.9113,
-        "source": "Daucé, Albiges & Perrinet 2020, J. Vision 20(8):22 (run A)"}
+WHAT_RADIAL = (
+    [0, 2, 4, 5, 7, 10, 12, 15, 17, 20, 22, 25, 27],
+    [0.804, 0.785, 0.756, 0.734, 0.674, 0.548, 0.467, 0.339, 0.253, 0.172, 0.140, 0.113, 0.113],
+)
+WHAT = {
+    "central": 0.8036,
+    "general": 0.3367,
+    "best_sigma0": 0.9113,
+    "source": "Daucé, Albiges & Perrinet 2020, J. Vision 20(8):22 (run A)",
+}
 
 # Dabane, Perrinet & Daucé 2021/22, STN_28x28 final run (int-lab-book stn_28x28.ipynb).
-STN28_RADIAL = ([0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26],
-                [0.871, 0.865, 0.849, 0.826, 0.790, 0.733, 0.648, 0.530, 0.382, 0.249, 0.172, 0.134, 0.123, 0.119])
-STN28 = {"central": 0.8764, "general": 0.4261,
-         "source": "Dabane, Perrinet & Daucé 2021/22 (int-lab-book stn_28x28.ipynb, 2021-05-22)"}
+STN28_RADIAL = (
+    [0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26],
+    [0.871, 0.865, 0.849, 0.826, 0.790, 0.733, 0.648, 0.530, 0.382, 0.249, 0.172, 0.134, 0.123, 0.119],
+)
+STN28 = {
+    "central": 0.8764,
+    "general": 0.4261,
+    "source": "Dabane, Perrinet & Daucé 2021/22 (int-lab-book stn_28x28.ipynb, 2021-05-22)",
+}
 
 from whatwhere.eval.metrics import CHANCE  # noqa: E402,F401  (re-exported)
 
@@ -106,8 +117,11 @@ def published_curve(key: str, contrast: float, saccades, eccentricities) -> "lis
     else:
         pe = WHERE_ECCENTRICITY["eccentricities"]
         rows = STN_BENCHMARK["accuracy"].get(key)
-        row = None if rows is None or saccades is not None else next(
-            (t for c, t in rows.items() if abs(c - contrast) < 1e-9), None)
+        row = (
+            None
+            if rows is None or saccades is not None
+            else next((t for c, t in rows.items() if abs(c - contrast) < 1e-9), None)
+        )
     if row is None:
         return None
     out = []
@@ -126,16 +140,69 @@ WHERE_SCAN: dict[str, Any] = {
     "source": "Daucé, Albiges & Perrinet 2020, parameter scan (6_results_parameters.ipynb)",
     "default": 0.545,
     "scans": {  # recipe key -> {value: accuracy}
-        "display.clutter": {0.375: 0.724, 0.472: 0.704, 0.530: 0.676, 0.595: 0.646, 0.668: 0.588, 0.75: 0.545,
-                            0.842: 0.449, 0.945: 0.395, 1.061: 0.333, 1.191: 0.294, 1.5: 0.216},
-        "display.contrast": {0.35: 0.233, 0.441: 0.283, 0.495: 0.324, 0.556: 0.370, 0.624: 0.440, 0.7: 0.545,
-                             0.786: 0.601, 0.882: 0.648, 0.99: 0.691},
-        "display.sigma": {15: 0.621, 18: 0.598, 21: 0.583, 23: 0.570, 26: 0.559, 30: 0.545, 33: 0.526, 37: 0.505,
-                          42: 0.480, 47: 0.462, 60: 0.415},
-        "display.sf_0": {0.05: 0.404, 0.063: 0.392, 0.071: 0.398, 0.079: 0.424, 0.089: 0.468, 0.1: 0.545,
-                         0.112: 0.596, 0.126: 0.655, 0.141: 0.721, 0.159: 0.738, 0.2: 0.747},
-        "display.B_sf": {0.05: 0.622, 0.063: 0.592, 0.071: 0.584, 0.079: 0.575, 0.089: 0.567, 0.1: 0.545,
-                         0.112: 0.503, 0.126: 0.487, 0.141: 0.472, 0.159: 0.462, 0.2: 0.439},
+        "display.clutter": {
+            0.375: 0.724,
+            0.472: 0.704,
+            0.530: 0.676,
+            0.595: 0.646,
+            0.668: 0.588,
+            0.75: 0.545,
+            0.842: 0.449,
+            0.945: 0.395,
+            1.061: 0.333,
+            1.191: 0.294,
+            1.5: 0.216,
+        },
+        "display.contrast": {
+            0.35: 0.233,
+            0.441: 0.283,
+            0.495: 0.324,
+            0.556: 0.370,
+            0.624: 0.440,
+            0.7: 0.545,
+            0.786: 0.601,
+            0.882: 0.648,
+            0.99: 0.691,
+        },
+        "display.sigma": {
+            15: 0.621,
+            18: 0.598,
+            21: 0.583,
+            23: 0.570,
+            26: 0.559,
+            30: 0.545,
+            33: 0.526,
+            37: 0.505,
+            42: 0.480,
+            47: 0.462,
+            60: 0.415,
+        },
+        "display.sf_0": {
+            0.05: 0.404,
+            0.063: 0.392,
+            0.071: 0.398,
+            0.079: 0.424,
+            0.089: 0.468,
+            0.1: 0.545,
+            0.112: 0.596,
+            0.126: 0.655,
+            0.141: 0.721,
+            0.159: 0.738,
+            0.2: 0.747,
+        },
+        "display.B_sf": {
+            0.05: 0.622,
+            0.063: 0.592,
+            0.071: 0.584,
+            0.079: 0.575,
+            0.089: 0.567,
+            0.1: 0.545,
+            0.112: 0.503,
+            0.126: 0.487,
+            0.141: 0.472,
+            0.159: 0.462,
+            0.2: 0.439,
+        },
         "model_args.dim1": {500: 0.544, 629: 0.543, 793: 0.541, 1000: 0.545, 1259: 0.544, 1587: 0.534, 2000: 0.524},
         "model_args.dim2": {500: 0.535, 629: 0.547, 793: 0.548, 1000: 0.545, 1259: 0.517, 1587: 0.532, 2000: 0.518},
         "model_args.p_dropout": {0.0: 0.545, 0.167: 0.516, 0.333: 0.493, 0.5: 0.433, 0.667: 0.337, 0.833: 0.247},
@@ -149,8 +216,8 @@ WHERE_SCAN: dict[str, Any] = {
 STANDARD_TASKS = {
     "source": "Mnih, Heess, Graves & Kavukcuoglu 2014 (NIPS), table 2",
     "error": {  # recipe -> published test error
-        "ram60-translated": 0.0122,   # table 2a, RAM 6 glimpses
-        "ram60-cluttered": 0.0523,    # table 2b, RAM 8 glimpses
-        "ram100-cluttered": 0.1083,   # table 2b, RAM 8 glimpses, 4 scales
+        "ram60-translated": 0.0122,  # table 2a, RAM 6 glimpses
+        "ram60-cluttered": 0.0523,  # table 2b, RAM 8 glimpses
+        "ram100-cluttered": 0.1083,  # table 2b, RAM 8 glimpses, 4 scales
     },
 }

@@ -60,16 +60,21 @@ def _clutter_note(result: dict) -> list[str]:
     keys = {m.get("published") for m in result["models"].values()}
     notes = []
     if "whatwhere" in keys and clutter != 1.0:
-        notes.append(f"Note: the published What/Where values were measured at clutter 1.0 (the paper's display); "
-                     f"these displays have clutter {clutter}.")
+        notes.append(
+            f"Note: the published What/Where values were measured at clutter 1.0 (the paper's display); "
+            f"these displays have clutter {clutter}."
+        )
     if keys & {"stn128", "atn", "polo_atn", "polo_atn85", "conv_polo_atn"} and clutter != 0.75:
-        notes.append(f"Note: the published transformer values were measured at clutter 0.75; these displays have "
-                     f"clutter {clutter}.")
+        notes.append(
+            f"Note: the published transformer values were measured at clutter 0.75; these displays have "
+            f"clutter {clutter}."
+        )
     return [*notes, ""] if notes else []
 
 
 def origin_rows(result: dict) -> list[str]:
     """One table row per trained network: which recipe, profile (*full*: none), seed and commit made it."""
+
     def row(label, o):
         v = lambda k: "?" if o.get(k) is None else str(o[k])  # noqa: E731
         profile = o.get("profile") or ("full" if o.get("recipe") else "?")
@@ -91,51 +96,72 @@ def markdown(result: dict) -> str:
     """The benchmark as Markdown: per-model summary, then one accuracy table per contrast."""
     ecc = result["eccentricities"]
     disp = result["display"]
-    lines = [f"Displays: preset `{disp['preset']}` (clutter {disp.get('clutter')}), {result['n_digits']} MNIST-test "
-             f"digits per cell, seed {result['seed']}; every model saw the same displays. Accuracy with Wilson "
-             f"95 % half-width in the mean column; *published* rows are the original studies' values.", "",
-             *_clutter_note(result),
-             "| model | bandwidth | parameters | displays/s | θ spread | hit rate (≤ "
-             f"{result['hit_px']:g} px) | code R² |", "|---|---|---|---|---|---|---|"]
+    lines = [
+        f"Displays: preset `{disp['preset']}` (clutter {disp.get('clutter')}), {result['n_digits']} MNIST-test "
+        f"digits per cell, seed {result['seed']}; every model saw the same displays. Accuracy with Wilson "
+        f"95 % half-width in the mean column; *published* rows are the original studies' values.",
+        "",
+        *_clutter_note(result),
+        f"| model | bandwidth | parameters | displays/s | θ spread | hit rate (≤ {result['hit_px']:g} px) | code R² |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for name, m in result["models"].items():
         spread = "—" if m.get("theta_spread") is None else f"{m['theta_spread']:.3f}"
         hit = "—" if m.get("hit_rate") is None else f"{m['hit_rate']:.1%}"
         tp = "—" if m.get("throughput") is None else f"{m['throughput']:,.0f}"
         r2 = "—" if m.get("code_r2") is None else f"{m['code_r2']:.2f}"
         glimpses = f", {m['mean_glimpses']:.2f} glimpses" if m.get("mean_glimpses") is not None else ""
-        lines.append(f"| {name}{glimpses} | {_fmt_int(m.get('bandwidth'))} | {_fmt_int(m.get('params'))} | {tp} | "
-                     f"{spread} | {hit} | {r2} |")
+        lines.append(
+            f"| {name}{glimpses} | {_fmt_int(m.get('bandwidth'))} | {_fmt_int(m.get('params'))} | {tp} | "
+            f"{spread} | {hit} | {r2} |"
+        )
     if any(m.get("code_r2") is not None for m in result["models"].values()):
-        lines += ["", "*code R²*: how much of the digit's offset a ridge regression on the localiser's (or Where "
-                  "pathway's) input explains, on held-out displays (`whatwhere diagnose code`)."]
+        lines += [
+            "",
+            "*code R²*: how much of the digit's offset a ridge regression on the localiser's (or Where "
+            "pathway's) input explains, on held-out displays (`whatwhere diagnose code`).",
+        ]
     made = origin_rows(result)
     if made:
         lines += ["", "| model | made by: recipe | profile | seed | commit |", "|---|---|---|---|---|", *made]
     for c in result["contrasts"]:
-        lines += ["", f"**Contrast {c:g}**", "",
-                  "| model | " + " | ".join(f"{e:.2f}" for e in ecc) + " | mean |",
-                  "|---|" + "---|" * (len(ecc) + 1)]
+        lines += [
+            "",
+            f"**Contrast {c:g}**",
+            "",
+            "| model | " + " | ".join(f"{e:.2f}" for e in ecc) + " | mean |",
+            "|---|" + "---|" * (len(ecc) + 1),
+        ]
         for name, s in series(result):
-            rows = {r["eccentricity"]: r for r in result["records"]
-                    if r["model"] == name and r["saccades"] == s and abs(r["contrast"] - c) < 1e-9}
+            rows = {
+                r["eccentricity"]: r
+                for r in result["records"]
+                if r["model"] == name and r["saccades"] == s and abs(r["contrast"] - c) < 1e-9
+            }
             if not rows:
                 continue
             acc = [rows[e]["accuracy"] if e in rows else math.nan for e in ecc]
             tot = sum(rows[e]["total"] for e in ecc if e in rows)
             cor = sum(rows[e]["correct"] for e in ecc if e in rows)
             lo, hi = wilson(cor, tot)
-            lines.append(f"| {row_label(name, s)} | " + " | ".join(f"{a:.3f}" for a in acc)
-                         + f" | {cor / tot:.3f} ± {(hi - lo) / 2:.3f} |")
+            lines.append(
+                f"| {row_label(name, s)} | "
+                + " | ".join(f"{a:.3f}" for a in acc)
+                + f" | {cor / tot:.3f} ± {(hi - lo) / 2:.3f} |"
+            )
             pub = published_row(result, name, s, c)
             if pub is not None:
-                lines.append(f"| *{row_label(name, s)}, published* | "
-                             + " | ".join("—" if math.isnan(p) else f"*{p:.3f}*" for p in pub)
-                             + f" | *{np.nanmean(pub):.3f}* |")
+                lines.append(
+                    f"| *{row_label(name, s)}, published* | "
+                    + " | ".join("—" if math.isnan(p) else f"*{p:.3f}*" for p in pub)
+                    + f" | *{np.nanmean(pub):.3f}* |"
+                )
     return "\n".join(lines) + "\n"
 
 
-def write_report(result: dict, out, *, command: str | None = None, wall_time_s: float | None = None,
-                 device="cpu") -> list[Path]:
+def write_report(
+    result: dict, out, *, command: str | None = None, wall_time_s: float | None = None, device="cpu"
+) -> list[Path]:
     """Write ``benchmark.json`` and ``benchmark.md`` into ``out`` (the figure:
     :func:`whatwhere.viz.benchmark_figure`).
 
@@ -144,13 +170,23 @@ def write_report(result: dict, out, *, command: str | None = None, wall_time_s: 
     out = Path(out)
     command = command or command_line(prog=Path(sys.argv[0]).name or "python")
     wall_time_s = result.get("benchmark_time_s", 0.0) if wall_time_s is None else wall_time_s
-    payload = provenance(model=", ".join(result["models"]), recipe="benchmark", seed=result["seed"],
-                         device=device, wall_time_s=wall_time_s, command=command)
+    payload = provenance(
+        model=", ".join(result["models"]),
+        recipe="benchmark",
+        seed=result["seed"],
+        device=device,
+        wall_time_s=wall_time_s,
+        command=command,
+    )
     payload.update(result)
     paths = [write_json(out / "benchmark.json", payload)]
-    paths.append(write_text(out / "benchmark.md", f"<!-- {payload['command']} | {payload['hardware']} | "
-                                                   f"{wall_time_s:.0f} s | commit {payload['git_commit']} -->\n"
-                            + markdown(result)))
+    paths.append(
+        write_text(
+            out / "benchmark.md",
+            f"<!-- {payload['command']} | {payload['hardware']} | "
+            f"{wall_time_s:.0f} s | commit {payload['git_commit']} -->\n" + markdown(result),
+        )
+    )
     return paths
 
 
@@ -159,6 +195,15 @@ def main_sweep_metrics(report: dict) -> list[str]:
     its runs have (the names :func:`whatwhere.orchestration.sweep.evaluate_run` writes); the
     Markdown table and the sweep figures use it."""
     names = {k for p in report["points"] for k in p["metrics"]}
-    order = ["one_saccade_random", "mean_s1", "central", "general", "map_radius_0.7", "mean_c0.7", "mean_c0.5",
-             "mean_c0.3", "final_test_acc"]
+    order = [
+        "one_saccade_random",
+        "mean_s1",
+        "central",
+        "general",
+        "map_radius_0.7",
+        "mean_c0.7",
+        "mean_c0.5",
+        "mean_c0.3",
+        "final_test_acc",
+    ]
     return [k for k in order if k in names][:5]

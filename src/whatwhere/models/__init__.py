@@ -18,6 +18,29 @@ from whatwhere.models.stn import ATN, STN28, STN128, ConvPoloATN, PoloATN, What1
 from whatwhere.models.what import WhatNet
 from whatwhere.models.where import Where, WhereNet
 
-__all__ = ["Agent", "SaccadeTrace", "Classifier", "GlimpseModel", "SaccadicModel", "is_glimpse_model",
-           "is_saccadic", "MODELS", "ModelSpec", "create_model", "register_model", "ATN", "STN28", "STN128",
-           "ConvPoloATN", "PoloATN", "What128", "WhatNet", "Where", "WhereNet", "RAM", "RAMTrace", "FCNet", "ConvNet"]
+__all__ = [
+    "Agent",
+    "SaccadeTrace",
+    "Classifier",
+    "GlimpseModel",
+    "SaccadicModel",
+    "is_glimpse_model",
+    "is_saccadic",
+    "MODELS",
+    "ModelSpec",
+    "create_model",
+    "register_model",
+    "ATN",
+    "STN28",
+    "STN128",
+    "ConvPoloATN",
+    "PoloATN",
+    "What128",
+    "WhatNet",
+    "Where",
+    "WhereNet",
+    "RAM",
+    "RAMTrace",
+    "FCNet",
+    "ConvNet",
+]

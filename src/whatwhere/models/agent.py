@@ -137,11 +137,25 @@ class Agent(nn.Module):
 
     targets: torch.Tensor
 
-    def __init__(self, what: nn.Module, where: nn.Module, retina: Retina | None = None,
-                 colliculus: Colliculus | None = None, *, faithful: bool = False, inhibition_of_return: bool = False,
-                 ior_radius: float = 5.0, offset_clip: bool | None = None, max_fixation: int | None = None,
-                 target_method: str = "kernel", stop_value: str = "pinv", saccades: int = 1, seed: int = 0,
-                 pad: float | None = None, mask: bool | None = None) -> None:
+    def __init__(
+        self,
+        what: nn.Module,
+        where: nn.Module,
+        retina: Retina | None = None,
+        colliculus: Colliculus | None = None,
+        *,
+        faithful: bool = False,
+        inhibition_of_return: bool = False,
+        ior_radius: float = 5.0,
+        offset_clip: bool | None = None,
+        max_fixation: int | None = None,
+        target_method: str = "kernel",
+        stop_value: str = "pinv",
+        saccades: int = 1,
+        seed: int = 0,
+        pad: float | None = None,
+        mask: bool | None = None,
+    ) -> None:
         super().__init__()
         if stop_value not in ("pinv", "cell"):
             raise ValueError(f"stop_value must be 'pinv' or 'cell', got {stop_value!r}")
@@ -150,11 +164,15 @@ class Agent(nn.Module):
         if saccades < 0 or (max_fixation is not None and max_fixation < 0):
             raise ValueError("saccades and max_fixation must be >= 0")
         if getattr(what, "input_size", 28) != 28 or hasattr(what, "head"):
-            raise ValueError(f"the What network must be a 28x28 classifier (e.g. the zoo's `what`), got a "
-                             f"{type(what).__name__} of {getattr(what, 'input_size', '?')}-px input")
+            raise ValueError(
+                f"the What network must be a 28x28 classifier (e.g. the zoo's `what`), got a "
+                f"{type(what).__name__} of {getattr(what, 'input_size', '?')}-px input"
+            )
         if getattr(where, "input_size", 128) != 128 and not hasattr(where, "head"):
-            raise ValueError(f"the Where network must be a Where model (e.g. the zoo's `where-c0.7`), got a "
-                             f"{type(where).__name__} of {where.input_size}-px input")
+            raise ValueError(
+                f"the Where network must be a Where model (e.g. the zoo's `where-c0.7`), got a "
+                f"{type(where).__name__} of {where.input_size}-px input"
+            )
         self.what = what
         self.where = where
         self.faithful = bool(faithful)
@@ -198,8 +216,9 @@ class Agent(nn.Module):
     def _what(self, images: torch.Tensor, fix: torch.Tensor) -> torch.Tensor:
         return self.what(fovea(images, fix, fill=self.pad))
 
-    def where_logits(self, images: torch.Tensor, fix: torch.Tensor, first: bool,
-                     gen: torch.Generator | None = None) -> torch.Tensor:
+    def where_logits(
+        self, images: torch.Tensor, fix: torch.Tensor, first: bool, gen: torch.Generator | None = None
+    ) -> torch.Tensor:
         """Where logits ``(B, 240)`` for the views of ``images`` at fixations ``fix``."""
         if first:
             codes = self.retina.encode(images, offset_clip=self.offset_clip)
@@ -240,21 +259,21 @@ class Agent(nn.Module):
             lp = self.where_logits(images, fix, first=(k == 0), gen=gen)
             score = lp
             if self.inhibition_of_return and k > 0:
-                landing = (fix[:, None, :] + targets[None]).clamp(-M, M).double()      # (B, 240, 2)
-                earlier = torch.stack(fixes[:-1], 1).double()                          # (B, k, 2)
-                near = (torch.cdist(landing, earlier) <= self.ior_radius).any(-1)       # (B, 240)
+                landing = (fix[:, None, :] + targets[None]).clamp(-M, M).double()  # (B, 240, 2)
+                earlier = torch.stack(fixes[:-1], 1).double()  # (B, k, 2)
+                near = (torch.cdist(landing, earlier) <= self.ior_radius).any(-1)  # (B, 240)
                 near &= ~near.all(-1, keepdim=True)  # nowhere left to go: ignore the inhibition
                 score = lp.masked_fill(near, float("-inf"))
             cell = score.argmax(-1)
             cells.append(cell)
-            target = targets[cell]                                                     # (B, 2)
+            target = targets[cell]  # (B, 2)
             p = lp.sigmoid()
             if self.stop_value == "cell":
                 wconf = p.gather(1, cell[:, None])[:, 0]
             else:
                 N = images.shape[-1]
                 pix = (target[:, 0] + N // 2).clamp(0, N - 1) * N + (target[:, 1] + N // 2).clamp(0, N - 1)
-                pinv = self.colliculus.pseudo_inverse()                                # (240, N*N)
+                pinv = self.colliculus.pseudo_inverse()  # (240, N*N)
                 wconf = (p * pinv[:, pix].T).sum(-1)
             wconfs.append(wconf)
             new = (fix + target).clamp(-M, M)
@@ -269,9 +288,13 @@ class Agent(nn.Module):
         confs.append(lw.softmax(-1).amax(-1))
         empty = torch.zeros(B, 0, device=dev)
         return SaccadeTrace(
-            logits=torch.stack(logits, 1), fixations=torch.stack(fixes, 1), confidence=torch.stack(confs, 1),
+            logits=torch.stack(logits, 1),
+            fixations=torch.stack(fixes, 1),
+            confidence=torch.stack(confs, 1),
             where_confidence=torch.stack(wconfs, 1) if wconfs else empty,
-            cells=torch.stack(cells, 1) if cells else empty.long(), n_saccades=n_sacc)
+            cells=torch.stack(cells, 1) if cells else empty.long(),
+            n_saccades=n_sacc,
+        )
 
     def run(self, images: torch.Tensor, n_saccades: int) -> SaccadeTrace:
         """A fixed number of saccades; answers after 0, 1, ..., ``n_saccades`` of them.

@@ -61,7 +61,7 @@ class Ensemble(nn.Module):
         for k, v in buffers.items():
             self.register_buffer("buf__" + _key(k), v)
         template = copy.deepcopy(models[0])
-        self._template = [template.to("meta")]   # a list: not a submodule (no state of its own)
+        self._template = [template.to("meta")]  # a list: not a submodule (no state of its own)
 
     @property
     def retina(self):
@@ -90,7 +90,7 @@ class Ensemble(nn.Module):
         else:
             in_dims = (0, 0, None)
         params, buffers = self._state()
-        template = self._template[0].train(self.training)   # dropout follows the ensemble's mode
+        template = self._template[0].train(self.training)  # dropout follows the ensemble's mode
 
         def one(p, b, xs):
             return functional_call(template, (p, b), (xs,))

@@ -82,13 +82,27 @@ class RAM(nn.Module):
     log-probabilities and the baselines (:class:`RAMTrace`) for the ``ram`` objective.
     """
 
-    def __init__(self, size: int = 60, glimpses: int = 8, patch: int = 12, scales: int | None = None,
-                 std: float = 0.15, pad: float = 0.0, hidden: int = 256, glimpse_hidden: int = 128) -> None:
+    def __init__(
+        self,
+        size: int = 60,
+        glimpses: int = 8,
+        patch: int = 12,
+        scales: int | None = None,
+        std: float = 0.15,
+        pad: float = 0.0,
+        hidden: int = 256,
+        glimpse_hidden: int = 128,
+    ) -> None:
         super().__init__()
         size = _check_size(size)
         scales = default_scales(size) if scales is None else scales
-        for name, v, lo in (("glimpses", glimpses, 1), ("patch", patch, 2), ("scales", scales, 1),
-                            ("hidden", hidden, 1), ("glimpse_hidden", glimpse_hidden, 1)):
+        for name, v, lo in (
+            ("glimpses", glimpses, 1),
+            ("patch", patch, 2),
+            ("scales", scales, 1),
+            ("hidden", hidden, 1),
+            ("glimpse_hidden", glimpse_hidden, 1),
+        ):
             if isinstance(v, bool) or int(v) != v or v < lo:
                 raise ValueError(f"{name} must be an integer >= {lo}, got {v}")
         if scales > 8:
@@ -115,11 +129,11 @@ class RAM(nn.Module):
         full = sample(images, theta, big, background=self.pad)  # (B, 1, big, big), one sample per pixel
         views = []
         for k in range(self.scales):  # patch k is the central (g·2^k)² of the same grid, area-resized
-            side = g * 2 ** k
+            side = g * 2**k
             a = (big - side) // 2
-            v = full[:, :, a:a + side, a:a + side]
+            v = full[:, :, a : a + side, a : a + side]
             if k:
-                v = nn.functional.avg_pool2d(v, 2 ** k)
+                v = nn.functional.avg_pool2d(v, 2**k)
             views.append(v.reshape(B, g * g))
         return torch.cat(views, 1)
 
@@ -129,8 +143,9 @@ class RAM(nn.Module):
         h_l = torch.relu(self.glimpse_loc(loc))
         return torch.relu(self.glimpse_what(h_g) + self.glimpse_where(h_l))
 
-    def forward_trace(self, images: torch.Tensor, *, sample: bool | None = None,
-                      generator: torch.Generator | None = None) -> RAMTrace:
+    def forward_trace(
+        self, images: torch.Tensor, *, sample: bool | None = None, generator: torch.Generator | None = None
+    ) -> RAMTrace:
         """Run the K glimpses.
 
         Args:
@@ -162,11 +177,13 @@ class RAM(nn.Module):
             means.append(mu)
             locs.append(loc)
         empty = x.new_zeros(B, 0)
-        return RAMTrace(logits=self.classifier(h),
-                        log_probs=torch.stack(log_probs, 1) if log_probs else empty,
-                        baselines=torch.stack(baselines, 1) if baselines else empty,
-                        locations=torch.stack(locs, 1),
-                        means=torch.stack(means, 1) if means else x.new_zeros(B, 0, 2))
+        return RAMTrace(
+            logits=self.classifier(h),
+            log_probs=torch.stack(log_probs, 1) if log_probs else empty,
+            baselines=torch.stack(baselines, 1) if baselines else empty,
+            locations=torch.stack(locs, 1),
+            means=torch.stack(means, 1) if means else x.new_zeros(B, 0, 2),
+        )
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """``(B, N, N)`` -> logits ``(B, 10)`` (policy samples in training mode, means in eval mode)."""
@@ -190,7 +207,7 @@ class FCNet(nn.Module):
         if not hidden or any(isinstance(h, bool) or int(h) != h or h < 1 for h in hidden):
             raise ValueError(f"hidden must be a non-empty list of positive integers, got {hidden}")
         layers: list[nn.Module] = [nn.Flatten()]
-        width = self.input_size ** 2
+        width = self.input_size**2
         for h in hidden:
             layers += [nn.Linear(width, int(h)), nn.ReLU()]
             width = int(h)

@@ -118,6 +118,7 @@ def _register_builtins() -> None:
 
     register_model("what", 28)(WhatNet)
     register_model("saccadic_transformer", 128)(SaccadicTransformer)
+
     def ensemble(member: str = "what", n: int = 3, member_args: dict | None = None) -> Ensemble:
         """``n`` seeds of the registered model ``member`` trained in one process."""
         return Ensemble(member, n, member_args, factory=create_model)

@@ -127,13 +127,27 @@ class SaccadicTransformer(nn.Module):
     targets: torch.Tensor  # buffers
     scale: torch.Tensor
 
-    def __init__(self, glimpses: int = 2, periphery: str = "retina", dim1: int = 1000, dim2: int = 1000,
-                 p_dropout: float = 0.5, temperature: float = 0.25, max_shift: float = 6.0,
-                 max_fixation: int | None = None, stop_confidence: float | None = None, freeze: list | tuple = (),
-                 end_to_end: bool = True, fovea: str = "what", retina: Retina | None = None, size: int = 128,
-                 pad: float = 0.5, mask: bool = True) -> None:
+    def __init__(
+        self,
+        glimpses: int = 2,
+        periphery: str = "retina",
+        dim1: int = 1000,
+        dim2: int = 1000,
+        p_dropout: float = 0.5,
+        temperature: float = 0.25,
+        max_shift: float = 6.0,
+        max_fixation: int | None = None,
+        stop_confidence: float | None = None,
+        freeze: list | tuple = (),
+        end_to_end: bool = True,
+        fovea: str = "what",
+        retina: Retina | None = None,
+        size: int = 128,
+        pad: float = 0.5,
+        mask: bool = True,
+    ) -> None:
         super().__init__()
-        config = RetinaConfig.for_size(size)   # ValueError naming size for a display it cannot serve
+        config = RetinaConfig.for_size(size)  # ValueError naming size for a display it cannot serve
         if retina is not None and retina.N != size:
             raise ValueError(f"retina is for {retina.N}px displays but size is {size}")
         self.input_size = int(size)
@@ -169,7 +183,7 @@ class SaccadicTransformer(nn.Module):
             n_codes = self.retina.n_codes
         n_cells = self.colliculus.n_cells
         self.where = WhereNet(n_codes, dim1, dim2, n_cells, p_dropout)
-        nn.init.zeros_(self.where.fc3.weight)   # a flat map: the first fixation is the centre
+        nn.init.zeros_(self.where.fc3.weight)  # a flat map: the first fixation is the centre
         nn.init.zeros_(self.where.fc3.bias)
         self.refine = nn.Linear(dim2, 2)
         nn.init.zeros_(self.refine.weight)
@@ -225,7 +239,7 @@ class SaccadicTransformer(nn.Module):
 
     def saccade(self, where_logits: torch.Tensor, hidden: torch.Tensor) -> torch.Tensor:
         """The continuous saccade ``(B, 2)`` px: soft-argmax of the map plus the sub-cell correction."""
-        w = torch.softmax(where_logits / self.temperature, dim=-1)          # (B, n_cells)
+        w = torch.softmax(where_logits / self.temperature, dim=-1)  # (B, n_cells)
         return w @ self.targets + self.max_shift * torch.tanh(self.refine(hidden))
 
     def glimpse_at(self, images: torch.Tensor, fixations: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -275,9 +289,15 @@ class SaccadicTransformer(nn.Module):
             evid.append(acc)
             maps.append(logits_map)
         assert theta_last is not None  # K >= 1 glimpses taken
-        return SaccadicTrace(logits=acc, step_logits=torch.stack(steps, 1), evidence=torch.stack(evid, 1),
-                             where_logits=torch.stack(maps, 1), fixations=torch.stack(fixes, 1), theta=theta_last,
-                             n_glimpses=n)
+        return SaccadicTrace(
+            logits=acc,
+            step_logits=torch.stack(steps, 1),
+            evidence=torch.stack(evid, 1),
+            where_logits=torch.stack(maps, 1),
+            fixations=torch.stack(fixes, 1),
+            theta=theta_last,
+            n_glimpses=n,
+        )
 
     def forward_with_theta(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Displays -> ``(logits (B, 10), theta (B, 2, 3) of the last glimpse)``."""

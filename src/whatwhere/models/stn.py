@@ -27,6 +27,7 @@ from whatwhere.ops.sampling import GLIMPSE_SCALE, as_nchw, attention_theta, samp
 
 # --------------------------------------------------------------------------- building blocks
 
+
 def _conv_stage(cin: int, cout: int, k: int) -> list[nn.Module]:
     """Conv(k) → MaxPool 2 → ReLU (the localisers' order)."""
     return [nn.Conv2d(cin, cout, k), nn.MaxPool2d(2), nn.ReLU()]
@@ -39,8 +40,9 @@ def localiser_convs_28() -> nn.Sequential:
 
 def localiser_convs_128() -> nn.Sequential:
     """4-conv stack: ``(B, 1, 128, 128)`` → ``(B, 2048)`` (128→122→61→57→28→24→12→8→4)."""
-    return nn.Sequential(*_conv_stage(1, 16, 7), *_conv_stage(16, 32, 5), *_conv_stage(32, 64, 5),
-                         *_conv_stage(64, 128, 5), nn.Flatten())
+    return nn.Sequential(
+        *_conv_stage(1, 16, 7), *_conv_stage(16, 32, 5), *_conv_stage(32, 64, 5), *_conv_stage(64, 128, 5), nn.Flatten()
+    )
 
 
 def regressor(n_in: int, n_hidden: int, bias: tuple[float, ...]) -> nn.Sequential:
@@ -67,15 +69,24 @@ class What128(nn.Module):
     def __init__(self) -> None:
         super().__init__()
         self.net = nn.Sequential(
-            nn.Conv2d(1, 20, 5), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(20, 100, 5), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
-            nn.Linear(100 * 29 * 29, 128), nn.ReLU(), nn.Linear(128, 10))
+            nn.Conv2d(1, 20, 5),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(20, 100, 5),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Flatten(),
+            nn.Linear(100 * 29 * 29, 128),
+            nn.ReLU(),
+            nn.Linear(128, 10),
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(as_nchw(x, 128))
 
 
 # --------------------------------------------------------------------------- models
+
 
 class _Transformer(nn.Module):
     """Base: ``theta = self.theta(x)``; view = ``sample(x, theta, out_size)``; logits = classifier(view).
@@ -262,8 +273,7 @@ class PoloATN(_CodeGlimpse):
     The original ran in float64; here the code is cast to the localiser's dtype.
     """
 
-    def __init__(self, encoder: Encoder, code_dim: int = 768, hidden: int = 32,
-                 scale: float = GLIMPSE_SCALE) -> None:
+    def __init__(self, encoder: Encoder, code_dim: int = 768, hidden: int = 32, scale: float = GLIMPSE_SCALE) -> None:
         super().__init__(encoder, scale)
         self.code_dim = code_dim
         self.localiser = regressor(code_dim, hidden, (0.0, 0.0))
@@ -319,19 +329,29 @@ class ConvPoloATN(_CodeGlimpse):
     → flatten 1120 → Linear(1120→200) → ReLU → Linear(200→2), last weights and bias 0.
     """
 
-    def __init__(self, encoder: DualEncoder, in_shape: tuple[int, int, int] = (8, 4, 16),
-                 out_shape: tuple[int, int, int] = (8, 8, 32), hidden: int = 200,
-                 circular: bool = True, scale: float = GLIMPSE_SCALE) -> None:
+    def __init__(
+        self,
+        encoder: DualEncoder,
+        in_shape: tuple[int, int, int] = (8, 4, 16),
+        out_shape: tuple[int, int, int] = (8, 8, 32),
+        hidden: int = 200,
+        circular: bool = True,
+        scale: float = GLIMPSE_SCALE,
+    ) -> None:
         super().__init__(encoder, scale)
         self.in_shape, self.out_shape = tuple(in_shape), tuple(out_shape)
         r, a = out_shape[1] // 4, out_shape[2] // 4
         if (in_shape[1] // 2, in_shape[2] // 2) != (r, a):
             raise ValueError(f"in_shape {in_shape} and out_shape {out_shape} give different maps")
         self.branch_out = nn.Sequential(
-            AzimuthConv(out_shape[0], 20, circular), nn.ReLU(), nn.MaxPool2d(2),
-            AzimuthConv(20, 50, circular), nn.ReLU(), nn.MaxPool2d(2))
-        self.branch_in = nn.Sequential(
-            AzimuthConv(in_shape[0], 20, circular), nn.ReLU(), nn.MaxPool2d(2))
+            AzimuthConv(out_shape[0], 20, circular),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            AzimuthConv(20, 50, circular),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+        )
+        self.branch_in = nn.Sequential(AzimuthConv(in_shape[0], 20, circular), nn.ReLU(), nn.MaxPool2d(2))
         self.localiser = regressor(70 * r * a, hidden, (0.0, 0.0))
 
     @property

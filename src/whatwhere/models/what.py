@@ -24,9 +24,13 @@ class WhatNet(nn.Module):
     def __init__(self) -> None:
         super().__init__()
         self.features = nn.Sequential(
-            nn.Conv2d(1, 20, 5), nn.ReLU(), nn.MaxPool2d(2),   # (B, 20, 12, 12)
-            nn.Conv2d(20, 50, 5), nn.ReLU(), nn.MaxPool2d(2),  # (B, 50, 4, 4)
-            nn.Flatten(),                                      # (B, 800)
+            nn.Conv2d(1, 20, 5),
+            nn.ReLU(),
+            nn.MaxPool2d(2),  # (B, 20, 12, 12)
+            nn.Conv2d(20, 50, 5),
+            nn.ReLU(),
+            nn.MaxPool2d(2),  # (B, 50, 4, 4)
+            nn.Flatten(),  # (B, 800)
         )
         self.classifier = nn.Sequential(nn.Linear(800, 500), nn.ReLU(), nn.Linear(500, 10))
 

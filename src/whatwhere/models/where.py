@@ -39,6 +39,7 @@ from whatwhere.retina import Retina, RetinaConfig
 
 __all__ = ["WhereNet", "Where"]
 
+
 class WhereNet(nn.Module):
     """2880 -> 1000 -> 1000 -> 240 MLP (ReLU, dropout before the last layer, no batch-norm).
 
@@ -48,8 +49,9 @@ class WhereNet(nn.Module):
     from it (reproducible); otherwise from torch's global generator.
     """
 
-    def __init__(self, n_codes: int = 2880, dim1: int = 1000, dim2: int = 1000, n_cells: int = 240,
-                 p_dropout: float = 0.5) -> None:
+    def __init__(
+        self, n_codes: int = 2880, dim1: int = 1000, dim2: int = 1000, n_cells: int = 240, p_dropout: float = 0.5
+    ) -> None:
         super().__init__()
         if not 0 <= p_dropout < 1:
             raise ValueError(f"p_dropout must be in [0, 1), got {p_dropout!r}")
@@ -62,8 +64,9 @@ class WhereNet(nn.Module):
         """The last hidden layer ``(B, dim2)`` (before dropout)."""
         return F.relu(self.fc2(F.relu(self.fc1(codes))))
 
-    def drop(self, h: torch.Tensor, *, dropout: bool | None = None,
-             generator: torch.Generator | None = None) -> torch.Tensor:
+    def drop(
+        self, h: torch.Tensor, *, dropout: bool | None = None, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
         """The dropout before the last layer (see the class docstring)."""
         active = self.training if dropout is None else bool(dropout)
         if active and self.p_dropout > 0:
@@ -73,8 +76,9 @@ class WhereNet(nn.Module):
             return h * keep / (1.0 - self.p_dropout)
         return h
 
-    def forward(self, codes: torch.Tensor, *, dropout: bool | None = None,
-                generator: torch.Generator | None = None) -> torch.Tensor:
+    def forward(
+        self, codes: torch.Tensor, *, dropout: bool | None = None, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
         return self.fc3(self.drop(self.hidden(codes), dropout=dropout, generator=generator))
 
 
@@ -99,9 +103,17 @@ class Where(nn.Module):
 
     input_size = 128
 
-    def __init__(self, dim1: int = 1000, dim2: int = 1000, p_dropout: float = 0.5,
-                 offset_clip: bool = True, retina: Retina | None = None, size: int = 128,
-                 pad: float = 0.5, mask: bool = True) -> None:
+    def __init__(
+        self,
+        dim1: int = 1000,
+        dim2: int = 1000,
+        p_dropout: float = 0.5,
+        offset_clip: bool = True,
+        retina: Retina | None = None,
+        size: int = 128,
+        pad: float = 0.5,
+        mask: bool = True,
+    ) -> None:
         super().__init__()
         config = RetinaConfig.for_size(size)
         if retina is not None and retina.N != size:
@@ -127,8 +139,9 @@ class Where(nn.Module):
         """What the Where pathway reads: the retina codes ``(B, 2880)``."""
         return self.encode(images)
 
-    def head(self, codes: torch.Tensor, *, dropout: bool | None = None,
-             generator: torch.Generator | None = None) -> torch.Tensor:
+    def head(
+        self, codes: torch.Tensor, *, dropout: bool | None = None, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
         """Codes ``(B, 2880)`` -> logits ``(B, 240)`` (see :class:`WhereNet`)."""
         return self.net(codes, dropout=dropout, generator=generator)
 

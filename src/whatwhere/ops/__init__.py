@@ -12,5 +12,14 @@ from whatwhere.ops.sampling import (
     translate,
 )
 
-__all__ = ["BACKGROUND", "FOVEA", "GLIMPSE_SCALE", "as_nchw", "attention_theta", "fovea", "glimpse_centre", "sample",
-           "translate"]
+__all__ = [
+    "BACKGROUND",
+    "FOVEA",
+    "GLIMPSE_SCALE",
+    "as_nchw",
+    "attention_theta",
+    "fovea",
+    "glimpse_centre",
+    "sample",
+    "translate",
+]

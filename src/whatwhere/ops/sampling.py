@@ -21,8 +21,17 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-__all__ = ["BACKGROUND", "GLIMPSE_SCALE", "FOVEA", "as_nchw", "sample", "attention_theta", "glimpse_centre",
-           "fovea", "translate"]
+__all__ = [
+    "BACKGROUND",
+    "GLIMPSE_SCALE",
+    "FOVEA",
+    "as_nchw",
+    "sample",
+    "attention_theta",
+    "glimpse_centre",
+    "fovea",
+    "translate",
+]
 
 FOVEA = 28  #: side of the fovea (an MNIST digit frame)
 
@@ -53,8 +62,15 @@ def _pair(size: int | tuple[int, int]) -> tuple[int, int]:
 
 # --------------------------------------------------------------------------- sampler + geometry
 
-def sample(images: torch.Tensor, theta: torch.Tensor, out_size: int | tuple[int, int], *,
-           align_corners: bool = False, background: float = BACKGROUND) -> torch.Tensor:
+
+def sample(
+    images: torch.Tensor,
+    theta: torch.Tensor,
+    out_size: int | tuple[int, int],
+    *,
+    align_corners: bool = False,
+    background: float = BACKGROUND,
+) -> torch.Tensor:
     """Bilinear affine resampling with the background level outside the input.
 
     Args:
@@ -77,8 +93,7 @@ def sample(images: torch.Tensor, theta: torch.Tensor, out_size: int | tuple[int,
     h, w = _pair(out_size)
     theta = theta.to(x.dtype)
     grid = F.affine_grid(theta, [x.shape[0], 1, h, w], align_corners=align_corners)
-    out = F.grid_sample(x - background, grid, mode="bilinear", padding_mode="zeros",
-                        align_corners=align_corners)
+    out = F.grid_sample(x - background, grid, mode="bilinear", padding_mode="zeros", align_corners=align_corners)
     return out + background
 
 
@@ -96,8 +111,7 @@ def attention_theta(scale: torch.Tensor, tx: torch.Tensor, ty: torch.Tensor) -> 
     return torch.stack([torch.stack([scale, zero, tx], -1), torch.stack([zero, scale, ty], -1)], 1)
 
 
-def glimpse_centre(theta: torch.Tensor, N: int,
-                   out_size: int | tuple[int, int] | None = None) -> torch.Tensor:
+def glimpse_centre(theta: torch.Tensor, N: int, out_size: int | tuple[int, int] | None = None) -> torch.Tensor:
     """Where the output grid's centre lands in the ``N×N`` input, as ``(di, dj)`` pixels from the
     display centre pixel ``(N//2, N//2)`` (``align_corners=False`` geometry).
 

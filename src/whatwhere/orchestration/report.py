@@ -122,9 +122,18 @@ def _made_row(result: str, model: str, origin: dict, payload: dict, *, wall=None
     v = lambda k: "?" if origin.get(k) is None else str(origin[k])  # noqa: E731
     profile = origin.get("profile") or ("full" if origin.get("recipe") else "?")
     wall = payload.get("wall_time_s") if wall is None else wall
-    return [result, model, v("recipe"), profile, v("precision"), v("seed"), v("commit"),
-            str(payload.get("git_commit") or "?"), str(payload.get("hardware") or "?"),
-            "?" if wall is None else f"{float(wall):,.1f} s"]
+    return [
+        result,
+        model,
+        v("recipe"),
+        profile,
+        v("precision"),
+        v("seed"),
+        v("commit"),
+        str(payload.get("git_commit") or "?"),
+        str(payload.get("hardware") or "?"),
+        "?" if wall is None else f"{float(wall):,.1f} s",
+    ]
 
 
 def collect(results_dir: str | Path) -> dict:
@@ -133,8 +142,7 @@ def collect(results_dir: str | Path) -> dict:
     Raises:
         UserError: the directory does not exist, or holds no results.
     """
-    from whatwhere.eval.published import PUBLISHED, PUBLISHED_RADIAL, STANDARD_TASKS, STN_BENCHMARK, \
-        WHERE_ECCENTRICITY
+    from whatwhere.eval.published import PUBLISHED, PUBLISHED_RADIAL, STANDARD_TASKS, STN_BENCHMARK, WHERE_ECCENTRICITY
 
     root = Path(results_dir)
     if not root.is_dir():
@@ -143,47 +151,71 @@ def collect(results_dir: str | Path) -> dict:
     runs = [(p, _read(p)) for p in _files(root, "run.json")]
     runs = [(p, d) for p, d in runs if d and "recipe" in d]
     centrals = [(p, d) for p, d in ((p, _read(p)) for p in _files(root, "central.json")) if d and "central" in d]
-    maps = [(p, d) for p, d in ((p, _read(p)) for p in _files(root, "accuracy_map.json"))
-            if d and "radial_profile" in d]
-    benches = [(p, d) for p, d in ((p, _read(p)) for p in _files(root, "benchmark.json"))
-               if d and isinstance(d.get("models"), dict) and isinstance(d.get("records"), list)
-               and isinstance(d.get("contrasts"), list)]
+    maps = [
+        (p, d) for p, d in ((p, _read(p)) for p in _files(root, "accuracy_map.json")) if d and "radial_profile" in d
+    ]
+    benches = [
+        (p, d)
+        for p, d in ((p, _read(p)) for p in _files(root, "benchmark.json"))
+        if d
+        and isinstance(d.get("models"), dict)
+        and isinstance(d.get("records"), list)
+        and isinstance(d.get("contrasts"), list)
+    ]
     figures = _figures(root)
     if not (runs or centrals or maps or benches or figures):
-        raise UserError(f"{root}: no results to report (no run.json, central.json, accuracy_map.json, "
-                        f"benchmark.json or figure under it)")
+        raise UserError(
+            f"{root}: no results to report (no run.json, central.json, accuracy_map.json, "
+            f"benchmark.json or figure under it)"
+        )
     rel = lambda p: str(Path(p).relative_to(root))  # noqa: E731
     title = plan.get("title") or f"Results of {root.resolve().name}"
     blocks: list[dict] = [{"type": "h1", "text": title}]
     intro = []
     if plan:
-        intro.append(f"Study `{plan.get('study')}`" + (" from the shipped models (`--from-zoo`)" if plan.get("from_zoo")
-                     else (f", profile `{plan['profile']}`" if plan.get("profile") else ", full recipes"))
-                     + (f", {plan['digits']} digits per cell" if plan.get("digits") else "") + ".")
+        intro.append(
+            f"Study `{plan.get('study')}`"
+            + (
+                " from the shipped models (`--from-zoo`)"
+                if plan.get("from_zoo")
+                else (f", profile `{plan['profile']}`" if plan.get("profile") else ", full recipes")
+            )
+            + (f", {plan['digits']} digits per cell" if plan.get("digits") else "")
+            + "."
+        )
         if plan.get("profile"):
-            intro.append(f"**Profile `{plan['profile']}`: a quick, labelled pass, not the published recipes; its "
-                         f"numbers are not comparable with the published ones.**")
+            intro.append(
+                f"**Profile `{plan['profile']}`: a quick, labelled pass, not the published recipes; its "
+                f"numbers are not comparable with the published ones.**"
+            )
         if plan.get("only"):
             intro.append(f"Only: {', '.join(plan['only'])}.")
         if plan.get("command"):
             intro.append(f"Command: `{plan['command']}`.")
-    intro.append(f"Results directory: `{root}`. Every number stands beside its published value; "
-                 f"Δ = ours − published, **bold** (red in the HTML) when beyond the tolerance: 1.96 combined "
-                 f"binomial standard errors of the two estimates (at least 0.01).")
+    intro.append(
+        f"Results directory: `{root}`. Every number stands beside its published value; "
+        f"Δ = ours − published, **bold** (red in the HTML) when beyond the tolerance: 1.96 combined "
+        f"binomial standard errors of the two estimates (at least 0.01)."
+    )
     blocks += [{"type": "p", "text": t} for t in intro]
     made: list[list] = []
 
     failed = [r for r in plan.get("outcome", {}).get("trainings", []) if r.get("state") == "failed"]
     failed += [s for s in plan.get("outcome", {}).get("steps", []) if s.get("state") == "failed"]
     if failed:
-        blocks += [{"type": "h2", "text": "Failures"},
-                   {"type": "list", "items": [f"`{f.get('run') or f.get('step')}`: {f.get('error', '?')}"
-                                              for f in failed]}]
+        blocks += [
+            {"type": "h2", "text": "Failures"},
+            {"type": "list", "items": [f"`{f.get('run') or f.get('step')}`: {f.get('error', '?')}" for f in failed]},
+        ]
     notes = [s for s in plan.get("steps", []) if s.get("note")]
     if notes or plan.get("skipped"):
-        blocks += [{"type": "h2", "text": "Left out"},
-                   {"type": "list", "items": [f"`{s['name']}`: {s['note']}" for s in notes]
-                    + [str(x) for x in plan.get("skipped", [])]}]
+        blocks += [
+            {"type": "h2", "text": "Left out"},
+            {
+                "type": "list",
+                "items": [f"`{s['name']}`: {s['note']}" for s in notes] + [str(x) for x in plan.get("skipped", [])],
+            },
+        ]
 
     if runs:
         rows = []
@@ -198,23 +230,60 @@ def collect(results_dir: str | Path) -> dict:
                 acc = float(last[0]["test_acc"]) if last and last[0].get("test_acc") not in (None, "") else None
             err = STANDARD_TASKS["error"].get(d.get("recipe"))
             pub = None if err is None else 1 - err
-            rows.append([d.get("recipe", "?"), d.get("profile") or "full", d.get("precision") or "fp32",
-                         str(d.get("seed", "?")), str(d.get("epochs", "?")), d.get("status", "?"), _f(acc),
-                         _em(_f(pub)) if pub is not None else "—", _delta(acc, pub),
-                         f"{float(d.get('wall_time_s') or 0):,.1f} s"])
+            rows.append(
+                [
+                    d.get("recipe", "?"),
+                    d.get("profile") or "full",
+                    d.get("precision") or "fp32",
+                    str(d.get("seed", "?")),
+                    str(d.get("epochs", "?")),
+                    d.get("status", "?"),
+                    _f(acc),
+                    _em(_f(pub)) if pub is not None else "—",
+                    _delta(acc, pub),
+                    f"{float(d.get('wall_time_s') or 0):,.1f} s",
+                ]
+            )
             sit = (d.get("sittings") or [{}])[-1]
-            made.append(_made_row(f"{rel(p.parent)} (training)", d.get("recipe", "?"),
-                                  {"recipe": d.get("recipe"), "profile": d.get("profile"),
-                                   "precision": d.get("precision") or "fp32", "seed": d.get("seed"),
-                                   "commit": sit.get("git_commit")},
-                                  {"git_commit": sit.get("git_commit"), "hardware": sit.get("hardware")},
-                                  wall=d.get("wall_time_s")))
-        blocks += [{"type": "h2", "text": "Trainings"},
-                   {"type": "p", "text": "The final test accuracy is the trainer's own evaluation (its recipe's "
-                                         "test displays); published: " + STANDARD_TASKS["source"]
-                                         + " (1 − error), for the standard tasks."},
-                   {"type": "table", "header": ["recipe", "profile", "precision", "seed", "epochs", "status",
-                                                "final test acc", "published", "Δ", "wall time"], "rows": rows}]
+            made.append(
+                _made_row(
+                    f"{rel(p.parent)} (training)",
+                    d.get("recipe", "?"),
+                    {
+                        "recipe": d.get("recipe"),
+                        "profile": d.get("profile"),
+                        "precision": d.get("precision") or "fp32",
+                        "seed": d.get("seed"),
+                        "commit": sit.get("git_commit"),
+                    },
+                    {"git_commit": sit.get("git_commit"), "hardware": sit.get("hardware")},
+                    wall=d.get("wall_time_s"),
+                )
+            )
+        blocks += [
+            {"type": "h2", "text": "Trainings"},
+            {
+                "type": "p",
+                "text": "The final test accuracy is the trainer's own evaluation (its recipe's "
+                "test displays); published: " + STANDARD_TASKS["source"] + " (1 − error), for the standard tasks.",
+            },
+            {
+                "type": "table",
+                "header": [
+                    "recipe",
+                    "profile",
+                    "precision",
+                    "seed",
+                    "epochs",
+                    "status",
+                    "final test acc",
+                    "published",
+                    "Δ",
+                    "wall time",
+                ],
+                "rows": rows,
+            },
+        ]
 
     if centrals:
         rows = []
@@ -222,17 +291,33 @@ def collect(results_dir: str | Path) -> dict:
             name = d.get("recipe") or p.parent.name
             pub = PUBLISHED.get(name, {})
             n = d.get("n_digits")
-            rows.append([name, _f(d["central"]), _em(_f(pub.get("central"))) if pub else "—",
-                         _delta(d["central"], pub.get("central"), n),
-                         _f(d.get("general")), _em(_f(pub.get("general"))) if pub else "—",
-                         _delta(d.get("general"), pub.get("general"), n), str(n or "?")])
+            rows.append(
+                [
+                    name,
+                    _f(d["central"]),
+                    _em(_f(pub.get("central"))) if pub else "—",
+                    _delta(d["central"], pub.get("central"), n),
+                    _f(d.get("general")),
+                    _em(_f(pub.get("general"))) if pub else "—",
+                    _delta(d.get("general"), pub.get("general"), n),
+                    str(n or "?"),
+                ]
+            )
             made.append(_made_row(rel(p), name, _origin(_model_arg(d.get("command"), "central")), d))
-        blocks += [{"type": "h2", "text": "Central and general accuracy (28×28 models)"},
-                   {"type": "p", "text": "Central: the digit at the centre; general: shifted by N(0, 15 px) "
-                                         "(`whatwhere eval central`). Published: " + "; ".join(
-                                             f"{k}: {v['source']}" for k, v in PUBLISHED.items())},
-                   {"type": "table", "header": ["model", "central", "published", "Δ", "general", "published",
-                                                "Δ", "digits"], "rows": rows}]
+        blocks += [
+            {"type": "h2", "text": "Central and general accuracy (28×28 models)"},
+            {
+                "type": "p",
+                "text": "Central: the digit at the centre; general: shifted by N(0, 15 px) "
+                "(`whatwhere eval central`). Published: "
+                + "; ".join(f"{k}: {v['source']}" for k, v in PUBLISHED.items()),
+            },
+            {
+                "type": "table",
+                "header": ["model", "central", "published", "Δ", "general", "published", "Δ", "digits"],
+                "rows": rows,
+            },
+        ]
 
     for p, d in maps:
         name = d.get("recipe") or p.parent.name
@@ -241,21 +326,34 @@ def collect(results_dir: str | Path) -> dict:
         ref = PUBLISHED_RADIAL.get(name)
         radii = list(ref[0]) if ref else [r for r in prof["radius_px"] if r % 5 == 0]
         pub = dict(zip(*ref)) if ref else {}
-        rows = [[str(r), _f(ours.get(r)), _em(_f(pub.get(r))) if r in pub else "—",
-                 _delta(ours.get(r), pub.get(r), d.get("n_digits"))] for r in radii]
-        blocks += [{"type": "h2", "text": f"Shift-accuracy map of {name}: radial profile"},
-                   {"type": "p", "text": f"Accuracy against the digit's distance from the centre "
-                                         f"({d.get('n_digits', '?')} digits per cell); plateau above 0.7 within "
-                                         f"{_f(d.get('radius_above_0.7_px'), '.1f')} px."},
-                   {"type": "table", "header": ["radius (px)", "ours", "published", "Δ"], "rows": rows}]
+        rows = [
+            [
+                str(r),
+                _f(ours.get(r)),
+                _em(_f(pub.get(r))) if r in pub else "—",
+                _delta(ours.get(r), pub.get(r), d.get("n_digits")),
+            ]
+            for r in radii
+        ]
+        blocks += [
+            {"type": "h2", "text": f"Shift-accuracy map of {name}: radial profile"},
+            {
+                "type": "p",
+                "text": f"Accuracy against the digit's distance from the centre "
+                f"({d.get('n_digits', '?')} digits per cell); plateau above 0.7 within "
+                f"{_f(d.get('radius_above_0.7_px'), '.1f')} px.",
+            },
+            {"type": "table", "header": ["radius (px)", "ours", "published", "Δ"], "rows": rows},
+        ]
         made.append(_made_row(rel(p), name, _origin(_model_arg(d.get("command"), "accuracy-map")), d))
 
     for p, d in benches:
         blocks += _benchmark_blocks(rel(p), d, WHERE_ECCENTRICITY, STN_BENCHMARK)
         for name, m in d["models"].items():
             origin = m.get("origin") or {}
-            parts = {name: origin} if "recipe" in origin or not origin else {
-                f"{name}, {k}": o for k, o in origin.items()}
+            parts = (
+                {name: origin} if "recipe" in origin or not origin else {f"{name}, {k}": o for k, o in origin.items()}
+            )
             src = str(m.get("source") or "")
             for label, o in parts.items():
                 o = dict(o or {})
@@ -276,14 +374,32 @@ def collect(results_dir: str | Path) -> dict:
             blocks.append({"type": "figure", "path": f, "caption": rel(f)})
 
     if made:
-        blocks += [{"type": "h2", "text": "Made by"},
-                   {"type": "p", "text": "Which recipe, profile, precision and seed made each model, at which "
-                                         "commit it was trained, and at which commit, on which hardware and in how "
-                                         "long each result was computed (the wall time of a benchmark covers all "
-                                         "its models). *full*: the recipe without a profile; ?: not recorded."},
-                   {"type": "table", "header": ["result", "model", "recipe", "profile", "precision", "seed",
-                                                "trained at", "computed at", "hardware", "wall time"],
-                    "rows": made}]
+        blocks += [
+            {"type": "h2", "text": "Made by"},
+            {
+                "type": "p",
+                "text": "Which recipe, profile, precision and seed made each model, at which "
+                "commit it was trained, and at which commit, on which hardware and in how "
+                "long each result was computed (the wall time of a benchmark covers all "
+                "its models). *full*: the recipe without a profile; ?: not recorded.",
+            },
+            {
+                "type": "table",
+                "header": [
+                    "result",
+                    "model",
+                    "recipe",
+                    "profile",
+                    "precision",
+                    "seed",
+                    "trained at",
+                    "computed at",
+                    "hardware",
+                    "wall time",
+                ],
+                "rows": made,
+            },
+        ]
     return {"title": title, "blocks": blocks, "figures": figures}
 
 
@@ -294,25 +410,43 @@ def _benchmark_blocks(name: str, d: dict, where_pub: dict, stn_pub: dict) -> lis
     ecc = d["eccentricities"]
     disp = d.get("display") or {}
     n = d.get("n_digits")
-    out = [{"type": "h2", "text": f"Benchmark `{name}`"},
-           {"type": "p", "text": f"Preset `{disp.get('preset')}` (clutter {disp.get('clutter')}), {n} MNIST-test "
-                                 f"digits per cell, display seed {d.get('seed')}; every model saw the same displays. "
-                                 f"Accuracy per eccentricity (px) and its mean (± Wilson 95 % half-width); "
-                                 f"*published*: {where_pub['source']} ({where_pub['n_per_cell']} per cell) and "
-                                 f"{stn_pub['source']} ({stn_pub['n_per_cell']} per cell)."}]
+    out = [
+        {"type": "h2", "text": f"Benchmark `{name}`"},
+        {
+            "type": "p",
+            "text": f"Preset `{disp.get('preset')}` (clutter {disp.get('clutter')}), {n} MNIST-test "
+            f"digits per cell, display seed {d.get('seed')}; every model saw the same displays. "
+            f"Accuracy per eccentricity (px) and its mean (± Wilson 95 % half-width); "
+            f"*published*: {where_pub['source']} ({where_pub['n_per_cell']} per cell) and "
+            f"{stn_pub['source']} ({stn_pub['n_per_cell']} per cell).",
+        },
+    ]
     keys = {m.get("published") for m in d["models"].values()}
     clutter = disp.get("clutter")
     if "whatwhere" in keys and clutter != 1.0:
-        out.append({"type": "p", "text": f"Note: the published What/Where values were measured at clutter 1.0; "
-                                         f"these displays have clutter {clutter}."})
+        out.append(
+            {
+                "type": "p",
+                "text": f"Note: the published What/Where values were measured at clutter 1.0; "
+                f"these displays have clutter {clutter}.",
+            }
+        )
     if keys & set(stn_pub["accuracy"]) and clutter != 0.75:
-        out.append({"type": "p", "text": f"Note: the published transformer values were measured at clutter 0.75; "
-                                         f"these displays have clutter {clutter}."})
+        out.append(
+            {
+                "type": "p",
+                "text": f"Note: the published transformer values were measured at clutter 0.75; "
+                f"these displays have clutter {clutter}.",
+            }
+        )
     for c in d["contrasts"]:
         rows = []
         for model, s in series(d):
-            recs = {r["eccentricity"]: r for r in d["records"]
-                    if r["model"] == model and r["saccades"] == s and abs(r["contrast"] - c) < 1e-9}
+            recs = {
+                r["eccentricity"]: r
+                for r in d["records"]
+                if r["model"] == model and r["saccades"] == s and abs(r["contrast"] - c) < 1e-9
+            }
             if not recs:
                 continue
             acc = [recs[e]["accuracy"] if e in recs else math.nan for e in ecc]
@@ -323,16 +457,26 @@ def _benchmark_blocks(name: str, d: dict, where_pub: dict, stn_pub: dict) -> lis
             rows.append([row_label(model, s), *(_f(a) for a in acc), f"{mean:.3f} ± {(hi - lo) / 2:.3f}"])
             pub = published_row(d, model, s, c)
             if pub is not None:
-                m_pub = where_pub["n_per_cell"] if d["models"][model].get("published") == "whatwhere" \
+                m_pub = (
+                    where_pub["n_per_cell"]
+                    if d["models"][model].get("published") == "whatwhere"
                     else stn_pub["n_per_cell"]
+                )
                 known = [p for p in pub if math.isfinite(p)]
                 pmean = sum(known) / len(known) if known else math.nan
                 rows.append([_em("published"), *(_em(_f(p)) for p in pub), _em(_f(pmean))])
-                rows.append([_em("Δ"), *(_delta(a, p if math.isfinite(p) else None, n, m_pub) for a, p in zip(acc, pub)),
-                             _delta(mean, pmean if math.isfinite(pmean) else None, tot, m_pub * len(known))])
+                rows.append(
+                    [
+                        _em("Δ"),
+                        *(_delta(a, p if math.isfinite(p) else None, n, m_pub) for a, p in zip(acc, pub)),
+                        _delta(mean, pmean if math.isfinite(pmean) else None, tot, m_pub * len(known)),
+                    ]
+                )
         if rows:
-            out += [{"type": "h3", "text": f"Contrast {c:g}"},
-                    {"type": "table", "header": ["model", *(f"{e:.2f}" for e in ecc), "mean"], "rows": rows}]
+            out += [
+                {"type": "h3", "text": f"Contrast {c:g}"},
+                {"type": "table", "header": ["model", *(f"{e:.2f}" for e in ecc), "mean"], "rows": rows},
+            ]
     return out
 
 
@@ -401,15 +545,19 @@ def _inline_html(text: str) -> str:
 def _cell_html(c, tag="td") -> str:
     if isinstance(c, dict):
         cls = "off" if c.get("flag") else ("em" if c.get("em") else "")
-        return f'<{tag}{f" class={chr(34)}{cls}{chr(34)}" if cls else ""}>{html.escape(c["text"])}</{tag}>'
+        return f"<{tag}{f' class={chr(34)}{cls}{chr(34)}' if cls else ''}>{html.escape(c['text'])}</{tag}>"
     return f"<{tag}>{_inline_html(str(c))}</{tag}>"
 
 
 def render_html(doc: dict) -> str:
     """The document as one self-contained HTML page (figures as ``data:`` URIs, CSS inline)."""
-    parts = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
-             '<meta name="viewport" content="width=device-width, initial-scale=1">',
-             f"<title>{html.escape(doc['title'])}</title>", f"<style>{_CSS}</style></head><body>"]
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f"<title>{html.escape(doc['title'])}</title>",
+        f"<style>{_CSS}</style></head><body>",
+    ]
     for b in doc["blocks"]:
         t = b["type"]
         if t in ("h1", "h2", "h3"):
@@ -419,14 +567,17 @@ def render_html(doc: dict) -> str:
         elif t == "list":
             parts.append("<ul>" + "".join(f"<li>{_inline_html(x)}</li>" for x in b["items"]) + "</ul>")
         elif t == "table":
-            parts.append("<table><thead><tr>" + "".join(_cell_html(h, "th") for h in b["header"]) + "</tr></thead><tbody>")
+            parts.append(
+                "<table><thead><tr>" + "".join(_cell_html(h, "th") for h in b["header"]) + "</tr></thead><tbody>"
+            )
             parts += ["<tr>" + "".join(map(_cell_html, r)) + "</tr>" for r in b["rows"]]
             parts.append("</tbody></table>")
         elif t == "figure":
             data = base64.b64encode(Path(b["path"]).read_bytes()).decode("ascii")
             cap = html.escape(b["caption"])
-            parts.append(f'<figure><img alt="{cap}" src="data:image/png;base64,{data}">'
-                         f"<figcaption>{cap}</figcaption></figure>")
+            parts.append(
+                f'<figure><img alt="{cap}" src="data:image/png;base64,{data}"><figcaption>{cap}</figcaption></figure>'
+            )
     parts.append("</body></html>")
     return "\n".join(parts) + "\n"
 

@@ -30,8 +30,22 @@ from pathlib import Path
 from whatwhere.orchestration import sweep
 from whatwhere.utils.errors import UserError
 
-__all__ = ["Study", "Step", "STUDIES", "study", "trainings", "training_runs", "run_state", "missing_profile",
-           "select", "steps", "train_point", "run_trainings", "plan_text", "write_plan"]
+__all__ = [
+    "Study",
+    "Step",
+    "STUDIES",
+    "study",
+    "trainings",
+    "training_runs",
+    "run_state",
+    "missing_profile",
+    "select",
+    "steps",
+    "train_point",
+    "run_trainings",
+    "plan_text",
+    "write_plan",
+]
 
 
 @dataclass(frozen=True)
@@ -57,16 +71,34 @@ class Step:
     outputs: tuple[str, ...] = field(default=(), compare=False)
 
 
-STUDIES: dict[str, Study] = {s.name: s for s in (
-    Study("paper", "What/Where: Daucé, Albiges & Perrinet 2020 (J. Vision 20(8):22)",
-          ("what", "where-c0.7", "where-c0.5-ft", "where-c0.3-ft"), preset="paper"),
-    Study("stn-study", "Spatial transformers: Dabane, Perrinet & Daucé 2021/22 (the INT study)",
-          ("stn28", "stn128", "atn", "polo_atn", "polo_atn85", "conv_polo_atn"), preset="dabane2021"),
-    Study("standard-tasks", "Standard cluttered-MNIST tasks: Mnih, Heess, Graves & Kavukcuoglu 2014 (RAM)",
-          ("ram60-cluttered", "ram60-translated", "ram100-cluttered", "fc60-cluttered", "conv60-cluttered")),
-)}
-STUDIES["all"] = Study("all", "Every study: " + ", ".join(STUDIES), tuple(dict.fromkeys(
-    r for s in list(STUDIES.values()) for r in s.recipes)), parts=tuple(STUDIES))
+STUDIES: dict[str, Study] = {
+    s.name: s
+    for s in (
+        Study(
+            "paper",
+            "What/Where: Daucé, Albiges & Perrinet 2020 (J. Vision 20(8):22)",
+            ("what", "where-c0.7", "where-c0.5-ft", "where-c0.3-ft"),
+            preset="paper",
+        ),
+        Study(
+            "stn-study",
+            "Spatial transformers: Dabane, Perrinet & Daucé 2021/22 (the INT study)",
+            ("stn28", "stn128", "atn", "polo_atn", "polo_atn85", "conv_polo_atn"),
+            preset="dabane2021",
+        ),
+        Study(
+            "standard-tasks",
+            "Standard cluttered-MNIST tasks: Mnih, Heess, Graves & Kavukcuoglu 2014 (RAM)",
+            ("ram60-cluttered", "ram60-translated", "ram100-cluttered", "fc60-cluttered", "conv60-cluttered"),
+        ),
+    )
+}
+STUDIES["all"] = Study(
+    "all",
+    "Every study: " + ", ".join(STUDIES),
+    tuple(dict.fromkeys(r for s in list(STUDIES.values()) for r in s.recipes)),
+    parts=tuple(STUDIES),
+)
 
 #: Digits per cell (or per evaluation) of each kind of step when ``--digits`` is not given: the
 #: counts of the former scripts (and of the published tables).
@@ -103,8 +135,9 @@ def select(name: str, only=None) -> tuple[str, ...]:
     return tuple(r for r in recipes if r in only)
 
 
-def training_runs(name: str, out: str | Path, *, profile: str | None = None, overrides=(),
-                  only=None) -> list[sweep.SweepRun]:
+def training_runs(
+    name: str, out: str | Path, *, profile: str | None = None, overrides=(), only=None
+) -> list[sweep.SweepRun]:
     """One validated sweep run per recipe of the study (or of ``only``), in ``OUT/runs/<recipe>``.
 
     Raises:
@@ -115,8 +148,10 @@ def training_runs(name: str, out: str | Path, *, profile: str | None = None, ove
     if profile is not None:
         lacking = missing_profile(recipes, profile)
         if lacking:
-            raise UserError(f"profile {profile!r} is not defined by {len(lacking)} recipe(s) of {name}: "
-                            f"{', '.join(lacking)}; no run is started (use a profile they all define, or none)")
+            raise UserError(
+                f"profile {profile!r} is not defined by {len(lacking)} recipe(s) of {name}: "
+                f"{', '.join(lacking)}; no run is started (use a profile they all define, or none)"
+            )
     runs = []
     for r in recipes:
         run = sweep.expand(r, {}, 1, profile=profile, overrides=list(overrides), out=Path(out) / "runs")[0]
@@ -141,8 +176,9 @@ def _digits(digits: int | None, kind: str) -> str:
     return str(digits if digits is not None else DEFAULT_DIGITS[kind])
 
 
-def steps(name: str, models: dict[str, str | None], *, digits: int | None = None, out: str | Path = ".",
-          curves: bool = True) -> list[Step]:
+def steps(
+    name: str, models: dict[str, str | None], *, digits: int | None = None, out: str | Path = ".", curves: bool = True
+) -> list[Step]:
     """The evaluations, benchmarks and figures of a study.
 
     Args:
@@ -171,15 +207,63 @@ def steps(name: str, models: dict[str, str | None], *, digits: int | None = None
         model = m.get(recipe)
         if model is None:
             return
-        result.append(Step(f"central-{recipe}", "eval", (
-            "eval", "central", model, "--digits", _digits(digits, "central"), "--out", str(res / recipe),
-            "--name", recipe), (recipe,), outputs=(str(res / recipe / "central.json"),)))
-        result.append(Step(f"map-{recipe}", "eval", (
-            "eval", "accuracy-map", model, "--digits", _digits(digits, "map"), "--out", str(res / recipe),
-            "--name", recipe, "--no-progress"), (recipe,), outputs=(str(res / recipe / "accuracy_map.npy"),)))
-        result.append(Step(f"maps-{recipe}", "figure", (
-            "figures", "maps", str(res / recipe / "accuracy_map.npy"), "--labels", label, "--published",
-            "--out", str(fig / f"maps_{recipe}.png")), (recipe,), outputs=(str(fig / f"maps_{recipe}.png"),)))
+        result.append(
+            Step(
+                f"central-{recipe}",
+                "eval",
+                (
+                    "eval",
+                    "central",
+                    model,
+                    "--digits",
+                    _digits(digits, "central"),
+                    "--out",
+                    str(res / recipe),
+                    "--name",
+                    recipe,
+                ),
+                (recipe,),
+                outputs=(str(res / recipe / "central.json"),),
+            )
+        )
+        result.append(
+            Step(
+                f"map-{recipe}",
+                "eval",
+                (
+                    "eval",
+                    "accuracy-map",
+                    model,
+                    "--digits",
+                    _digits(digits, "map"),
+                    "--out",
+                    str(res / recipe),
+                    "--name",
+                    recipe,
+                    "--no-progress",
+                ),
+                (recipe,),
+                outputs=(str(res / recipe / "accuracy_map.npy"),),
+            )
+        )
+        result.append(
+            Step(
+                f"maps-{recipe}",
+                "figure",
+                (
+                    "figures",
+                    "maps",
+                    str(res / recipe / "accuracy_map.npy"),
+                    "--labels",
+                    label,
+                    "--published",
+                    "--out",
+                    str(fig / f"maps_{recipe}.png"),
+                ),
+                (recipe,),
+                outputs=(str(fig / f"maps_{recipe}.png"),),
+            )
+        )
 
     def bench(recipes, tag: str, extra=()) -> None:
         present = [r for r in recipes if m.get(r) is not None]
@@ -189,34 +273,69 @@ def steps(name: str, models: dict[str, str | None], *, digits: int | None = None
         note = f"without {', '.join(absent)} (no model: not shipped, not trained or left out)" if absent else ""
         where = [r for r in present if r.startswith("where-")]
         what = ("--what", m["what"]) if where and m.get("what") is not None else ()
-        result.append(Step(f"benchmark-{tag}", "benchmark", (
-            "benchmark", *(m[r] for r in present), *what, "--preset", st.preset, "--digits",
-            _digits(digits, "benchmark"), *extra, "--out", str(res / f"benchmark-{tag}"), "--no-progress"),
-            tuple(present) + (("what",) if what else ()), note,
-            outputs=(str(res / f"benchmark-{tag}" / "benchmark.json"),)))
+        result.append(
+            Step(
+                f"benchmark-{tag}",
+                "benchmark",
+                (
+                    "benchmark",
+                    *(m[r] for r in present),
+                    *what,
+                    "--preset",
+                    st.preset,
+                    "--digits",
+                    _digits(digits, "benchmark"),
+                    *extra,
+                    "--out",
+                    str(res / f"benchmark-{tag}"),
+                    "--no-progress",
+                ),
+                tuple(present) + (("what",) if what else ()),
+                note,
+                outputs=(str(res / f"benchmark-{tag}" / "benchmark.json"),),
+            )
+        )
 
     if name == "paper":
         evals("what", "What (paper, clutter 1.0)")
         bench(["where-c0.7", "where-c0.5-ft", "where-c0.3-ft"], "paper", ("--saccades", "0", "1", "2", "3", "4", "5"))
         if any(s.name == "benchmark-paper" for s in result):
-            result.append(Step("where-figures", "figure", (
-                "figures", "where", str(res / "benchmark-paper" / "benchmark.json"), "--out", str(fig / "where")),
-                ("where-c0.7",), outputs=(str(fig / "where"),)))
+            result.append(
+                Step(
+                    "where-figures",
+                    "figure",
+                    ("figures", "where", str(res / "benchmark-paper" / "benchmark.json"), "--out", str(fig / "where")),
+                    ("where-c0.7",),
+                    outputs=(str(fig / "where"),),
+                )
+            )
     elif name == "stn-study":
         evals("stn28", "STN-28 (clutter 0.75)")
         if m.get("stn28") is not None:
-            result.append(Step("transformer-stn28", "figure", (
-                "figures", "transformer", m["stn28"], "--out", str(fig / "transformer_grid_stn28.png")), ("stn28",),
-                outputs=(str(fig / "transformer_grid_stn28.png"),)))
+            result.append(
+                Step(
+                    "transformer-stn28",
+                    "figure",
+                    ("figures", "transformer", m["stn28"], "--out", str(fig / "transformer_grid_stn28.png")),
+                    ("stn28",),
+                    outputs=(str(fig / "transformer_grid_stn28.png"),),
+                )
+            )
         bench(["stn128", "atn", "polo_atn", "polo_atn85", "conv_polo_atn"], "dabane2021")
     # standard-tasks: the trainer's own test evaluation is the study's number (no other command
     # evaluates 60/100-px displays); its training curves are the figures.
     if curves:
         for r in st.recipes:
             if m.get(r) is not None:
-                result.append(Step(f"curves-{r}", "figure", (
-                    "figures", "curves", m[r], "--out", str(fig / f"curves_{r}.png")), (r,),
-                    outputs=(str(fig / f"curves_{r}.png"),)))
+                result.append(
+                    Step(
+                        f"curves-{r}",
+                        "figure",
+                        ("figures", "curves", m[r], "--out", str(fig / f"curves_{r}.png")),
+                        (r,),
+                        outputs=(str(fig / f"curves_{r}.png"),),
+                    )
+                )
     return result
 
 
@@ -241,14 +360,24 @@ def train_point(spec: dict) -> str:
     try:
         sweep._status(run_dir, "running")
         recipe = load_recipe(run.recipe, profile=run.profile, overrides=run.overrides)
-        argv = ["train", run.recipe, "--out", str(run_dir), *(["--profile", run.profile] if run.profile else []),
-                *(a for o in run.overrides for a in ("--set", o)), *(["--resume"] if state == "resume" else [])]
-        train(recipe, run_dir, resume=state == "resume", progress=False, log=lambda s: None,
-              command=command_line(argv))
+        argv = [
+            "train",
+            run.recipe,
+            "--out",
+            str(run_dir),
+            *(["--profile", run.profile] if run.profile else []),
+            *(a for o in run.overrides for a in ("--set", o)),
+            *(["--resume"] if state == "resume" else []),
+        ]
+        train(recipe, run_dir, resume=state == "resume", progress=False, log=lambda s: None, command=command_line(argv))
     except BaseException as exc:  # noqa: BLE001 - recorded for the report, then re-raised
         interrupted = isinstance(exc, (TrainingInterrupted, KeyboardInterrupt))
-        sweep._status(run_dir, "interrupted" if interrupted else "failed", error=f"{type(exc).__name__}: {exc}",
-                      traceback=traceback.format_exc().splitlines()[-3:])
+        sweep._status(
+            run_dir,
+            "interrupted" if interrupted else "failed",
+            error=f"{type(exc).__name__}: {exc}",
+            traceback=traceback.format_exc().splitlines()[-3:],
+        )
         raise
     sweep._status(run_dir, "done")
     return state
@@ -290,8 +419,16 @@ def _job_state(spec: dict, job) -> tuple[str | None, str | None]:
     return None, None
 
 
-def run_trainings(specs: list[dict], submit, *, max_jobs: int, total: int | None = None, poll_s: float = 1.0,
-                  progress: bool = True, log=print) -> list[dict]:
+def run_trainings(
+    specs: list[dict],
+    submit,
+    *,
+    max_jobs: int,
+    total: int | None = None,
+    poll_s: float = 1.0,
+    progress: bool = True,
+    log=print,
+) -> list[dict]:
     """Run the training jobs ``specs`` with at most ``max_jobs`` at once; ``submit(spec)`` returns a
     job (``done()``, ``result()``, ``cancel()``: a submitit job).  Progress: one bar over all the
     study's runs (``total``, finished ones included) and one per running run (its epochs).
@@ -301,16 +438,30 @@ def run_trainings(specs: list[dict], submit, *, max_jobs: int, total: int | None
     from tqdm.auto import tqdm
 
     total = len(specs) if total is None else total
-    overall = tqdm(total=total, initial=total - len(specs), desc="runs", unit="run", disable=None if progress else True,
-                   position=0, dynamic_ncols=True)
+    overall = tqdm(
+        total=total,
+        initial=total - len(specs),
+        desc="runs",
+        unit="run",
+        disable=None if progress else True,
+        position=0,
+        dynamic_ncols=True,
+    )
     pending, running, results = list(specs), [], []
     try:
         while pending or running:
             while pending and len(running) < max_jobs:
                 spec = pending.pop(0)
                 (Path(spec["dir"]) / "status.json").unlink(missing_ok=True)  # a previous attempt's
-                bar = tqdm(total=_total_epochs(spec), desc=spec["name"], unit="epoch", leave=False,
-                           position=len(running) + 1, disable=None if progress else True, dynamic_ncols=True)
+                bar = tqdm(
+                    total=_total_epochs(spec),
+                    desc=spec["name"],
+                    unit="epoch",
+                    leave=False,
+                    position=len(running) + 1,
+                    disable=None if progress else True,
+                    dynamic_ncols=True,
+                )
                 running.append((spec, submit(spec), bar))
                 log(f"started {spec['name']} ({len(running)} running, {len(pending)} waiting)")
             time.sleep(poll_s)
@@ -328,8 +479,10 @@ def run_trainings(specs: list[dict], submit, *, max_jobs: int, total: int | None
                 log(f"done    {spec['name']}" if state == "done" else f"FAILED  {spec['name']}: {error}")
             running[:] = still
     except KeyboardInterrupt:
-        log(f"interrupt: stopping {len(running)} running training(s); each saves a checkpoint, and the same "
-            f"command resumes them")
+        log(
+            f"interrupt: stopping {len(running)} running training(s); each saves a checkpoint, and the same "
+            f"command resumes them"
+        )
         for _, job, _ in running:
             job.cancel()
         t0 = time.time()
@@ -346,8 +499,9 @@ def run_trainings(specs: list[dict], submit, *, max_jobs: int, total: int | None
 # -------------------------------------------------------------------------------------- plan
 
 
-def plan_text(name: str, runs: list[sweep.SweepRun], plan_steps: list[Step], *, from_zoo: bool,
-              models: dict | None = None) -> str:
+def plan_text(
+    name: str, runs: list[sweep.SweepRun], plan_steps: list[Step], *, from_zoo: bool, models: dict | None = None
+) -> str:
     """The plan as text (``--dry-run``): every training with its state, then every step's command."""
     import shlex
 
@@ -357,14 +511,18 @@ def plan_text(name: str, runs: list[sweep.SweepRun], plan_steps: list[Step], *, 
         models = models or {}
         shipped = [r for r, m in models.items() if m is not None]
         absent = [r for r, m in models.items() if m is None]
-        lines.append(f"trainings: none (--from-zoo: the shipped models {', '.join(shipped)}"
-                     + (f"; not shipped: {', '.join(absent)}" if absent else "") + ")")
+        lines.append(
+            f"trainings: none (--from-zoo: the shipped models {', '.join(shipped)}"
+            + (f"; not shipped: {', '.join(absent)}" if absent else "")
+            + ")"
+        )
     else:
         lines.append(f"trainings ({len(runs)}):")
         for r in runs:
             state = run_state(r.dir)
-            what = {"done": "done, skipped", "resume": "interrupted, resumes from its checkpoint",
-                    "new": "to train"}[state]
+            what = {"done": "done, skipped", "resume": "interrupted, resumes from its checkpoint", "new": "to train"}[
+                state
+            ]
             extra = f" --profile {r.profile}" if r.profile else ""
             extra += "".join(f" --set {o}" for o in r.overrides if not o.startswith("seed="))
             lines.append(f"  {r.name}: {what} -> {r.dir}{extra}")
@@ -383,8 +541,14 @@ def write_plan(out: Path, payload: dict) -> Path:
 
 def plan_payload(name: str, runs, plan_steps, **extra) -> dict:
     st = study(name)
-    return {"study": name, "title": st.title, "recipes": list(st.recipes),
-            "trainings": [asdict(r) for r in runs], "steps": [asdict(s) for s in plan_steps], **extra}
+    return {
+        "study": name,
+        "title": st.title,
+        "recipes": list(st.recipes),
+        "trainings": [asdict(r) for r in runs],
+        "steps": [asdict(s) for s in plan_steps],
+        **extra,
+    }
 
 
 def read_plan(out: str | Path) -> dict | None:

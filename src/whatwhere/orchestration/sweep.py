@@ -87,8 +87,15 @@ def _slug(value) -> str:
     return re.sub(r"[^A-Za-z0-9.+-]+", "_", text).strip("_") or "_"
 
 
-def expand(recipe: str, grid: dict[str, list], seeds: list[int] | int, *, profile: str | None = None,
-           overrides: list[str] = (), out: str | Path = ".") -> list[SweepRun]:
+def expand(
+    recipe: str,
+    grid: dict[str, list],
+    seeds: list[int] | int,
+    *,
+    profile: str | None = None,
+    overrides: list[str] = (),
+    out: str | Path = ".",
+) -> list[SweepRun]:
     """Every (grid point, seed) run, validated: each point's recipe is parsed with its overrides.
 
     Args:
@@ -120,9 +127,18 @@ def expand(recipe: str, grid: dict[str, list], seeds: list[int] | int, *, profil
         point = "__".join(f"{k}={_slug(v)}" for k, v in values.items()) or "base"
         for s in seeds:
             name = f"{point}-seed{s}"
-            runs.append(SweepRun(name=name, point=point, values=values, seed=int(s),
-                                 overrides=[*point_overrides, f"seed={int(s)}"], recipe=str(recipe),
-                                 profile=profile, dir=str(Path(out) / name)))
+            runs.append(
+                SweepRun(
+                    name=name,
+                    point=point,
+                    values=values,
+                    seed=int(s),
+                    overrides=[*point_overrides, f"seed={int(s)}"],
+                    recipe=str(recipe),
+                    profile=profile,
+                    dir=str(Path(out) / name),
+                )
+            )
     return runs
 
 
@@ -133,12 +149,12 @@ def _status(run_dir: Path, state: str, **extra) -> None:
     from whatwhere.utils.io import write_json
     from whatwhere.utils.provenance import utc_iso
 
-    write_json(run_dir / "status.json", {"state": state, "time": utc_iso(),
-                                         **extra})
+    write_json(run_dir / "status.json", {"state": state, "time": utc_iso(), **extra})
 
 
-def evaluate_run(run_dir: str | Path, *, digits: int = 500, map_digits: int = 100, device: str = "cpu",
-                 mnist_dir=None) -> dict:
+def evaluate_run(
+    run_dir: str | Path, *, digits: int = 500, map_digits: int = 100, device: str = "cpu", mnist_dir=None
+) -> dict:
     """The sweep metrics of a trained run, by the kind of model:
 
     * every run: ``final_test_acc``, ``final_test_loss`` (last row of ``metrics.csv``);
@@ -172,8 +188,12 @@ def evaluate_run(run_dir: str | Path, *, digits: int = 500, map_digits: int = 10
         cg = central_general(model, display, n_digits=digits, device=device, mnist_dir=mnist_dir)
         acc = accuracy_map(model, display, n_digits=map_digits, device=device, mnist_dir=mnist_dir, progress=False)
         _, prof = radial_profile(acc)
-        out.update(central=cg["central"], general=cg["general"], map_at_20px=float(prof[20]),
-                   **{"map_radius_0.7": float(np.sqrt((acc > 0.7).sum() / np.pi))})
+        out.update(
+            central=cg["central"],
+            general=cg["general"],
+            map_at_20px=float(prof[20]),
+            **{"map_radius_0.7": float(np.sqrt((acc > 0.7).sum() / np.pi))},
+        )
         return out
     if kind == "where":
         amap = str(recipe.objective_args.get("accuracy_map", "zoo:what"))
@@ -187,12 +207,30 @@ def evaluate_run(run_dir: str | Path, *, digits: int = 500, map_digits: int = 10
                 correct += int((agent.run(d.images, 1).predictions[:, 1] == d.labels).sum())
                 total += len(d)
         out["one_saccade_random"] = correct / total
-        res = benchmark([Entry("agent", agent, saccades=(0, 1, 2))], contrasts=(display.contrast_bounds[0],),
-                        n_digits=digits, preset_name=recipe.preset, clutter=display.clutter, device=device,
-                        batch=500, code_r2=False, mnist_dir=mnist_dir, progress=False)
+        res = benchmark(
+            [Entry("agent", agent, saccades=(0, 1, 2))],
+            contrasts=(display.contrast_bounds[0],),
+            n_digits=digits,
+            preset_name=recipe.preset,
+            clutter=display.clutter,
+            device=device,
+            batch=500,
+            code_r2=False,
+            mnist_dir=mnist_dir,
+            progress=False,
+        )
     else:
-        res = benchmark({"model": model}, contrasts=(0.7, 0.5, 0.3), n_digits=digits, preset_name=recipe.preset,
-                        clutter=display.clutter, device=device, code_r2=False, mnist_dir=mnist_dir, progress=False)
+        res = benchmark(
+            {"model": model},
+            contrasts=(0.7, 0.5, 0.3),
+            n_digits=digits,
+            preset_name=recipe.preset,
+            clutter=display.clutter,
+            device=device,
+            code_r2=False,
+            mnist_dir=mnist_dir,
+            progress=False,
+        )
     groups: dict[str, list[float]] = {}
     for r in res["records"]:
         s = r["saccades"]
@@ -230,16 +268,27 @@ def run_point(spec: dict) -> dict:
             resume = (run_dir / "checkpoints" / "latest.json").exists()
             from whatwhere.utils.provenance import command_line
 
-            argv = ["train", run.recipe, "--out", str(run_dir), *(["--profile", run.profile] if run.profile else []),
-                    *(a for o in run.overrides for a in ("--set", o)), *(["--resume"] if resume else [])]
+            argv = [
+                "train",
+                run.recipe,
+                "--out",
+                str(run_dir),
+                *(["--profile", run.profile] if run.profile else []),
+                *(a for o in run.overrides for a in ("--set", o)),
+                *(["--resume"] if resume else []),
+            ]
             train(recipe, run_dir, resume=resume, progress=False, log=lambda s: None, command=command_line(argv))
         metrics = evaluate_run(run_dir, **run.eval)
     except BaseException as exc:  # noqa: BLE001 - recorded for the report, then re-raised
         from whatwhere.engine.trainer import TrainingInterrupted
 
         interrupted = isinstance(exc, (TrainingInterrupted, KeyboardInterrupt))
-        _status(run_dir, "interrupted" if interrupted else "failed", error=f"{type(exc).__name__}: {exc}",
-                traceback=traceback.format_exc().splitlines()[-3:])
+        _status(
+            run_dir,
+            "interrupted" if interrupted else "failed",
+            error=f"{type(exc).__name__}: {exc}",
+            traceback=traceback.format_exc().splitlines()[-3:],
+        )
         raise
     metrics["wall_time_s"] = round(time.perf_counter() - t0, 1)
     write_json(done, metrics)
@@ -342,23 +391,39 @@ def aggregate(sweep_dir: str | Path) -> dict:
             missing.append(run.name)
     out_points = []
     for p in points.values():
-        out_points.append({"point": p["point"], "values": p["values"], "seeds": p["seeds"],
-                           "metrics": {k: summarise(v) for k, v in sorted(p["raw"].items())}})
-    return {"recipe": manifest["recipe"], "grid": manifest["grid"], "seeds": manifest["seeds"],
-            "points": out_points, "failed": failed, "missing": missing}
+        out_points.append(
+            {
+                "point": p["point"],
+                "values": p["values"],
+                "seeds": p["seeds"],
+                "metrics": {k: summarise(v) for k, v in sorted(p["raw"].items())},
+            }
+        )
+    return {
+        "recipe": manifest["recipe"],
+        "grid": manifest["grid"],
+        "seeds": manifest["seeds"],
+        "points": out_points,
+        "failed": failed,
+        "missing": missing,
+    }
 
 
 def report_markdown(report: dict, metrics: list[str] | None = None) -> str:
     """A table per sweep: one row per grid point, mean ± sd [95 % interval] of the main metrics."""
     keys = metrics or main_sweep_metrics(report)
-    lines = [f"Sweep of `{report['recipe']}`: {len(report['points'])} grid point(s) × seeds "
-             f"{report['seeds']}; mean ± sd over seeds [95 % t interval].", ""]
+    lines = [
+        f"Sweep of `{report['recipe']}`: {len(report['points'])} grid point(s) × seeds "
+        f"{report['seeds']}; mean ± sd over seeds [95 % t interval].",
+        "",
+    ]
     grid_keys = list(report["grid"])
     lines.append("| " + " | ".join(grid_keys + ["seeds"] + keys) + " |")
     lines.append("|" + "---|" * (len(grid_keys) + 1 + len(keys)))
     for p in report["points"]:
-        cells = [json.dumps(p["values"][k]) if not isinstance(p["values"][k], str) else p["values"][k]
-                 for k in grid_keys] + [str(len(p["seeds"]))]
+        cells = [
+            json.dumps(p["values"][k]) if not isinstance(p["values"][k], str) else p["values"][k] for k in grid_keys
+        ] + [str(len(p["seeds"]))]
         for k in keys:
             s = p["metrics"].get(k)
             if s is None:
@@ -375,23 +440,42 @@ def report_markdown(report: dict, metrics: list[str] | None = None) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_manifest(sweep_dir: Path, *, recipe: str, grid: dict, seeds: list[int], runs: list[SweepRun],
-                   executor: str, command: str, profile: str | None, dry_run: bool = False) -> Path:
+def write_manifest(
+    sweep_dir: Path,
+    *,
+    recipe: str,
+    grid: dict,
+    seeds: list[int],
+    runs: list[SweepRun],
+    executor: str,
+    command: str,
+    profile: str | None,
+    dry_run: bool = False,
+) -> Path:
     """Write (or extend) ``sweep.json``; a resubmission with the same runs keeps it as it is.
     ``dry_run``: only check that the runs fit the sweep already in ``sweep_dir``; write nothing."""
     from whatwhere.utils.io import write_json
 
     path = sweep_dir / "sweep.json"
-    payload = {"recipe": recipe, "profile": profile, "grid": grid, "seeds": seeds, "executor": executor,
-               "command": command, "runs": [asdict(r) for r in runs]}
+    payload = {
+        "recipe": recipe,
+        "profile": profile,
+        "grid": grid,
+        "seeds": seeds,
+        "executor": executor,
+        "command": command,
+        "runs": [asdict(r) for r in runs],
+    }
     if path.is_file():
         old = json.loads(path.read_text())
         if old.get("recipe") != recipe or old.get("profile") != profile:
-            raise ValueError(f"{sweep_dir} holds a sweep of {old.get('recipe')!r} (profile {old.get('profile')}); "
-                             f"use another --out")
+            raise ValueError(
+                f"{sweep_dir} holds a sweep of {old.get('recipe')!r} (profile {old.get('profile')}); use another --out"
+            )
         if list(old.get("grid", {})) != list(grid):
-            raise ValueError(f"{sweep_dir} holds a sweep over {list(old['grid'])}; a grid over {list(grid)} needs "
-                             f"another --out")
+            raise ValueError(
+                f"{sweep_dir} holds a sweep over {list(old['grid'])}; a grid over {list(grid)} needs another --out"
+            )
         known = {r["name"] for r in old["runs"]}
         old["runs"] += [asdict(r) for r in runs if r.name not in known]
         for k, values in grid.items():

@@ -13,6 +13,21 @@ from whatwhere.retina.loggabor import Retina, RetinaConfig, TruncatedBank, logga
 from whatwhere.retina.logpolar import LogPolarGrid
 from whatwhere.retina.polo import DualPoloCode, PoloCode, PoloConfig, dual85, dual_nolowpass, flatten_dual, polo95
 
-__all__ = ["LogPolarGrid", "RetinaConfig", "Retina", "TruncatedBank", "loggabor_bank", "whitening_filter",
-           "Colliculus", "accuracy_field", "where_target", "PoloConfig", "PoloCode",
-           "DualPoloCode", "polo95", "dual85", "dual_nolowpass", "flatten_dual"]
+__all__ = [
+    "LogPolarGrid",
+    "RetinaConfig",
+    "Retina",
+    "TruncatedBank",
+    "loggabor_bank",
+    "whitening_filter",
+    "Colliculus",
+    "accuracy_field",
+    "where_target",
+    "PoloConfig",
+    "PoloCode",
+    "DualPoloCode",
+    "polo95",
+    "dual85",
+    "dual_nolowpass",
+    "flatten_dual",
+]

@@ -55,8 +55,9 @@ def _check_offsets(offsets: torch.Tensor) -> torch.Tensor:
     return offsets.long()
 
 
-def accuracy_field(accuracy_map: torch.Tensor, offsets: torch.Tensor, N: int = 128, *,
-                   baseline: float = 0.1, reflect: bool = False) -> torch.Tensor:
+def accuracy_field(
+    accuracy_map: torch.Tensor, offsets: torch.Tensor, N: int = 128, *, baseline: float = 0.1, reflect: bool = False
+) -> torch.Tensor:
     """The What accuracy map laid on the full field around each digit (before pooling).
 
     Pixel at offset ``t`` from the centre ``(N//2, N//2)`` gets ``A[d - t + h]`` (``A[t - d + h]``
@@ -71,18 +72,23 @@ def accuracy_field(accuracy_map: torch.Tensor, offsets: torch.Tensor, N: int = 1
     Returns:
         ``(B, N, N)`` float32 on the map's device.
     """
-    if not isinstance(accuracy_map, torch.Tensor) or accuracy_map.ndim != 2 \
-            or accuracy_map.shape[0] != accuracy_map.shape[1] or accuracy_map.shape[0] % 2 == 0:
-        raise ValueError("accuracy_map must be a square (M, M) tensor with M odd, "
-                         f"got {getattr(accuracy_map, 'shape', None)}")
+    if (
+        not isinstance(accuracy_map, torch.Tensor)
+        or accuracy_map.ndim != 2
+        or accuracy_map.shape[0] != accuracy_map.shape[1]
+        or accuracy_map.shape[0] % 2 == 0
+    ):
+        raise ValueError(
+            f"accuracy_map must be a square (M, M) tensor with M odd, got {getattr(accuracy_map, 'shape', None)}"
+        )
     M = accuracy_map.shape[0]
     h = M // 2
     d = _check_offsets(offsets).to(accuracy_map.device)
-    t = torch.arange(N, device=d.device) - N // 2                               # (N,)
+    t = torch.arange(N, device=d.device) - N // 2  # (N,)
     s = (t[None, :, None] - d[:, None, :]) if reflect else (d[:, None, :] - t[None, :, None])  # (B, N, 2)
-    inside = (s.abs() <= h)
+    inside = s.abs() <= h
     idx = (s + h).clamp(0, M - 1)
-    field = accuracy_map.float()[idx[:, :, None, 0], idx[:, None, :, 1]]         # (B, N, N)
+    field = accuracy_map.float()[idx[:, :, None, 0], idx[:, None, :, 1]]  # (B, N, N)
     ok = inside[:, :, None, 0] & inside[:, None, :, 1]
     return torch.where(ok, field, torch.full_like(field, float(baseline)))
 
@@ -105,8 +111,13 @@ class Colliculus(nn.Module):
 
     kernels: torch.Tensor
 
-    def __init__(self, retina: Retina | None = None, *, config: RetinaConfig | None = None,
-                 device: str | torch.device | None = None) -> None:
+    def __init__(
+        self,
+        retina: Retina | None = None,
+        *,
+        config: RetinaConfig | None = None,
+        device: str | torch.device | None = None,
+    ) -> None:
         super().__init__()
         if retina is not None:
             self.config = retina.config
@@ -118,7 +129,7 @@ class Colliculus(nn.Module):
         energy = (bank.double().view(nT, nA, nE, nP, -1) ** 2).sum(dim=(0, 3)).reshape(nA * nE, -1)
         kernels = (energy / energy.sum(1, keepdim=True)).float()
         self.register_buffer("kernels", kernels if device is None else kernels.to(device), persistent=False)
-        self._pinv: torch.Tensor | None = None   # (n_cells, N*N), i.e. C+ transposed
+        self._pinv: torch.Tensor | None = None  # (n_cells, N*N), i.e. C+ transposed
 
     def _apply(self, fn, recurse: bool = True):
         self._pinv = None  # rebuilt on the new device on first use
@@ -201,8 +212,9 @@ class Colliculus(nn.Module):
         flat = near_max.to(torch.uint8).argmax(dim=1)
         return torch.stack((flat // self.N, flat % self.N), dim=1) - self.N // 2
 
-    def where_target(self, accuracy_map: torch.Tensor, offsets: torch.Tensor, *, baseline: float = 0.1,
-                     reflect: bool = False) -> torch.Tensor:
+    def where_target(
+        self, accuracy_map: torch.Tensor, offsets: torch.Tensor, *, baseline: float = 0.1, reflect: bool = False
+    ) -> torch.Tensor:
         """The Where network's target: :func:`accuracy_field` pooled by the kernels.
 
         Args:
@@ -213,12 +225,19 @@ class Colliculus(nn.Module):
         Returns:
             ``(B, n_cells)`` float32 in ``[min(A, baseline), max(A, baseline)]``.
         """
-        field = accuracy_field(accuracy_map.to(self.kernels.device), offsets, self.N,
-                               baseline=baseline, reflect=reflect)
+        field = accuracy_field(
+            accuracy_map.to(self.kernels.device), offsets, self.N, baseline=baseline, reflect=reflect
+        )
         return self.pool(field)
 
 
-def where_target(colliculus: Colliculus, accuracy_map: torch.Tensor, offsets: torch.Tensor, *,
-                 baseline: float = 0.1, reflect: bool = False) -> torch.Tensor:
+def where_target(
+    colliculus: Colliculus,
+    accuracy_map: torch.Tensor,
+    offsets: torch.Tensor,
+    *,
+    baseline: float = 0.1,
+    reflect: bool = False,
+) -> torch.Tensor:
     """Functional form of :meth:`Colliculus.where_target`; returns ``(B, n_cells)`` float32."""
     return colliculus.where_target(accuracy_map, offsets, baseline=baseline, reflect=reflect)

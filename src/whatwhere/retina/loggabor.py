@@ -128,9 +128,11 @@ class RetinaConfig:
         grid = replace(LogPolarGrid(), N=size, **grid_changes)
         r0 = float(grid.ring_radii()[0])
         if r0 < 0.5:
-            raise ValueError(f"size={size}: the innermost ring of the log-polar grid ({grid.n_rings} rings, "
-                             f"rho={grid.rho}, ecc_max={grid.ecc_max}) would be {r0:.2f} px from the centre "
-                             f"(< 0.5 px: the rings collapse); use fewer rings or a larger display")
+            raise ValueError(
+                f"size={size}: the innermost ring of the log-polar grid ({grid.n_rings} rings, "
+                f"rho={grid.rho}, ecc_max={grid.ecc_max}) would be {r0:.2f} px from the centre "
+                f"(< 0.5 px: the rings collapse); use fewer rings or a larger display"
+            )
         if size == PUBLISHED_N:
             return cls(grid=grid)
         return cls(grid=grid, sf_0_ref=cls.sf_0_ref * PUBLISHED_N / size)
@@ -236,8 +238,9 @@ def _median_last(x: torch.Tensor) -> torch.Tensor:
     return 0.5 * (lo + hi)
 
 
-def loggabor_bank(config: RetinaConfig | None = None, *, dtype: torch.dtype = torch.float32,
-                  device=None) -> torch.Tensor:
+def loggabor_bank(
+    config: RetinaConfig | None = None, *, dtype: torch.dtype = torch.float32, device=None
+) -> torch.Tensor:
     """Build the spatial log-Gabor filters (see the module docstring for the formulas).
 
     The filters are built in the Fourier domain, one orientation at a time (all azimuths and
@@ -258,9 +261,9 @@ def loggabor_bank(config: RetinaConfig | None = None, *, dtype: torch.dtype = to
     phi = torch.atan2(fy, fx)
     sf_0 = torch.clamp(0.5 * c.sf_0_ref / g.eccentricities().to(f.device), max=c.sf_0_max)
     band = torch.exp(-0.5 * torch.log(f / sf_0[:, None, None]) ** 2 / c.B_sf**2) / f
-    band = (band * prefilter(c, device=device)).to(dtype)                         # (nE, N, N)
-    psi = g.azimuths().to(f.device)                                                # (nA, nE)
-    centre = g.positions().to(f.device) + N / 2.0                                  # (nA, nE, 2)
+    band = (band * prefilter(c, device=device)).to(dtype)  # (nE, N, N)
+    psi = g.azimuths().to(f.device)  # (nA, nE)
+    centre = g.positions().to(f.device) + N / 2.0  # (nA, nE, 2)
     freqs = torch.fft.fftfreq(N, dtype=torch.float64, device=f.device)
     shift_i = torch.exp(-2j * math.pi * centre[..., 0, None] * freqs).to(cdtype)  # (nA, nE, N)
     shift_j = torch.exp(-2j * math.pi * centre[..., 1, None] * freqs).to(cdtype)
@@ -270,7 +273,7 @@ def loggabor_bank(config: RetinaConfig | None = None, *, dtype: torch.dtype = to
 
     out = torch.empty(nT, nA, nE, nP, N * N, dtype=dtype, device=f.device)
     for o in range(nT):
-        theta = (o * math.pi / nT + psi).to(dtype)[..., None, None]               # (nA, nE, 1, 1)
+        theta = (o * math.pi / nT + psi).to(dtype)[..., None, None]  # (nA, nE, 1, 1)
         # von Mises lobe, divided by its peak exp(1/B^2) (a constant: removed by max-normalising)
         lobe = torch.exp((cos_phi * torch.cos(theta) + sin_phi * torch.sin(theta) - 1.0) * inv_b2)
         G = (lobe * band) * shift_i[..., :, None] * shift_j[..., None, :]
@@ -330,16 +333,17 @@ class TruncatedBank:
         tol: relative error bound per group (see above).
     """
 
-    def __init__(self, bank: torch.Tensor, groups: torch.Tensor, mirror: torch.Tensor,
-                 spectrum: torch.Tensor, tol: float) -> None:
+    def __init__(
+        self, bank: torch.Tensor, groups: torch.Tensor, mirror: torch.Tensor, spectrum: torch.Tensor, tol: float
+    ) -> None:
         if not 0 <= tol < 1:
             raise ValueError(f"tol must be in [0, 1), got {tol!r}")
         F, P = bank.shape
         N = math.isqrt(P)
-        if N * N != P or N % 2 or groups.shape != (F,) or mirror.shape != (F,) \
-                or spectrum.shape != (N, N // 2 + 1):
-            raise ValueError("TruncatedBank: bank (F, N*N) with N even, groups (F,), mirror (F,) and "
-                             "spectrum (N, N//2+1) expected")
+        if N * N != P or N % 2 or groups.shape != (F,) or mirror.shape != (F,) or spectrum.shape != (N, N // 2 + 1):
+            raise ValueError(
+                "TruncatedBank: bank (F, N*N) with N even, groups (F,), mirror (F,) and spectrum (N, N//2+1) expected"
+            )
         dev = bank.device
         groups, mirror = groups.cpu(), mirror.cpu()
         if not torch.equal(mirror[mirror], torch.arange(F)) or (mirror == torch.arange(F)).any():
@@ -363,7 +367,7 @@ class TruncatedBank:
         self._bins = torch.sort(_radius(N, half=True).reshape(-1), stable=True).indices
         bin_mult = mult.repeat(N)[self._bins] / N**2
 
-        chosen = []                                            # (domain, length, lo rows, We, Wo)
+        chosen = []  # (domain, length, lo rows, We, Wo)
         for gid in torch.unique(groups).tolist():
             rows = torch.nonzero((groups == gid) & (torch.arange(F) < mirror)).squeeze(1)
             g = bank[rows].double().cpu().view(-1, N, N)
@@ -397,8 +401,8 @@ class TruncatedBank:
                 chosen.append(("fourier", n_bins, rows, Gs.real, Gs.imag))
 
         # merge groups of a domain whose prefixes are within 10 %; zero-pad their weights
-        self.plan = []                                         # (domain, prefix n, lo rows)
-        self._weights = []                                     # (even (Le, k), odd (Lo, k)) float32
+        self.plan = []  # (domain, prefix n, lo rows)
+        self._weights = []  # (even (Le, k), odd (Lo, k)) float32
         order_lo, order_hi = [], []
         for dom in ("spatial", "fourier"):
             items = sorted((x for x in chosen if x[0] == dom), key=lambda x: -x[1])
@@ -448,25 +452,27 @@ class TruncatedBank:
             return torch.gather(t, 1, idx.expand(t.shape[0], -1))
 
         for s in range(0, B, chunk):
-            x = images[s:s + chunk]
+            x = images[s : s + chunk]
             b = x.shape[0]
             flat = x.reshape(b, -1)
             inputs = {}
             if len(self._pos):
                 xp, xn = take(flat, self._pos), take(flat, self._neg)
-                inputs["spatial"] = (torch.cat([flat.sum(1, keepdim=True), flat[:, self._centre, None], xp + xn], 1),
-                                     xp - xn)
+                inputs["spatial"] = (
+                    torch.cat([flat.sum(1, keepdim=True), flat[:, self._centre, None], xp + xn], 1),
+                    xp - xn,
+                )
             if len(self._re):
                 spec = torch.view_as_real(torch.fft.rfft2(x)).reshape(b, -1)
                 inputs["fourier"] = (take(spec, self._re), take(spec, self._im))
             lo, hi = [], []
             for (dom, _, _), (We, Wo) in zip(self.plan, self._weights, strict=True):
                 even, odd = inputs[dom]
-                p = even[:, :We.shape[0]] @ We
-                q = odd[:, :Wo.shape[0]] @ Wo
+                p = even[:, : We.shape[0]] @ We
+                q = odd[:, : Wo.shape[0]] @ Wo
                 lo.append(p + q)
                 hi.append(p - q)
-            out[s:s + b] = take(torch.cat(lo + hi, 1), self._perm)
+            out[s : s + b] = take(torch.cat(lo + hi, 1), self._perm)
         return out
 
 
@@ -481,8 +487,9 @@ def _check_images(images: torch.Tensor, N: int) -> torch.Tensor:
     if images.ndim == 2:
         images = images[None]
     if images.ndim != 3 or tuple(images.shape[1:]) != (N, N):
-        raise ValueError(f"images must have shape (B, {N}, {N}), (B, 1, {N}, {N}) or ({N}, {N}), "
-                         f"got {tuple(images.shape)}")
+        raise ValueError(
+            f"images must have shape (B, {N}, {N}), (B, 1, {N}, {N}) or ({N}, {N}), got {tuple(images.shape)}"
+        )
     if not images.is_floating_point():
         raise ValueError(f"images must be a floating-point tensor, got {images.dtype}")
     return images.float().contiguous()
@@ -523,9 +530,16 @@ class Retina(nn.Module):
     bank: torch.Tensor
     whitening: torch.Tensor
 
-    def __init__(self, config: RetinaConfig | None = None, *, offset_clip: bool = True,
-                 method: str = "auto", tol: float = 2e-4, rcond: float = 1e-3,
-                 device: str | torch.device = "cpu") -> None:
+    def __init__(
+        self,
+        config: RetinaConfig | None = None,
+        *,
+        offset_clip: bool = True,
+        method: str = "auto",
+        tol: float = 2e-4,
+        rcond: float = 1e-3,
+        device: str | torch.device = "cpu",
+    ) -> None:
         super().__init__()
         if method not in METHODS:
             raise ValueError(f"method must be one of {METHODS}, got {method!r}")
@@ -588,8 +602,8 @@ class Retina(nn.Module):
         out = torch.empty_like(x)
         step = 64 if x.device.type == "cpu" else len(x)  # CPU FFTs are 6x faster in cache-sized batches
         for s in range(0, len(x), max(step, 1)):
-            w = torch.fft.irfft2(torch.fft.rfft2(x[s:s + step]) * self.whitening, s=(self.N, self.N))
-            out[s:s + step] = (w + 0.5).clamp_(0.0, 1.0) if clip else w
+            w = torch.fft.irfft2(torch.fft.rfft2(x[s : s + step]) * self.whitening, s=(self.N, self.N))
+            out[s : s + step] = (w + 0.5).clamp_(0.0, 1.0) if clip else w
         return out
 
     def dewhiten(self, images: torch.Tensor) -> torch.Tensor:
@@ -617,13 +631,13 @@ class Retina(nn.Module):
         """The :class:`TruncatedBank` used by ``method="truncated"`` (built on first use, < 1 s)."""
         if self._truncated is None:
             K = whitening_filter(self.config, device=self.device)
-            S = K**2 / _radius(self.N, half=True, device=self.device) ** 2    # whitened natural images
-            self._truncated = TruncatedBank(self.bank, self.config.code_rings(), self.config.code_mirror(), S,
-                                            self.tol)
+            S = K**2 / _radius(self.N, half=True, device=self.device) ** 2  # whitened natural images
+            self._truncated = TruncatedBank(self.bank, self.config.code_rings(), self.config.code_mirror(), S, self.tol)
         return self._truncated
 
-    def encode(self, images: torch.Tensor, *, offset_clip: bool | None = None,
-               method: str | None = None) -> torch.Tensor:
+    def encode(
+        self, images: torch.Tensor, *, offset_clip: bool | None = None, method: str | None = None
+    ) -> torch.Tensor:
         """Retina codes of full-field images: the bank applied to ``whiten(images)``.
 
         Args:
@@ -655,8 +669,13 @@ class Retina(nn.Module):
     # -- reconstruction
 
     def _cache_path(self) -> Path:
-        key = {"config": self.config.to_dict(), "rcond": self.rcond, "format": _CACHE_FORMAT,
-               "kind": "pinv", "bank_dtype": "float32"}
+        key = {
+            "config": self.config.to_dict(),
+            "rcond": self.rcond,
+            "format": _CACHE_FORMAT,
+            "kind": "pinv",
+            "bank_dtype": "float32",
+        }
         digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:20]
         return cache_dir("retina") / f"pinv-{digest}.safetensors"
 
@@ -689,9 +708,13 @@ class Retina(nn.Module):
                 lam, V = torch.linalg.eigh(R @ R.T)
                 keep = lam > (self.rcond**2) * lam.max()
                 V, lam = V[:, keep], lam[keep]
-                pinv_T = (((V / lam) @ V.T) @ R).float().contiguous()       # (n_codes, N*N)
-                meta = {"config": json.dumps(self.config.to_dict(), sort_keys=True), "rcond": repr(self.rcond),
-                        "components": str(int(keep.sum())), "format": str(_CACHE_FORMAT)}
+                pinv_T = (((V / lam) @ V.T) @ R).float().contiguous()  # (n_codes, N*N)
+                meta = {
+                    "config": json.dumps(self.config.to_dict(), sort_keys=True),
+                    "rcond": repr(self.rcond),
+                    "components": str(int(keep.sum())),
+                    "format": str(_CACHE_FORMAT),
+                }
                 atomic_write(path, lambda tmp: save_file({"pinv_T": pinv_T.cpu()}, tmp, metadata=meta))
                 self._pinv = pinv_T
         return self._pinv

@@ -103,6 +103,5 @@ class LogPolarGrid:
     def cell_index(self, azimuth: int, ring: int) -> int:
         """Flat cell index ``azimuth * n_rings + ring`` (raises ValueError when out of range)."""
         if not (0 <= azimuth < self.n_azimuths and 0 <= ring < self.n_rings):
-            raise ValueError(f"cell (azimuth={azimuth}, ring={ring}) outside a "
-                             f"{self.n_azimuths} x {self.n_rings} grid")
+            raise ValueError(f"cell (azimuth={azimuth}, ring={ring}) outside a {self.n_azimuths} x {self.n_rings} grid")
         return azimuth * self.n_rings + ring

@@ -91,8 +91,7 @@ from whatwhere.retina.loggabor import RetinaConfig, _radius, prefilter
 from whatwhere.retina.logpolar import LogPolarGrid
 from whatwhere.utils.fourier import frequency_grid
 
-__all__ = ["PoloConfig", "PoloCode", "DualPoloCode", "polo95", "dual85", "dual_nolowpass",
-           "flatten_dual"]
+__all__ = ["PoloConfig", "PoloCode", "DualPoloCode", "polo95", "dual85", "dual_nolowpass", "flatten_dual"]
 
 #: The intended radial bandwidth (standard deviation of ln f): the ``B_sf`` of the LogGabor
 #: parameters that ``PYramid2.py`` (the POLO module) itself sets.
@@ -168,8 +167,9 @@ class PoloConfig:
         if not self.B_theta > 0:
             raise ValueError(f"PoloConfig.B_theta must be > 0, got {self.B_theta!r}")
         if not self.B_sf > 0:
-            raise ValueError(f"PoloConfig.B_sf must be > 0 (use filters='1/f' for an infinite "
-                             f"bandwidth), got {self.B_sf!r}")
+            raise ValueError(
+                f"PoloConfig.B_sf must be > 0 (use filters='1/f' for an infinite bandwidth), got {self.B_sf!r}"
+            )
         if self.filters not in FILTERS:
             raise ValueError(f"PoloConfig.filters must be one of {FILTERS}, got {self.filters!r}")
         if not isinstance(self.drop_lowpass, bool):
@@ -188,13 +188,17 @@ class PoloConfig:
         if not 0 < r_min:
             raise ValueError(f"PoloConfig.r_min must be > 0, got {self.r_min!r}")
         if not r_min < r_max <= self.width / 2:
-            raise ValueError(f"PoloConfig.r_max must satisfy r_min < r_max <= width / 2 "
-                             f"(= {self.width / 2}), got r_min={self.r_min!r}, r_max={self.r_max!r}")
+            raise ValueError(
+                f"PoloConfig.r_max must satisfy r_min < r_max <= width / 2 "
+                f"(= {self.width / 2}), got r_min={self.r_min!r}, r_max={self.r_max!r}"
+            )
         if self.drop_lowpass and self.n_levels < 2:
             raise ValueError(f"PoloConfig.n_levels must be >= 2 with drop_lowpass, got {self.n_levels!r}")
         if min(self.level_sizes()) < 1:
-            raise ValueError(f"PoloConfig.n_levels={self.n_levels} is too many for N={self.N} "
-                             f"and base={self.base}: a level would be empty")
+            raise ValueError(
+                f"PoloConfig.n_levels={self.n_levels} is too many for N={self.N} "
+                f"and base={self.base}: a level would be empty"
+            )
 
     # ------------------------------------------------------------------ derived geometry
 
@@ -265,12 +269,14 @@ class PoloConfig:
         """
         r_min, r_max = self._radii()
         if not math.isclose(r_max, self.log_density_ratio * r_min, rel_tol=1e-12):
-            raise ValueError("the POLO radii are geometric (a LogPolarGrid) only when "
-                             "r_max == log_density_ratio * r_min")
+            raise ValueError(
+                "the POLO radii are geometric (a LogPolarGrid) only when r_max == log_density_ratio * r_min"
+            )
         rho = self.log_density_ratio ** (1.0 / self.n_rings)
         ecc_max = r_min * rho**self.n_rings / (math.sqrt(2.0) * self.width / 2.0)
-        return LogPolarGrid(n_rings=self.n_rings, n_azimuths=self.n_azimuths, N=self.width,
-                            rho=rho, ecc_max=ecc_max, stagger=True)
+        return LogPolarGrid(
+            n_rings=self.n_rings, n_azimuths=self.n_azimuths, N=self.width, rho=rho, ecc_max=ecc_max, stagger=True
+        )
 
 
 # ---------------------------------------------------------------------------- the bank
@@ -285,26 +291,26 @@ def polo_bank(config: PoloConfig | None = None) -> torch.Tensor:
     """
     c = config or PoloConfig()
     w = c.width
-    nR, nO = c.n_rings, c.n_orientations                                  # nA = c.n_azimuths below
-    f = _radius(w, half=False)                                             # (w, w), f[0, 0] = 1e-6
+    nR, nO = c.n_rings, c.n_orientations  # nA = c.n_azimuths below
+    f = _radius(w, half=False)  # (w, w), f[0, 0] = 1e-6
     fx, fy = frequency_grid(w, half=False)
     phi = torch.atan2(fy, fx)
-    mask = prefilter(RetinaConfig(grid=LogPolarGrid(N=w)))                 # SLIP's f_mask, (w, w)
+    mask = prefilter(RetinaConfig(grid=LogPolarGrid(N=w)))  # SLIP's f_mask, (w, w)
     if c.filters == "1/f":
         band = (1.0 / f)[None].expand(nR, w, w)
     else:
         sf_0 = c.sf_0()[:, None, None]
         band = torch.exp(-0.5 * torch.log(f / sf_0) ** 2 / c.B_sf**2) / f
-    band = band * mask**2             # SLIP applies its mask twice (loggabor, then normalize)
-    band[:, 0, 0] = 0.0               # the DC term: removed exactly by the mean subtraction anyway
-    psi = c.azimuths()                                                     # (nR, nA)
-    centre = c.offsets() + w // 2                                          # (nR, nA, 2)
+    band = band * mask**2  # SLIP applies its mask twice (loggabor, then normalize)
+    band[:, 0, 0] = 0.0  # the DC term: removed exactly by the mean subtraction anyway
+    psi = c.azimuths()  # (nR, nA)
+    centre = c.offsets() + w // 2  # (nR, nA, 2)
     freqs = torch.fft.fftfreq(w, dtype=torch.float64)
-    shift_i = torch.exp(-2j * math.pi * centre[..., 0, None] * freqs)       # (nR, nA, w)
+    shift_i = torch.exp(-2j * math.pi * centre[..., 0, None] * freqs)  # (nR, nA, w)
     shift_j = torch.exp(-2j * math.pi * centre[..., 1, None] * freqs)
     theta = psi[..., None] + torch.arange(nO, dtype=torch.float64) * math.pi / nO  # (nR, nA, nO)
     theta = theta[..., None, None]
-    lobe = torch.exp((torch.cos(phi - theta) - 1.0) / c.B_theta**2)        # (nR, nA, nO, w, w)
+    lobe = torch.exp((torch.cos(phi - theta) - 1.0) / c.B_theta**2)  # (nR, nA, nO, w, w)
     G = lobe * band[:, None, None] * (shift_i[..., None, :, None] * shift_j[..., None, None, :])
     g = torch.fft.ifft2(G).real
     g = g - g.mean(dim=(-2, -1), keepdim=True)
@@ -321,7 +327,7 @@ def _centre_crop(x: torch.Tensor, width: int) -> torch.Tensor:
     h = x.shape[-1]
     if h >= width:
         lo = h // 2 - width // 2
-        return x[:, 0, lo:lo + width, lo:lo + width]
+        return x[:, 0, lo : lo + width, lo : lo + width]
     lo = width // 2 - h // 2
     return F.pad(x[:, 0], (lo, width - h - lo, lo, width - h - lo))
 
@@ -337,7 +343,7 @@ def cropped_pyramid(images: torch.Tensor, config: PoloConfig) -> torch.Tensor:
     crops = []
     x = images
     for level in range(c.n_kept_levels):
-        if level == c.n_levels - 1:                    # the low-pass level
+        if level == c.n_levels - 1:  # the low-pass level
             crops.append(_centre_crop(x, c.width))
             break
         down = F.interpolate(x, scale_factor=1.0 / c.base, mode="bilinear")
@@ -383,8 +389,8 @@ class PoloCode(nn.Module):
         self.dim = c.dim
         scale = c.base ** torch.arange(c.n_kept_levels, dtype=torch.float64)
         self.eccentricities_px = (scale[:, None] * c.ring_radii()[None, :]).reshape(-1)
-        sizes = torch.tensor(c.level_sizes()[:c.n_kept_levels], dtype=torch.float64)
-        centre = (torch.div(sizes, 2, rounding_mode="floor") + 0.5) * scale - 0.5   # crop centre, display px
+        sizes = torch.tensor(c.level_sizes()[: c.n_kept_levels], dtype=torch.float64)
+        centre = (torch.div(sizes, 2, rounding_mode="floor") + 0.5) * scale - 0.5  # crop centre, display px
         pos = centre[:, None, None, None] + scale[:, None, None, None] * c.offsets()[None]
         self.positions_px = pos.reshape(c.n_kept_levels * c.n_rings, c.n_azimuths, 2)
 
@@ -406,10 +412,10 @@ class PoloCode(nn.Module):
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """Encode ``(B, N, N)`` or ``(B, 1, N, N)`` float images; returns ``(B, *self.shape)``."""
         c = self.config
-        crops = self.pyramid(images)                                   # (B, L, w, w)
+        crops = self.pyramid(images)  # (B, L, w, w)
         B, L = crops.shape[:2]
-        K = self.kernels.reshape(c.width * c.width, -1)                # (w*w, R*A*O)
-        z = crops.reshape(B * L, -1) @ K                               # one matmul for all samples & levels
+        K = self.kernels.reshape(c.width * c.width, -1)  # (w*w, R*A*O)
+        z = crops.reshape(B * L, -1) @ K  # one matmul for all samples & levels
         z = z.view(B, L, c.n_rings, c.n_azimuths, c.n_orientations)
         return z.permute(0, 4, 1, 2, 3).reshape(B, *self.shape)
 
@@ -428,8 +434,7 @@ class DualPoloCode(nn.Module):
     def __init__(self, config_in: PoloConfig, config_out: PoloConfig) -> None:
         super().__init__()
         if config_in.N != config_out.N:
-            raise ValueError(f"the two codes must read the same display size, got N={config_in.N} "
-                             f"and N={config_out.N}")
+            raise ValueError(f"the two codes must read the same display size, got N={config_in.N} and N={config_out.N}")
         self.code_in = PoloCode(config_in)
         self.code_out = PoloCode(config_out)
         self.dim = self.code_in.dim + self.code_out.dim
@@ -463,8 +468,8 @@ def polo95(filters: str = "1/f", **overrides) -> PoloCode:
     return PoloCode(_config({}, filters, overrides))
 
 
-_IN = dict(width=32, n_rings=2, n_azimuths=16, n_orientations=8)      # rings 8 -> 16 px
-_OUT = dict(width=64, n_rings=4, n_azimuths=32, n_orientations=8)     # rings 16 -> 32 px
+_IN = dict(width=32, n_rings=2, n_azimuths=16, n_orientations=8)  # rings 8 -> 16 px
+_OUT = dict(width=64, n_rings=4, n_azimuths=32, n_orientations=8)  # rings 16 -> 32 px
 
 
 def dual85(filters: str = "1/f", **overrides) -> DualPoloCode:
@@ -472,13 +477,16 @@ def dual85(filters: str = "1/f", **overrides) -> DualPoloCode:
     (the last low-pass), 2 rings 8 -> 16, 16 azimuths: ``(B, 8, 4, 16)`` = 512; "out" = width 64, 2 levels (last
     low-pass), 4 rings 16 -> 32, 32 azimuths: ``(B, 8, 8, 32)`` = 2048.  ``overrides`` apply to
     both codes."""
-    return DualPoloCode(_config({**_IN, "n_levels": 2}, filters, overrides),
-                        _config({**_OUT, "n_levels": 2}, filters, overrides))
+    return DualPoloCode(
+        _config({**_IN, "n_levels": 2}, filters, overrides), _config({**_OUT, "n_levels": 2}, filters, overrides)
+    )
 
 
 def dual_nolowpass(filters: str = "1/f", **overrides) -> DualPoloCode:
     """The "norm" / convPOLO dual code (...-norm-conv.ipynb): as :func:`dual85` but each code is a
     3-level pyramid with its low-pass level dropped, so both kept levels are band-pass; same
     shapes ``(B, 8, 4, 16)`` and ``(B, 8, 8, 32)``."""
-    return DualPoloCode(_config({**_IN, "n_levels": 3, "drop_lowpass": True}, filters, overrides),
-                        _config({**_OUT, "n_levels": 3, "drop_lowpass": True}, filters, overrides))
+    return DualPoloCode(
+        _config({**_IN, "n_levels": 3, "drop_lowpass": True}, filters, overrides),
+        _config({**_OUT, "n_levels": 3, "drop_lowpass": True}, filters, overrides),
+    )

@@ -104,6 +104,8 @@ def read_json(path: str | os.PathLike, *, expect: type | None = dict, what: str 
         raise UserError(f"{what} {path} is not valid JSON (corrupted or truncated?): {exc}") from exc
     if expect is not None and not isinstance(value, expect):
         names: dict[type, str] = {dict: "object", list: "array", str: "string"}
-        raise UserError(f"{what} {path} holds a JSON {names.get(type(value), type(value).__name__)}, expected "
-                        f"an {names.get(expect, expect.__name__)} (not the file this expects?)")
+        raise UserError(
+            f"{what} {path} holds a JSON {names.get(type(value), type(value).__name__)}, expected "
+            f"an {names.get(expect, expect.__name__)} (not the file this expects?)"
+        )
     return value

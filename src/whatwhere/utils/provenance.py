@@ -20,15 +20,22 @@ def hardware(device: str | torch.device = "cpu") -> str:
     dev = torch.device(device)
     if dev.type == "cuda":
         return f"{torch.cuda.get_device_name(dev)} (CUDA), torch {torch.__version__}"
-    return (f"{platform.machine()} CPU, {os.cpu_count()} cores, {torch.get_num_threads()} threads, "
-            f"torch {torch.__version__}")
+    return (
+        f"{platform.machine()} CPU, {os.cpu_count()} cores, {torch.get_num_threads()} threads, "
+        f"torch {torch.__version__}"
+    )
 
 
 def git_commit() -> str | None:
     """The short commit of the checkout this package runs from (``None`` for an installed copy)."""
     try:
-        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=5,
-                             cwd=Path(__file__).resolve().parent)
+        out = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            cwd=Path(__file__).resolve().parent,
+        )
         return out.stdout.strip() or None
     except (OSError, subprocess.SubprocessError):
         return None
@@ -45,10 +52,18 @@ def utc_iso(t: float | None = None) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
 
 
-def provenance(*, model: str, recipe: str, seed: int, device="cpu", wall_time_s: float,
-               command: str | None = None) -> dict:
+def provenance(
+    *, model: str, recipe: str, seed: int, device="cpu", wall_time_s: float, command: str | None = None
+) -> dict:
     """The fields every result file carries: ``model``, ``recipe``, ``command``, ``hardware``,
     ``wall_time_s``, ``git_commit``, ``seed`` and ``date`` (UTC)."""
-    return {"model": model, "recipe": recipe, "command": command or command_line(),
-            "hardware": hardware(device), "wall_time_s": round(wall_time_s, 2), "git_commit": git_commit(),
-            "seed": seed, "date": utc_iso()}
+    return {
+        "model": model,
+        "recipe": recipe,
+        "command": command or command_line(),
+        "hardware": hardware(device),
+        "wall_time_s": round(wall_time_s, 2),
+        "git_commit": git_commit(),
+        "seed": seed,
+        "date": utc_iso(),
+    }

@@ -28,9 +28,9 @@ def generator(*parts: object, device: str | torch.device = "cpu") -> torch.Gener
     return g
 
 
-
-def uniform(rows: int, cols: int, *parts: object, device: str | torch.device = "cpu",
-            coarse: bool = False) -> torch.Tensor:
+def uniform(
+    rows: int, cols: int, *parts: object, device: str | torch.device = "cpu", coarse: bool = False
+) -> torch.Tensor:
     """``(rows, cols)`` float32 uniforms in [0, 1), a pure function of ``parts`` (and device type).
 
     On CPU numpy's SFC64 generator fills the block (about 2× faster than ``torch.rand``'s
@@ -48,7 +48,7 @@ def uniform(rows: int, cols: int, *parts: object, device: str | torch.device = "
     out = np.empty((rows, cols), dtype=np.float32)
     bitgen = np.random.SFC64(derive_seed(*parts))
     if coarse:
-        raw = bitgen.random_raw((out.size + 3) // 4).view(np.uint16)[:out.size].reshape(out.shape)
+        raw = bitgen.random_raw((out.size + 3) // 4).view(np.uint16)[: out.size].reshape(out.shape)
         np.add(raw, np.float32(0.5), out=out, casting="unsafe")
         out *= np.float32(1 / 65536)
     else:

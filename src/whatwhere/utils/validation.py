@@ -50,13 +50,13 @@ def show_key(key: Any) -> str:
 def show_value(value: Any, limit: int = 80) -> str:
     """``repr(value)`` on one line, shortened to about ``limit`` characters."""
     text = repr(value).replace("\n", "\\n").replace("\r", "\\r")
-    return text if len(text) <= limit else text[:limit - 3] + "..."
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def one_line(text: object, limit: int = 200) -> str:
     """``text`` with line breaks escaped, shortened to about ``limit`` characters."""
     text = str(text).replace("\r", "\\r").replace("\n", "\\n")
-    return text if len(text) <= limit else text[:limit - 3] + "..."
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _is_number(value: Any) -> bool:
@@ -129,8 +129,12 @@ def describe(hint: Any) -> str:
 
 
 def _plural(words: str) -> str:
-    for one, many in (("an integer", "integers"), ("a number", "numbers"), ("a string", "strings"),
-                      ("true or false", "booleans")):
+    for one, many in (
+        ("an integer", "integers"),
+        ("a number", "numbers"),
+        ("a string", "strings"),
+        ("true or false", "booleans"),
+    ):
         words = words.replace(one, many)
     return words
 

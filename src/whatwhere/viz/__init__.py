@@ -10,5 +10,17 @@ from whatwhere.viz.sweep import scan_figure, sweep_figures
 from whatwhere.viz.training import training_curves
 from whatwhere.viz.transformers import transformer_grid
 
-__all__ = ["benchmark_figure", "display_grid", "accuracy_map", "maps_side_by_side", "where_fig3", "where_fig4",
-           "where_fig5b", "training_curves", "transformer_grid", "scan_figure", "sweep_figures", "scanpaths"]
+__all__ = [
+    "benchmark_figure",
+    "display_grid",
+    "accuracy_map",
+    "maps_side_by_side",
+    "where_fig3",
+    "where_fig4",
+    "where_fig5b",
+    "training_curves",
+    "transformer_grid",
+    "scan_figure",
+    "sweep_figures",
+    "scanpaths",
+]

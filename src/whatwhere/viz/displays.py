@@ -11,8 +11,16 @@ from whatwhere.viz.common import save, subplots
 
 __all__ = ["display_grid"]
 
-def display_grid(images: np.ndarray, labels: np.ndarray, offsets: np.ndarray, row_names: Sequence[str],
-                 col_names: Sequence[str], out, title: str = "") -> Path:
+
+def display_grid(
+    images: np.ndarray,
+    labels: np.ndarray,
+    offsets: np.ndarray,
+    row_names: Sequence[str],
+    col_names: Sequence[str],
+    out,
+    title: str = "",
+) -> Path:
     """A grid of displays.
 
     Args:

@@ -12,14 +12,22 @@ from whatwhere.viz.common import chance_line, save, subplots
 
 __all__ = ["accuracy_map", "maps_side_by_side"]
 
+
 def accuracy_map(acc: np.ndarray, out, title: str = "", floor: float = 0.1) -> Path:
     """One shift-accuracy map (as the paper's Fig. 3B): ``acc`` ``(2R+1, 2R+1)``, ``[di+R, dj+R]``."""
     R = acc.shape[0] // 2
     fig, ax = subplots(figsize=(4.2, 3.6))
-    im = ax.imshow(np.maximum(acc, floor), origin="upper", extent=(-R - .5, R + .5, R + .5, -R - .5),
-                   cmap="viridis", vmin=floor, vmax=1)
-    cs = ax.contour(np.arange(-R, R + 1), np.arange(-R, R + 1), acc, levels=[0.2, 0.3, 0.5, 0.7],
-                    colors="w", linewidths=0.7)
+    im = ax.imshow(
+        np.maximum(acc, floor),
+        origin="upper",
+        extent=(-R - 0.5, R + 0.5, R + 0.5, -R - 0.5),
+        cmap="viridis",
+        vmin=floor,
+        vmax=1,
+    )
+    cs = ax.contour(
+        np.arange(-R, R + 1), np.arange(-R, R + 1), acc, levels=[0.2, 0.3, 0.5, 0.7], colors="w", linewidths=0.7
+    )
     ax.clabel(cs, fontsize=7)
     ax.set_xlabel("horizontal shift dj (px)")
     ax.set_ylabel("vertical shift di (px)")
@@ -28,8 +36,9 @@ def accuracy_map(acc: np.ndarray, out, title: str = "", floor: float = 0.1) -> P
     return save(fig, out)
 
 
-def maps_side_by_side(maps: Sequence[np.ndarray], names: Sequence[str], out, title: str = "",
-                      references: dict | None = None) -> Path:
+def maps_side_by_side(
+    maps: Sequence[np.ndarray], names: Sequence[str], out, title: str = "", references: dict | None = None
+) -> Path:
     """Several accuracy maps side by side, and their radial profiles on one axis.
 
     ``references``: optional ``{name: (radii, accuracy)}`` drawn dashed (e.g. published profiles).
@@ -38,10 +47,10 @@ def maps_side_by_side(maps: Sequence[np.ndarray], names: Sequence[str], out, tit
     fig, axes = subplots(1, n + 1, figsize=(3.6 * (n + 1), 3.4), constrained_layout=True)
     for ax, acc, name in zip(axes, maps, names, strict=False):
         R = acc.shape[0] // 2
-        im = ax.imshow(np.maximum(acc, 0.1), extent=(-R - .5, R + .5, R + .5, -R - .5), cmap="viridis",
-                       vmin=0.1, vmax=1)
-        ax.contour(np.arange(-R, R + 1), np.arange(-R, R + 1), acc, levels=[0.3, 0.5, 0.7], colors="w",
-                   linewidths=0.6)
+        im = ax.imshow(
+            np.maximum(acc, 0.1), extent=(-R - 0.5, R + 0.5, R + 0.5, -R - 0.5), cmap="viridis", vmin=0.1, vmax=1
+        )
+        ax.contour(np.arange(-R, R + 1), np.arange(-R, R + 1), acc, levels=[0.3, 0.5, 0.7], colors="w", linewidths=0.6)
         ax.set_title(name, fontsize=9)
         ax.set_xlabel("dj (px)")
         ax.set_ylabel("di (px)")

@@ -14,10 +14,19 @@ from whatwhere.viz.common import chance_line, save, subplots
 
 __all__ = ["where_fig3", "where_fig4", "where_fig5b", "scanpaths"]
 
+
 def _cells(records: Sequence[dict], contrast: float, saccades, model: str | None = None):
     """(eccentricities, accuracy, lo, hi) of the records of one contrast and saccade count, sorted."""
-    rows = sorted((r for r in records if r["saccades"] == saccades and abs(r["contrast"] - contrast) < 1e-9
-                   and (model is None or r["model"] == model)), key=lambda r: r["eccentricity"])
+    rows = sorted(
+        (
+            r
+            for r in records
+            if r["saccades"] == saccades
+            and abs(r["contrast"] - contrast) < 1e-9
+            and (model is None or r["model"] == model)
+        ),
+        key=lambda r: r["eccentricity"],
+    )
     e = np.array([r["eccentricity"] for r in rows])
     a = np.array([r["accuracy"] for r in rows])
     lo = np.array([r["ci95"][0] for r in rows])
@@ -33,8 +42,9 @@ def _published_where(contrast: float):
     return None, None
 
 
-def where_fig4(records: Sequence[dict], out, *, model: str | None = None, published: bool = True,
-               title: str = "") -> Path:
+def where_fig4(
+    records: Sequence[dict], out, *, model: str | None = None, published: bool = True, title: str = ""
+) -> Path:
     """Paper Fig. 4: accuracy before (0) and after one saccade (1) per eccentricity, one panel per
     contrast; bars with Wilson 95 % intervals, the published values as markers."""
     contrasts = sorted({r["contrast"] for r in records}, reverse=True)
@@ -46,11 +56,26 @@ def where_fig4(records: Sequence[dict], out, *, model: str | None = None, publis
             if len(e) == 0:
                 continue
             x = np.arange(len(e)) + (k - 0.5) * 0.38
-            ax.bar(x, a, width=0.38, color=color, alpha=0.8, label=f"{s} saccade" + ("s" if s != 1 else ""),
-                   yerr=np.vstack([a - lo, hi - a]), capsize=2, error_kw={"lw": 0.8})
+            ax.bar(
+                x,
+                a,
+                width=0.38,
+                color=color,
+                alpha=0.8,
+                label=f"{s} saccade" + ("s" if s != 1 else ""),
+                yerr=np.vstack([a - lo, hi - a]),
+                capsize=2,
+                error_kw={"lw": 0.8},
+            )
             if pub is not None and pe is not None and len(e) == len(pe) and np.allclose(e, pe, atol=0.01):
-                ax.plot(x, pub[s], "k_" if s == 0 else "r_", ms=11, mew=2,
-                        label=f"published, {s} saccade" + ("s" if s != 1 else ""))
+                ax.plot(
+                    x,
+                    pub[s],
+                    "k_" if s == 0 else "r_",
+                    ms=11,
+                    mew=2,
+                    label=f"published, {s} saccade" + ("s" if s != 1 else ""),
+                )
         e = _cells(records, c, 0, model)[0]
         if len(e) == 0:
             e = _cells(records, c, 1, model)[0]
@@ -67,8 +92,16 @@ def where_fig4(records: Sequence[dict], out, *, model: str | None = None, publis
     return save(fig, out)
 
 
-def where_fig5b(records: Sequence[dict], out, *, contrast: float = 0.7, saccades: Sequence[int] = (0, 1, 2, 3),
-                model: str | None = None, published: bool = True, title: str = "") -> Path:
+def where_fig5b(
+    records: Sequence[dict],
+    out,
+    *,
+    contrast: float = 0.7,
+    saccades: Sequence[int] = (0, 1, 2, 3),
+    model: str | None = None,
+    published: bool = True,
+    title: str = "",
+) -> Path:
     """Paper Fig. 5B: accuracy vs eccentricity after 0, 1, 2, 3 saccades (one contrast), with
     Wilson 95 % bands; the stopping rule (if benchmarked) dashed; published curves as markers."""
     fig, ax = subplots(figsize=(5.6, 3.8))
@@ -96,9 +129,20 @@ def where_fig5b(records: Sequence[dict], out, *, contrast: float = 0.7, saccades
     return save(fig, out)
 
 
-def where_fig3(*, display: np.ndarray, reconstruction: np.ndarray, true_map: np.ndarray, pred_map: np.ndarray,
-               fovea: np.ndarray, label: int, prediction: int, offset: tuple[int, int], fixation: tuple[int, int],
-               out, title: str = "") -> Path:
+def where_fig3(
+    *,
+    display: np.ndarray,
+    reconstruction: np.ndarray,
+    true_map: np.ndarray,
+    pred_map: np.ndarray,
+    fovea: np.ndarray,
+    label: int,
+    prediction: int,
+    offset: tuple[int, int],
+    fixation: tuple[int, int],
+    out,
+    title: str = "",
+) -> Path:
     """Paper Fig. 3: a display, its retina reconstruction, the true and predicted collicular maps
     (unpooled to the full field), and the fovea after the saccade with its label.
 
@@ -122,23 +166,32 @@ def where_fig3(*, display: np.ndarray, reconstruction: np.ndarray, true_map: np.
         ax.set_title(name, fontsize=8)
     fig.colorbar(im, ax=axes[3], fraction=0.046, pad=0.02, label="accuracy")
     axes[4].imshow(fovea, cmap="gray", vmin=0, vmax=1)
-    axes[4].set_title(f"fovea after the saccade to ({fixation[0]:+d},{fixation[1]:+d})\n"
-                      f"What says {prediction} (label {label})", fontsize=8, color="g" if prediction == label else "r")
+    axes[4].set_title(
+        f"fovea after the saccade to ({fixation[0]:+d},{fixation[1]:+d})\nWhat says {prediction} (label {label})",
+        fontsize=8,
+        color="g" if prediction == label else "r",
+    )
     for ax in axes[:4]:
         ax.set_xlabel("dj (px)", fontsize=7)
         ax.tick_params(labelsize=6)
     axes[4].set_xticks([])
     axes[4].set_yticks([])
-    axes[2].legend(handles=[Line2D([], [], color="r", marker="+", ls="", label="digit"),
-                            Line2D([], [], color="w", marker="o", mfc="none", ls="", mec="k", label="saccade")],
-                   fontsize=6, loc="lower right")
+    axes[2].legend(
+        handles=[
+            Line2D([], [], color="r", marker="+", ls="", label="digit"),
+            Line2D([], [], color="w", marker="o", mfc="none", ls="", mec="k", label="saccade"),
+        ],
+        fontsize=6,
+        loc="lower right",
+    )
     if title:
         fig.suptitle(title, fontsize=10)
     return save(fig, out)
 
 
-def scanpaths(images: np.ndarray, offsets: np.ndarray, labels: np.ndarray, paths: dict, out, *,
-              title: str = "") -> Path:
+def scanpaths(
+    images: np.ndarray, offsets: np.ndarray, labels: np.ndarray, paths: dict, out, *, title: str = ""
+) -> Path:
     """Scan paths side by side: one row per display, one column per model.
 
     Args:

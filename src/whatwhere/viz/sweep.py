@@ -41,8 +41,14 @@ def sweep_figures(report: dict, out, *, metrics: list[str] | None = None) -> lis
                 name = ", ".join(f"{k}={v}" for k, v in zip(others, label, strict=True)) or None
                 line = ax.errorbar(x, mean, yerr=sd, marker="o", ms=4, capsize=3, label=name)
                 for p, xi in zip(pts, x, strict=True):
-                    ax.plot([xi] * len(p["metrics"][m]["values"]), p["metrics"][m]["values"], ".",
-                            color=line[0].get_color(), alpha=0.5, ms=4)
+                    ax.plot(
+                        [xi] * len(p["metrics"][m]["values"]),
+                        p["metrics"][m]["values"],
+                        ".",
+                        color=line[0].get_color(),
+                        alpha=0.5,
+                        ms=4,
+                    )
             ax.set_xlabel(key)
             ax.set_ylabel(m)
             if others:
@@ -74,8 +80,15 @@ def scan_figure(panels: list[dict], out, *, ylabel: str = "accuracy after one sa
             ax.plot([xi] * len(ys), ys, ".", color="tab:blue", alpha=0.5, ms=4)
         if p.get("published"):
             px = np.array(sorted(p["published"]), dtype=float)
-            ax.plot(px, [p["published"][k] for k in sorted(p["published"])], "x--", color="tab:red", ms=5, lw=0.8,
-                    label="published (one run)")
+            ax.plot(
+                px,
+                [p["published"][k] for k in sorted(p["published"])],
+                "x--",
+                color="tab:red",
+                ms=5,
+                lw=0.8,
+                label="published (one run)",
+            )
         if p.get("default") is not None:
             ax.axvline(p["default"], color="grey", lw=0.6, ls="--")
         chance_line(ax)

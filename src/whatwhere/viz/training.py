@@ -11,6 +11,7 @@ from whatwhere.viz.common import save, subplots
 
 __all__ = ["training_curves"]
 
+
 def training_curves(rows: Sequence[dict], out, title: str = "") -> Path:
     """Train/test accuracy per epoch with stage boundaries (rows of ``RUN/metrics.csv``)."""
     ep = np.array([r["epoch"] for r in rows])

@@ -10,6 +10,7 @@ from whatwhere.viz.common import save, subplots
 
 __all__ = ["transformer_grid"]
 
+
 def transformer_grid(inputs: np.ndarray, outputs: np.ndarray, labels, preds, out, title: str = "") -> Path:
     """Inputs ``(K, N, N)`` above the transformer's outputs ``(K, n, n)`` with true/predicted labels."""
     K = inputs.shape[0]
