@@ -43,7 +43,8 @@ def _recipe_for(model_name: str):
     """The first packaged recipe that trains ``model_name`` (its objective and displays)."""
     from whatwhere.engine.recipe import load_recipe, recipe_names
 
-    for name in recipe_names():
+    names = recipe_names()
+    for name in sorted(names, key=lambda n: n != model_name):  # the model's own recipe first
         try:
             r = load_recipe(name)
         except Exception:  # noqa: BLE001 - a recipe that does not resolve here is skipped
