@@ -18,6 +18,7 @@ import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 
 def _executor(args, folder: Path):
@@ -46,8 +47,8 @@ def _executor(args, folder: Path):
 def run_local(specs: list[dict], executor, max_jobs: int, *, poll_s: float = 1.0, log=print) -> list[dict]:
     """Run the jobs with at most ``max_jobs`` at once; returns ``[{"run", "state", "error"}]``."""
     pending = list(specs)
-    running: list[tuple[dict, object]] = []
-    results = []
+    running: list[tuple[dict, Any]] = []  # (spec, job: a submitit or local job)
+    results: list[dict] = []
     try:
         _loop(pending, running, results, executor, max_jobs, poll_s, log)
     except KeyboardInterrupt:
@@ -155,7 +156,9 @@ def cmd_sweep(args) -> int:
     from whatwhere.orchestration.sweep import run_point
 
     jobs = executor.map_array(run_point, todo)
-    (out / "slurm_jobs.json").write_text(json.dumps({j.job_id: s["name"] for j, s in zip(jobs, todo)}, indent=2))
+    (out / "slurm_jobs.json").write_text(
+        json.dumps({j.job_id: s["name"] for j, s in zip(jobs, todo, strict=True)}, indent=2)
+    )
     print(f"submitted {len(jobs)} Slurm job(s): {jobs[0].job_id.split('_')[0]} (array); logs in {out / 'submitit'}")
     if args.wait:
         return _wait(out, todo, args.wait)

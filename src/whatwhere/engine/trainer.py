@@ -26,12 +26,13 @@ import os
 import signal
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from types import FrameType
+from typing import TYPE_CHECKING, Any, cast
 
 import torch
-import torch.nn.functional as F
 import yaml
 
 from whatwhere.data import DisplaySet, mnist
@@ -49,6 +50,9 @@ from whatwhere.models.registry import MODELS, create_model
 from whatwhere.utils.device import pick_device
 from whatwhere.utils.io import atomic_write, write_text
 from whatwhere.utils.seeding import derive_seed
+
+if TYPE_CHECKING:
+    from whatwhere.models.ensemble import Ensemble
 
 __all__ = [
     "TrainingError",
@@ -105,6 +109,7 @@ def _init_from(model: torch.nn.Module, recipe: Recipe, log: Callable[[str], None
         model.load_state_dict(read_weights(p, dev))
         log(f"initialised from {recipe.init} ({p})")
         return
+    assert recipe.init is not None  # the caller loads no weights without an init
     for name, spec in recipe.init.items():
         try:
             target = model.get_submodule(name)
@@ -252,7 +257,7 @@ class _SigintFlag:
 
     def __init__(self) -> None:
         self.hit = False
-        self._old = None
+        self._old: Callable[[int, FrameType | None], Any] | int | None = None
 
     def __enter__(self):
         try:
@@ -457,7 +462,7 @@ class _Sitting:
     test_set: DisplaySet
     n_train: int
     opt: torch.optim.Optimizer
-    sched: object
+    sched: torch.optim.lr_scheduler.LRScheduler
     pos: Position
     t_run: float = 0.0
     t_ckpt: float = 0.0
@@ -739,6 +744,7 @@ def _train(
     checkpoint = _open_run(recipe, run, resume=resume, log=log, started=started)
     s = _build(recipe, run, dev, resume=resume, mnist_dir=mnist_dir, log=log)
     if resume:
+        assert checkpoint is not None  # _open_run returns the checkpoint to resume from (or raises)
         _restore(s, checkpoint, log)
     _open_metrics(run / "metrics.csv", resume=resume, pos=s.pos)
 
@@ -764,7 +770,7 @@ def export_members(run: str | Path, recipe: Recipe) -> list[Path]:
     from whatwhere.engine.checkpoints import load
 
     run = Path(run)
-    ens = load(run)
+    ens = cast("Ensemble", load(run))  # an ensemble run's model
     paths = []
     for k in range(ens.n):
         out = run / f"member-{k}"

@@ -37,11 +37,12 @@ import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
 
 import torch
 
 from whatwhere.data import DisplaySet, mnist, preset
-from whatwhere.engine.checkpoints import count_parameters, load, read_meta, origin_of, recipe_of, weights_path
+from whatwhere.engine.checkpoints import count_parameters, load, origin_of, read_meta, recipe_of, weights_path
 from whatwhere.eval.diagnostics import code_r2 as ridge_code_r2
 from whatwhere.eval.diagnostics import localiser_input
 from whatwhere.eval.metrics import wilson
@@ -49,6 +50,9 @@ from whatwhere.eval.protocols import ECCENTRICITIES
 from whatwhere.models.agent import Agent
 from whatwhere.models.interface import is_glimpse_model, is_saccadic
 from whatwhere.ops.sampling import fovea, glimpse_centre
+
+if TYPE_CHECKING:
+    from whatwhere.retina import Retina
 
 __all__ = ["Entry", "benchmark", "entries_from_runs", "bandwidth_of"]
 
@@ -69,7 +73,7 @@ class Entry:
     """
 
     name: str
-    model: object
+    model: Any  # an nn.Module, an agent, a {contrast: agent} mapping (or any callable classifier)
     saccades: tuple[int, ...] | None = None
     published: str | None = None
     bandwidth: int | None = None
@@ -134,6 +138,7 @@ class _Moments:
         if self.n == 0:
             self.n, self.mean, self.m2 = nb, mb, m2b
             return
+        assert self.mean is not None and self.m2 is not None  # set by the first batch
         n = self.n + nb
         delta = mb - self.mean
         self.mean = self.mean + delta * (nb / n)
@@ -142,6 +147,7 @@ class _Moments:
 
     def std(self) -> torch.Tensor:
         """``(D,)`` the sample standard deviation (Bessel-corrected, as ``torch.std``; NaN for one row)."""
+        assert self.m2 is not None, "no rows yet"
         return (self.m2 / (self.n - 1)).sqrt() if self.n > 1 else torch.full_like(self.m2, float("nan"))
 
 
@@ -224,6 +230,7 @@ def _tally_agent(e: Entry, m, d, offsets: torch.Tensor, tally: dict, *, hit_px: 
     count (one run of the largest), and with ``stopping_rule`` the stopping rule's answers and
     saccades.  ``tally[(name, saccades)]`` is ``[correct, total, hits]``, ``tally[(name, "stop")]``
     ``[correct, total, 0, saccades made]``."""
+    assert e.saccades  # an agent's entry always has saccade counts (_ready)
     K = max(e.saccades)
     tr = m.run(d.images, K)
     ok = tr.predictions == d.labels[:, None]
@@ -281,7 +288,11 @@ def _cell(
             m = e.for_contrast(c)
             if id(m) not in costs.warm:  # first call builds retina/colliculus caches: keep it out of the timing
                 costs.warm.add(id(m))
-                (m.run(d.images[:2], max(e.saccades)) if is_agent(m) else _classify(m, d.images[:2]))
+                if is_agent(m):
+                    assert e.saccades  # an agent's entry always has saccade counts (_ready)
+                    m.run(d.images[:2], max(e.saccades))
+                else:
+                    _classify(m, d.images[:2])
             _sync(dev)
             t0 = time.perf_counter()
             if is_agent(m):
@@ -347,9 +358,11 @@ def _summarise(
         **e.notes,
     }
     if is_agent(first):
+        assert e.saccades  # an agent's entry always has saccade counts (_ready)
         info["throughput_note"] = f"displays/s for the whole loop of {max(e.saccades)} saccades"
     thetas = costs.thetas[e.name]
     if thetas.n:
+        assert thetas.mean is not None  # set by the first batch
         info["theta_spread"] = float(thetas.std().mean())
         info["theta_mean"] = thetas.mean.tolist()
     counted = [r for r in records if r["model"] == e.name and "mean_glimpses" in r]
@@ -455,6 +468,7 @@ def benchmark(
         )
         for e in entries
     }
+    assert cfg0 is not None  # _check_grid: at least one cell
     display = {k: v for k, v in asdict(cfg0).items() if k not in ("contrast", "contrast_range", "eccentricity")}
     return {
         "records": records,
@@ -519,7 +533,7 @@ def entries_from_runs(runs, *, what=None, device="cpu", saccades=(0, 1, 2), name
     if where_nets:
         what_net = load(what_spec or "what", device)
         first_where = next(iter(where_nets.values()))[1]
-        retina = first_where.retina  # one retina (and colliculus) serves every agent
+        retina = cast("Retina", first_where.retina)  # one retina (and colliculus) serves every agent
         agents = {
             c: Agent(what_net, net, retina=retina).to(device).eval() for c, (_, net) in sorted(where_nets.items())
         }
@@ -636,7 +650,7 @@ def benchmark_task(
     N = preset_size(task)
     cfg = preset(task, N)
     edges = [float(b) for b in (bins if bins is not None else eccentricity_bins(N))]
-    if len(edges) < 2 or any(b >= a for a, b in zip(edges[1:], edges[:-1])) or edges[0] < 0:
+    if len(edges) < 2 or any(b >= a for a, b in zip(edges[1:], edges[:-1], strict=True)) or edges[0] < 0:
         raise ValueError(f"bins must be >= 2 increasing edges >= 0 px, got {edges}")
     dev = torch.device(device)
     batch = int(batch or (2000 if dev.type == "cuda" else 250))
@@ -676,10 +690,15 @@ def benchmark_task(
             m = e.model if not isinstance(e.model, Mapping) else e.for_contrast(1.0)
             if id(m) not in warm:
                 warm.add(id(m))
-                (m.run(d.images[:2], max(e.saccades)) if is_agent(m) else _classify(m, d.images[:2]))
+                if is_agent(m):
+                    assert e.saccades  # an agent's entry always has saccade counts (set above)
+                    m.run(d.images[:2], max(e.saccades))
+                else:
+                    _classify(m, d.images[:2])
             _sync(dev)
             t0 = time.perf_counter()
             if is_agent(m):
+                assert e.saccades
                 tr = m.run(d.images, max(e.saccades))
                 for s in e.saccades:
                     hit = (tr.fixations[:, s].to(torch.float32) - offsets).norm(dim=1) <= hit_px
@@ -722,7 +741,11 @@ def benchmark_task(
             **e.notes,
         }
         per = {}
-        for s in e.saccades if is_agent(m) else (None,):
+        sacc: tuple[int, ...] = ()
+        if is_agent(m):
+            assert e.saccades  # an agent's entry always has saccade counts (set above)
+            sacc = e.saccades
+        for s in sacc if is_agent(m) else (None,):
             c, t, _ = tally[(e.name, s)]
             correct, total = int(c.sum()), int(t.sum())
             mean_g = glimpses_taken[e.name] / total if glimpses_taken[e.name] > 0 else None
@@ -736,10 +759,10 @@ def benchmark_task(
                 "glimpses": g,
                 "numbers_read": read,
             }
-        top = per[max(e.saccades)] if is_agent(m) else per[None]
+        top = per[max(sacc)] if is_agent(m) else per[None]
         info.update(top)
         if is_agent(m):
-            info["saccades"] = max(e.saccades)
+            info["saccades"] = max(sacc)
             info["by_saccades"] = {str(s): v for s, v in per.items()}
         summary[e.name] = info
     return {
@@ -789,7 +812,7 @@ def task_markdown(result: dict) -> str:
     """A markdown table of a :func:`benchmark_task` result: error, glimpses, numbers read, and
     accuracy per eccentricity bin, one row per model (agents: per saccade count)."""
     edges = result["eccentricity_bins"]
-    bins = [f"{a:g}-{b:g} px" for a, b in zip(edges[:-1], edges[1:])]
+    bins = [f"{a:g}-{b:g} px" for a, b in zip(edges[:-1], edges[1:], strict=True)]
     lines = [
         f"### {result['task']} ({result['size']}x{result['size']}, {result['n_digits']} test digits, "
         f"seed {result['seed']})",
@@ -809,7 +832,9 @@ def task_markdown(result: dict) -> str:
                 for r in result["records"]
                 if r["model"] == name and r["saccades"] == sacc
             }
-            cells = [f"{100 * acc[(a, b)]:.1f}" if (a, b) in acc else "-" for a, b in zip(edges[:-1], edges[1:])]
+            cells = [
+                f"{100 * acc[(a, b)]:.1f}" if (a, b) in acc else "-" for a, b in zip(edges[:-1], edges[1:], strict=True)
+            ]
             lines.append(
                 f"| {label} | {100 * v['error']:.2f} | {v['glimpses']:g} | {v['numbers_read']:g} | "
                 + " | ".join(cells)

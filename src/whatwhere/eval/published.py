@@ -28,7 +28,7 @@ STN28 = {
 
 from whatwhere.eval.metrics import CHANCE  # noqa: E402,F401  (re-exported)
 
-PUBLISHED = {"what": WHAT, "stn28": STN28}
+PUBLISHED: dict[str, dict[str, Any]] = {"what": WHAT, "stn28": STN28}
 PUBLISHED_RADIAL = {"what": WHAT_RADIAL, "stn28": STN28_RADIAL}
 
 # Daucé, Albiges & Perrinet 2020, Figs. 4 and 5B (`accuracy_mean_linear` of
@@ -213,7 +213,7 @@ WHERE_SCAN: dict[str, Any] = {
 # Mnih, Heess, Graves & Kavukcuoglu 2014, "Recurrent Models of Visual Attention" (NIPS), table 2:
 # test error of RAM on the standard translated / cluttered MNIST tasks (the values quoted by the
 # packaged recipes; the FC and convolutional baselines of table 2b are not recorded here).
-STANDARD_TASKS = {
+STANDARD_TASKS: dict[str, Any] = {
     "source": "Mnih, Heess, Graves & Kavukcuoglu 2014 (NIPS), table 2",
     "error": {  # recipe -> published test error
         "ram60-translated": 0.0122,  # table 2a, RAM 6 glimpses

@@ -52,7 +52,7 @@ def tolerance(p: float, n: int | None, q: float, m: int | None) -> float:
     return max(0.01, 1.96 * se)
 
 
-def _delta(ours: float, pub: float | None, n=None, m=None) -> dict | str:
+def _delta(ours: float | None, pub: float | None, n=None, m=None) -> dict | str:
     if pub is None or ours is None or not (math.isfinite(ours) and math.isfinite(pub)):
         return "—"
     d = ours - pub
@@ -148,8 +148,7 @@ def collect(results_dir: str | Path) -> dict:
     if not root.is_dir():
         raise UserError(f"{root}: no such results directory")
     plan = _read(root / "plan.json") or {}
-    runs = [(p, _read(p)) for p in _files(root, "run.json")]
-    runs = [(p, d) for p, d in runs if d and "recipe" in d]
+    runs = [(p, d) for p, d in ((p, _read(p)) for p in _files(root, "run.json")) if d and "recipe" in d]
     centrals = [(p, d) for p, d in ((p, _read(p)) for p in _files(root, "central.json")) if d and "central" in d]
     maps = [
         (p, d) for p, d in ((p, _read(p)) for p in _files(root, "accuracy_map.json")) if d and "radial_profile" in d
@@ -322,10 +321,11 @@ def collect(results_dir: str | Path) -> dict:
     for p, d in maps:
         name = d.get("recipe") or p.parent.name
         prof = d["radial_profile"]
-        ours = dict(zip(prof["radius_px"], prof["accuracy"]))
+        # read back from a file: strict=False keeps a hand-edited, uneven profile reportable (as before)
+        ours = dict(zip(prof["radius_px"], prof["accuracy"], strict=False))
         ref = PUBLISHED_RADIAL.get(name)
         radii = list(ref[0]) if ref else [r for r in prof["radius_px"] if r % 5 == 0]
-        pub = dict(zip(*ref)) if ref else {}
+        pub = dict(zip(*ref, strict=True)) if ref else {}
         rows = [
             [
                 str(r),
@@ -410,7 +410,7 @@ def _benchmark_blocks(name: str, d: dict, where_pub: dict, stn_pub: dict) -> lis
     ecc = d["eccentricities"]
     disp = d.get("display") or {}
     n = d.get("n_digits")
-    out = [
+    out: list[dict] = [
         {"type": "h2", "text": f"Benchmark `{name}`"},
         {
             "type": "p",
@@ -440,7 +440,7 @@ def _benchmark_blocks(name: str, d: dict, where_pub: dict, stn_pub: dict) -> lis
             }
         )
     for c in d["contrasts"]:
-        rows = []
+        rows: list[list] = []
         for model, s in series(d):
             recs = {
                 r["eccentricity"]: r
@@ -468,7 +468,7 @@ def _benchmark_blocks(name: str, d: dict, where_pub: dict, stn_pub: dict) -> lis
                 rows.append(
                     [
                         _em("Δ"),
-                        *(_delta(a, p if math.isfinite(p) else None, n, m_pub) for a, p in zip(acc, pub)),
+                        *(_delta(a, p if math.isfinite(p) else None, n, m_pub) for a, p in zip(acc, pub, strict=True)),
                         _delta(mean, pmean if math.isfinite(pmean) else None, tot, m_pub * len(known)),
                     ]
                 )

@@ -26,6 +26,7 @@ import time
 import traceback
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from typing import Any, cast
 
 from whatwhere.orchestration import sweep
 from whatwhere.utils.errors import UserError
@@ -279,10 +280,10 @@ def steps(
                 "benchmark",
                 (
                     "benchmark",
-                    *(m[r] for r in present),
+                    *(cast(str, m[r]) for r in present),  # present: not None
                     *what,
                     "--preset",
-                    st.preset,
+                    cast(str, st.preset),  # the studies with a benchmark have a preset
                     "--digits",
                     _digits(digits, "benchmark"),
                     *extra,
@@ -311,12 +312,12 @@ def steps(
             )
     elif name == "stn-study":
         evals("stn28", "STN-28 (clutter 0.75)")
-        if m.get("stn28") is not None:
+        if (stn28 := m.get("stn28")) is not None:
             result.append(
                 Step(
                     "transformer-stn28",
                     "figure",
-                    ("figures", "transformer", m["stn28"], "--out", str(fig / "transformer_grid_stn28.png")),
+                    ("figures", "transformer", stn28, "--out", str(fig / "transformer_grid_stn28.png")),
                     ("stn28",),
                     outputs=(str(fig / "transformer_grid_stn28.png"),),
                 )
@@ -326,12 +327,12 @@ def steps(
     # evaluates 60/100-px displays); its training curves are the figures.
     if curves:
         for r in st.recipes:
-            if m.get(r) is not None:
+            if (model := m.get(r)) is not None:
                 result.append(
                     Step(
                         f"curves-{r}",
                         "figure",
-                        ("figures", "curves", m[r], "--out", str(fig / f"curves_{r}.png")),
+                        ("figures", "curves", model, "--out", str(fig / f"curves_{r}.png")),
                         (r,),
                         outputs=(str(fig / f"curves_{r}.png"),),
                     )
@@ -447,7 +448,9 @@ def run_trainings(
         position=0,
         dynamic_ncols=True,
     )
-    pending, running, results = list(specs), [], []
+    pending = list(specs)
+    running: list[tuple[dict, Any, Any]] = []  # (spec, job, its tqdm bar)
+    results: list[dict] = []
     try:
         while pending or running:
             while pending and len(running) < max_jobs:

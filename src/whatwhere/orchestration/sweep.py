@@ -26,8 +26,10 @@ import math
 import re
 import time
 import traceback
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
 
 import yaml
 
@@ -35,6 +37,9 @@ from whatwhere.engine.recipe import parse_value
 from whatwhere.eval.reports import main_sweep_metrics
 from whatwhere.utils.errors import UserError
 from whatwhere.utils.io import read_json
+
+if TYPE_CHECKING:
+    from whatwhere.retina import Retina
 
 __all__ = ["GridError", "SweepRun", "parse_grid", "expand", "run_point", "aggregate", "t_quantile", "evaluate_run"]
 
@@ -93,7 +98,7 @@ def expand(
     seeds: list[int] | int,
     *,
     profile: str | None = None,
-    overrides: list[str] = (),
+    overrides: Sequence[str] = (),
     out: str | Path = ".",
 ) -> list[SweepRun]:
     """Every (grid point, seed) run, validated: each point's recipe is parsed with its overrides.
@@ -118,7 +123,7 @@ def expand(
     keys = list(grid)
     runs = []
     for combo in itertools.product(*(grid[k] for k in keys)):
-        values = dict(zip(keys, combo))
+        values = dict(zip(keys, combo, strict=True))
         point_overrides = [*overrides, *(f"{k}={json.dumps(v)}" for k, v in values.items())]
         try:
             load_recipe(recipe, profile=profile, overrides=point_overrides)
@@ -198,7 +203,7 @@ def evaluate_run(
     if kind == "where":
         amap = str(recipe.objective_args.get("accuracy_map", "zoo:what"))
         what = load(amap[4:] if amap.startswith("zoo:") else Path(amap).parent, device)
-        agent = Agent(what, model, retina=model.retina).to(device).eval()
+        agent = Agent(what, model, retina=cast("Retina", model.retina)).to(device).eval()  # a Where net's retina
         test = mnist.load("test", mnist_dir)
         ds = DisplaySet(test.images, test.labels, display, seed=0, device=device)
         correct = total = 0
