@@ -641,12 +641,7 @@ def benchmark_task(
 
     from whatwhere.data.display import preset_size
 
-    entries = list(models) if not isinstance(models, Mapping) else [_to_entry(k, v) for k, v in models.items()]
-    if not entries:
-        raise ValueError("nothing to benchmark")
-    names = [e.name for e in entries]
-    if len(set(names)) != len(names):
-        raise ValueError(f"model names must be unique, got {names}")
+    entries = _prepare_entries(models)
     N = preset_size(task)
     cfg = preset(task, N)
     edges = [float(b) for b in (bins if bins is not None else eccentricity_bins(N))]
@@ -740,17 +735,18 @@ def benchmark_task(
             "source": e.source,
             **e.notes,
         }
-        per = {}
+        per: dict[int | None, dict[str, object]] = {}
         sacc: tuple[int, ...] = ()
         if is_agent(m):
             assert e.saccades  # an agent's entry always has saccade counts (set above)
             sacc = e.saccades
-        for s in sacc if is_agent(m) else (None,):
-            c, t, _ = tally[(e.name, s)]
+        keys: tuple[int | None, ...] = sacc if is_agent(m) else (None,)
+        for sk in keys:
+            c, t, _ = tally[(e.name, sk)]
             correct, total = int(c.sum()), int(t.sum())
             mean_g = glimpses_taken[e.name] / total if glimpses_taken[e.name] > 0 else None
-            g, read = numbers_read(m, N, saccades=s, glimpses=mean_g)
-            per[s] = {
+            g, read = numbers_read(m, N, saccades=sk, glimpses=mean_g)
+            per[sk] = {
                 "error": 1.0 - correct / total,
                 "accuracy": correct / total,
                 "ci95": list(wilson(correct, total)),

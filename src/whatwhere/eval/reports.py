@@ -41,6 +41,15 @@ def series(result: dict):
     return seen
 
 
+def series_cells(result: dict, model: str, s, c: float) -> dict:
+    """The records of one series (``model`` after ``s`` saccades) at contrast ``c``, by eccentricity."""
+    return {
+        r["eccentricity"]: r
+        for r in result["records"]
+        if r["model"] == model and r["saccades"] == s and abs(r["contrast"] - c) < 1e-9
+    }
+
+
 def published_row(result: dict, model: str, s, c: float):
     """The published accuracies (per eccentricity of ``result``) of ``model`` at contrast ``c``
     after ``s`` saccades, or None."""
@@ -133,11 +142,7 @@ def markdown(result: dict) -> str:
             "|---|" + "---|" * (len(ecc) + 1),
         ]
         for name, s in series(result):
-            rows = {
-                r["eccentricity"]: r
-                for r in result["records"]
-                if r["model"] == name and r["saccades"] == s and abs(r["contrast"] - c) < 1e-9
-            }
+            rows = series_cells(result, name, s, c)
             if not rows:
                 continue
             acc = [rows[e]["accuracy"] if e in rows else math.nan for e in ecc]

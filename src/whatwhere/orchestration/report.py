@@ -405,7 +405,7 @@ def collect(results_dir: str | Path) -> dict:
 
 def _benchmark_blocks(name: str, d: dict, where_pub: dict, stn_pub: dict) -> list[dict]:
     from whatwhere.eval.metrics import wilson
-    from whatwhere.eval.reports import published_row, row_label, series
+    from whatwhere.eval.reports import published_row, row_label, series, series_cells
 
     ecc = d["eccentricities"]
     disp = d.get("display") or {}
@@ -442,11 +442,7 @@ def _benchmark_blocks(name: str, d: dict, where_pub: dict, stn_pub: dict) -> lis
     for c in d["contrasts"]:
         rows: list[list] = []
         for model, s in series(d):
-            recs = {
-                r["eccentricity"]: r
-                for r in d["records"]
-                if r["model"] == model and r["saccades"] == s and abs(r["contrast"] - c) < 1e-9
-            }
+            recs = series_cells(d, model, s, c)
             if not recs:
                 continue
             acc = [recs[e]["accuracy"] if e in recs else math.nan for e in ecc]
