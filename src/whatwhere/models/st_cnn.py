@@ -17,8 +17,8 @@ preset ``stn-tc``), and the CNN baseline they are compared with.
 What comes from the paper (as we recall it: **not checked against the paper or its appendix
 here**, which we could not consult; the error rates are from secondary transcriptions): the
 task (60×60, the digit translated, 6×6 crops of other digits as clutter; the number of crops is
-  the preset's assumption); the comparison of
-FCN / CNN / ST-FCN / ST-CNN with the transformer at the start of the network; an affine
+the preset's assumption); the comparison of FCN / CNN / ST-FCN / ST-CNN with the transformer at
+the start of the network; an affine
 transformer whose localisation network sees the whole input and is initialised to the identity;
 an output grid smaller than the input for TC (the transformer also downsamples); 10 softmax
 outputs, ReLU units; training with SGD.  Published errors (TC): FCN 13.2, CNN 3.5, ST-FCN 2.0,
