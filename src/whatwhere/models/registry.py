@@ -112,6 +112,7 @@ def _register_builtins() -> None:
     from whatwhere.models.ensemble import Ensemble
     from whatwhere.models.ram import RAM, ConvNet, FCNet
     from whatwhere.models.saccadic import SaccadicTransformer
+    from whatwhere.models.st_cnn import STCNN, TCConvNet, st_fcn
     from whatwhere.models.stn import ATN, STN28, STN128
     from whatwhere.models.what import WhatNet
     from whatwhere.models.where import Where
@@ -135,6 +136,10 @@ def _register_builtins() -> None:
     register_model("ram", 60)(RAM)
     register_model("fc", 60)(FCNet)
     register_model("conv", 60)(ConvNet)
+    # Jaderberg et al. 2015 (STN), translated cluttered MNIST (stn-tc): ST-CNN, ST-FCN, the CNN baseline
+    register_model("st_cnn", 60)(STCNN)
+    register_model("st_fcn", 60)(st_fcn)
+    register_model("cnn", 60)(TCConvNet)
 
 
 _register_builtins()
