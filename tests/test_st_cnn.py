@@ -56,14 +56,14 @@ def test_identity_theta_at_init_returns_the_resized_display(mnist_test, name):
     theta = m.localise(d.images)
     assert torch.equal(theta, torch.tensor([[1.0, 0, 0], [0, 1, 0]]).expand(8, 2, 3))
     # 30x30 of 60x60 at the identity: every output point lies between 4 pixels, a 2x2 average
-    torch.testing.assert_close(m.glimpse(d.images), F.avg_pool2d(d.images[:, None], 2), atol=1e-5, rtol=0)
+    torch.testing.assert_close(m.glimpse(d.images), F.avg_pool2d(d.images[:, None], 2), atol=5e-5, rtol=0)
     big = create_model(name, size=100)
-    x = torch.rand(4, 100, 100)
+    x = torch.rand(4, 100, 100, generator=torch.Generator().manual_seed(0))
     ref = F.interpolate(x[:, None], size=(30, 30), mode="bilinear", align_corners=False)
-    torch.testing.assert_close(big.glimpse(x), ref, atol=1e-5, rtol=0)
+    torch.testing.assert_close(big.glimpse(x), ref, atol=5e-5, rtol=0)
     # at the identity the same size gives the display back, black (pad 0) outside
     same = create_model(name, out=60)
-    torch.testing.assert_close(same.glimpse(d.images), d.images[:, None], atol=1e-5, rtol=0)
+    torch.testing.assert_close(same.glimpse(d.images), d.images[:, None], atol=5e-5, rtol=0)
     shifted = torch.tensor([[1.0, 0, 1.5], [0, 1, 0]]).expand(8, 2, 3)  # 3/4 of the view beyond the right edge
     assert float(same._view(d.images[:, None], shifted)[..., 40:].abs().max()) < 1e-6
 
