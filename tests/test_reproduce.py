@@ -82,6 +82,86 @@ def test_dry_run_prints_the_plan(tmp_path, capsys):
     assert "--digits 5" in text and not out.exists()
 
 
+def test_paper_plan_has_the_parameter_scans(tmp_path, capsys):
+    scans = rp.scan_sweeps("paper", tmp_path)
+    assert [s.name for s in scans] == ["default", "clutter", "sigma", "sf_0", "B_sf"]
+    assert [(s.key, s.values) for s in scans[1:]] == [("display.clutter", (0.5, 1.0)), ("display.sigma", (15, 47)),
+                                                     ("display.sf_0", (0.063, 0.159)), ("display.B_sf", (0.05, 0.2))]
+    runs = [r for s in scans for r in s.runs]
+    assert len(runs) == 27 and len({r.dir for r in runs}) == 27  # 9 points x 3 seeds
+    assert {r.recipe for r in runs} == {"where-scan"} and {r.seed for r in runs} == {2019, 2020, 2021}
+    assert scans[1].runs[0].dir == str(tmp_path / "scans" / "clutter" / "display.clutter=0.5-seed2019")
+    assert "display.clutter=0.5" in scans[1].runs[0].overrides and runs[0].eval == {"digits": 1000}
+    assert all(rp.scan_state(r.dir) == "new" for r in runs)
+    # the figure is the last step: every one-parameter scan, the default point beside them
+    models = {r: str(tmp_path / "runs" / r) for r in rp.trainings("paper")}
+    fig = rp.steps("paper", models, out=tmp_path, scans=scans)[-1]
+    assert fig.name == "scan-figure" and fig.argv[:2] == ("figures", "scan") and not fig.note
+    assert fig.argv[2:6] == tuple(str(tmp_path / "scans" / s) for s in ("clutter", "sigma", "sf_0", "B_sf"))
+    assert fig.argv[6:8] == ("--default", str(tmp_path / "scans" / "default"))
+    assert not any(s.name == "scan-figure" for s in rp.steps("paper", models, out=tmp_path))
+    from whatwhere.orchestration.sweep import recipe_value  # the default point of each panel of the figure
+
+    assert [recipe_value("where-scan", s.key) for s in scans[1:]] == [0.75, 30, 0.1, 0.1]
+    assert rp.scan_names("all") == rp.scan_names("paper") and rp.scan_names("stn-study") == ()
+    # --only: recipes and scans apart; the quick profile is where-scan's own (labelled, 10,000 displays)
+    assert rp.select("paper", ["scan-clutter"]) == () and rp.select_scans("paper", ["what"]) == ()
+    assert rp.select_scans("paper", ["scans"]) == rp.scan_names("paper")
+    with pytest.raises(UserError, match="not a scan of paper"):
+        rp.select_scans("paper", ["scan-contrast"])
+    from whatwhere.engine.recipe import load_recipe
+
+    quick = load_recipe("where-scan", profile="quick")
+    assert quick.train_limit * quick.total_epochs == 10000
+    assert {r.profile for s in rp.scan_sweeps("paper", tmp_path, profile="quick") for r in s.runs} == {"quick"}
+    # the dry run lists every scan run, then the figure; --no-scans leaves them out
+    out = tmp_path / "r"
+    assert main(["reproduce", "paper", "--dry-run", "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "scans (27 runs: 5 sweep(s) of where-scan x seeds 2019, 2020, 2021" in text
+    assert text.count(": to run") == 27 and f"  sigma (display.sigma = 15, 47) -> {out}/scans/sigma" in text
+    assert text.rstrip().splitlines()[-1].startswith(f"  [figure] whatwhere figures scan {out}/scans/clutter")
+    assert not out.exists()
+    assert main(["reproduce", "paper", "--dry-run", "--no-scans", "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "scans: none (--no-scans)" in text and "figures scan" not in text and "seed2019" not in text
+    assert main(["reproduce", "paper", "--dry-run", "--from-zoo", "--out", str(out)]) == 0
+    assert "scans: none (--from-zoo trains nothing)" in capsys.readouterr().out
+    assert main(["reproduce", "paper", "--dry-run", "--only", "scan-sigma", "--scan-seeds", "1", "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "trainings: none" in text and text.count(": to run") == 2 and "steps (1):" in text
+    assert main(["reproduce", "paper", "--only", "scan-nope", "--out", str(out)]) == 2
+    assert "not a scan of paper" in capsys.readouterr().err and not out.exists()
+
+
+@pytest.mark.mnist
+def test_tiny_scan_draws_its_figure_in_the_report(tmp_path, mnist_test, capsys):
+    # one parameter, 2 values, 1 seed, the quick profile cut to 100 displays: the scan figure and
+    # its table in the report
+    out = tmp_path / "scan"
+    args = ["reproduce", "paper", "--profile", "quick", "--set", "train_limit=100", "--set", "eval_digits=20",
+            "--set", "stages.*.epochs=1", "--only", "scan-clutter", "--scan-seeds", "1", "--digits", "2",
+            "--out", str(out), "--no-progress", "--poll", "0.2", "--max-jobs", "2"]
+    assert main(args) == 0
+    sweep_dir = out / "scans" / "clutter"
+    assert json.loads((sweep_dir / "sweep.json").read_text())["grid"] == {"display.clutter": [0.5, 1.0]}
+    for v in ("0.5", "1.0"):
+        assert "one_saccade_random" in json.loads((sweep_dir / f"display.clutter={v}-seed2019" / "metrics.json").read_text())
+    assert (out / "figures" / "scan.png").stat().st_size > 0
+    html, md = _check_report(out / "report", tables=2, images=1)
+    assert "## Parameter scans" in md and "![figures/scan.png](figures/figures__scan.png)" in md
+    assert "| display.clutter | 0.5 | 1 |" in md and "*~0.690*" in md and "*~0.366*" in md  # interpolated
+    assert "Profile `quick`: a quick, labelled pass of the scans" in md and "## Trainings" not in md
+    assert "| scans/clutter (2 run(s), training) | scan display.clutter | where-scan | quick |" in md
+    plan = json.loads((out / "plan.json").read_text())
+    assert sorted(r["run"] for r in plan["outcome"]["trainings"]) == [
+        "scans/clutter/display.clutter=0.5-seed2019", "scans/clutter/display.clutter=1.0-seed2019"]
+    assert [s["step"] for s in plan["outcome"]["steps"]] == ["scan-figure"]
+    capsys.readouterr()
+    assert main([*args, "--dry-run"]) == 0  # finished: skipped when called again
+    assert capsys.readouterr().out.count(": done, skipped") == 2
+
+
 def _check_report(report: Path, *, tables: int, images: int) -> tuple[str, str]:
     html, md = (report / "index.html").read_text(), (report / "report.md").read_text()
     assert html.count("<table>") >= tables and md.count("|---|") >= tables

@@ -143,7 +143,7 @@ def _scan(args) -> None:
     """The paper's parameter-scan figure from one-parameter sweeps, with the published values."""
     from whatwhere import viz
     from whatwhere.eval.published import WHERE_SCAN
-    from whatwhere.orchestration.sweep import aggregate
+    from whatwhere.orchestration.sweep import aggregate, recipe_value
 
     metric = args.metric or "one_saccade_random"
     default = None
@@ -151,9 +151,7 @@ def _scan(args) -> None:
         rep0 = aggregate(args.default)
         if rep0["grid"] or len(rep0["points"]) != 1:
             raise ValueError(f"--default {args.default}: expected a sweep without a grid")
-        from whatwhere.engine.recipe import read_recipe
-
-        default = (read_recipe(rep0["recipe"]), rep0["points"][0])
+        default = (rep0["recipe"], rep0["points"][0])
     panels = []
     for d in args.inputs:
         rep = aggregate(d)
@@ -163,10 +161,7 @@ def _scan(args) -> None:
         pts = [p for p in rep["points"] if metric in p["metrics"]]
         x0 = None
         if default is not None:
-            node: Any = default[0]
-            for part in key.split("."):
-                node = node.get(part) if isinstance(node, dict) else None
-            x0 = node
+            x0 = recipe_value(default[0], key)  # the recipe's value, else its display's (e.g. sf_0)
             if x0 is not None and metric in default[1]["metrics"]:
                 pts.append({**default[1], "values": {key: x0}})
         pts = sorted(pts, key=lambda p: p["values"][key])

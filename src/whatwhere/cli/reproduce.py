@@ -1,12 +1,13 @@
 """``whatwhere reproduce STUDY``: train a study's recipes, evaluate, benchmark, draw and report.
 
     whatwhere reproduce {paper, stn-study, standard-tasks, all} [--out DIR] [--profile NAME] [--from-zoo]
-                        [--digits N] [--executor local|slurm ...] [--dry-run]
+                        [--digits N] [--no-scans] [--scan-seeds N] [--executor local|slurm ...] [--dry-run]
 
-The study's plan (:mod:`whatwhere.orchestration.reproduce`): its trainings go through the sweep
-executors (finished runs are skipped, interrupted ones resumed), then its evaluations, benchmarks
-and figures run here, and the report (:mod:`whatwhere.orchestration.report`) ends the run:
-``DIR/report/index.html`` and ``DIR/report/report.md``.
+The study's plan (:mod:`whatwhere.orchestration.reproduce`): its trainings, then its parameter
+scans (the paper's), go through the sweep executors (finished runs are skipped, interrupted ones
+resumed), then its evaluations, benchmarks and figures run here, and the report
+(:mod:`whatwhere.orchestration.report`) ends the run: ``DIR/report/index.html`` and
+``DIR/report/report.md``.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ def cmd_reproduce(args) -> int:
     from whatwhere.orchestration import reproduce as rp
     from whatwhere.utils.provenance import command_line, utc_iso
 
-    check_args(args, positive=("digits", "max_jobs", "cpus_per_task", "time"), nonnegative=("gpus",))
+    check_args(args, positive=("digits", "max_jobs", "cpus_per_task", "time", "scan_seeds"), nonnegative=("gpus",))
     st = rp.study(args.study)
     if args.from_zoo and (args.profile or args.set):
         raise ValueError("--from-zoo trains nothing: --profile and --set apply to trainings only")
@@ -46,15 +47,45 @@ def cmd_reproduce(args) -> int:
     else:
         runs = rp.training_runs(st.name, out, profile=args.profile, overrides=args.set, only=only)
         models, skipped = {r.name: r.dir for r in runs}, []
-    plan_steps = rp.steps(st.name, models, digits=args.digits, out=out, curves=not args.from_zoo)
-    print(rp.plan_text(st.name, runs, plan_steps, from_zoo=args.from_zoo, models=models))
+    scans: list = []
+    scans_note = ""
+    if rp.scan_names(st.name):
+        if args.from_zoo:
+            scans_note = "--from-zoo trains nothing"
+        elif args.no_scans:
+            scans_note = "--no-scans"
+        else:
+            scans = rp.scan_sweeps(
+                st.name,
+                out,
+                profile=args.profile,
+                overrides=args.set,
+                seeds=args.scan_seeds,
+                only=only,
+                digits=args.digits,
+            )
+            scans_note = "" if scans else "--only names none (scans, scan-NAME)"
+    manifests = dict(executor=args.executor, command=command_line(args.argv), profile=args.profile)
+    rp.write_scan_manifests(scans, **manifests, dry_run=True)  # another sweep in the way: refused now
+    title = _scan_title(args, scans)
+    plan_steps = rp.steps(
+        st.name, models, digits=args.digits, out=out, curves=not args.from_zoo, scans=scans, title=title
+    )
+    print(
+        rp.plan_text(
+            st.name, runs, plan_steps, from_zoo=args.from_zoo, models=models, scans=scans, scans_note=scans_note
+        )
+    )
     if args.dry_run:
         return 0
     out.mkdir(parents=True, exist_ok=True)
+    rp.write_scan_manifests(scans, **manifests)
     payload = rp.plan_payload(
         st.name,
         runs,
         plan_steps,
+        scans,
+        scan_seeds=args.scan_seeds if scans else None,
         from_zoo=args.from_zoo,
         profile=args.profile,
         only=only,
@@ -68,24 +99,41 @@ def cmd_reproduce(args) -> int:
     )
     rp.write_plan(out, payload)
 
-    # 1. trainings
+    # 1. trainings, then the scans (one queue: the scans wait for the main trainings' free slots)
     failed_runs = []
-    if runs:
+    scan_runs = [(sc, r) for sc in scans for r in sc.runs]
+    if runs or scan_runs:
         todo = [asdict(r) for r in runs if rp.run_state(r.dir) != "done"]
+        todo_scans = [asdict(r) for _, r in scan_runs if rp.scan_state(r.dir) != "done"]
         print(f"trainings: {len(runs)} run(s), {len(runs) - len(todo)} already done")
+        if scan_runs:
+            print(f"scans: {len(scan_runs)} run(s), {len(scan_runs) - len(todo_scans)} already done")
         results = [{"run": r.name, "state": "done", "skipped": True} for r in runs if rp.run_state(r.dir) == "done"]
-        if todo:
+        scan_of = {r.name: sc.name for sc, r in scan_runs}
+        results += [
+            {"run": r.name, "state": "done", "skipped": True} for _, r in scan_runs if rp.scan_state(r.dir) == "done"
+        ]
+        if todo or todo_scans:
             try:
-                results += _train(args, todo, len(runs), out)
+                results += _train(
+                    args, todo + todo_scans, len(runs) + len(scan_runs), out, {s["dir"] for s in todo_scans}
+                )
             except KeyboardInterrupt:
                 print("interrupted; the same command resumes the trainings from their checkpoints", file=sys.stderr)
                 return 130
+        for r in results:  # a scan run by its sweep: scans/clutter/display.clutter=0.5-seed2019
+            if r["run"] in scan_of:
+                r["run"] = f"scans/{scan_of[r['run']]}/{r['run']}"
         failed_runs = [r for r in results if r["state"] == "failed"]
         payload["outcome"]["trainings"] = results
-        # the steps use the runs that have their final weights
+        # the steps use the runs that have their final weights, and the scans that have a finished run
         models = {r.name: (r.dir if rp.run_state(r.dir) == "done" else None) for r in runs}
         payload["skipped"] = [f"{r}: training failed, its steps are left out" for r in models if models[r] is None]
-        plan_steps = rp.steps(st.name, models, digits=args.digits, out=out, curves=True)
+        drawn = [sc for sc in scans if any(rp.scan_state(r.dir) == "done" for r in sc.runs)]
+        payload["skipped"] += [
+            f"scans/{sc.name}: no run finished, left out of the figure" for sc in scans if sc not in drawn
+        ]
+        plan_steps = rp.steps(st.name, models, digits=args.digits, out=out, curves=True, scans=drawn, title=title)
         payload["steps"] = [asdict(s) for s in plan_steps]
 
     # 2. evaluations, benchmarks, figures
@@ -124,18 +172,34 @@ def cmd_reproduce(args) -> int:
     payload["wall_time_s"] = round(time.perf_counter() - t_start, 1)
     rp.write_plan(out, payload)
     report = write_report(out, out / "report")
+    failed_scans = sum(str(r["run"]).startswith("scans/") for r in failed_runs)
     print(
-        f"{st.name}: {len(runs)} training(s) ({len(failed_runs)} failed), {len(plan_steps)} step(s) "
-        f"({bad_steps} failed) in {payload['wall_time_s']:.0f} s"
+        f"{st.name}: {len(runs)} training(s) ({len(failed_runs) - failed_scans} failed), "
+        + (f"{len(scan_runs)} scan run(s) ({failed_scans} failed), " if scan_runs else "")
+        + f"{len(plan_steps)} step(s) ({bad_steps} failed) in {payload['wall_time_s']:.0f} s"
     )
     print(f"report: {report / 'index.html'} and {report / 'report.md'}")
     return 1 if failed_runs or bad_steps else 0
 
 
-def _train(args, todo: list[dict], total: int, out: Path) -> list[dict]:
-    """Run the training jobs with the sweep's executors (local processes or Slurm)."""
+def _scan_title(args, scans) -> str:
+    from whatwhere.orchestration.reproduce import SCAN_RECIPE
+
+    if not scans:
+        return ""
+    seeds = len({r.seed for r in scans[0].runs})
+    budget = f"profile {args.profile}, a quick labelled pass" if args.profile else "reduced, labelled budget"
+    return f"Parameter scans of the What/Where paper: {SCAN_RECIPE} ({budget}), {seeds} seed(s) per point"
+
+
+def _train(args, todo: list[dict], total: int, out: Path, scan_dirs=frozenset()) -> list[dict]:
+    """Run the training jobs with the sweep's executors (local processes or Slurm): a study's
+    training (:func:`~whatwhere.orchestration.reproduce.train_point`) or, for a run in
+    ``scan_dirs``, a scan run (the sweep's job, :func:`~whatwhere.orchestration.sweep.run_point`:
+    train, then evaluate)."""
     from whatwhere.cli.sweep import _executor
     from whatwhere.orchestration.reproduce import run_trainings, train_point
+    from whatwhere.orchestration.sweep import run_point
     from whatwhere.utils.device import free_cores
 
     os.environ["OMP_NUM_THREADS"] = str(args.cpus_per_task)  # the jobs' threads (read when they start)
@@ -151,7 +215,7 @@ def _train(args, todo: list[dict], total: int, out: Path) -> list[dict]:
         print(f"Slurm executor: {len(todo)} job(s); logs in {out / 'submitit'}")
     return run_trainings(
         todo,
-        lambda spec: executor.submit(train_point, spec),
+        lambda spec: executor.submit(run_point if spec["dir"] in scan_dirs else train_point, spec),
         max_jobs=limit,
         total=total,
         progress=not args.no_progress,
@@ -170,7 +234,9 @@ def add_parser(sub) -> None:
         description="Reproduce a study: train its packaged recipes (through the sweep executors; "
         "finished runs are skipped, interrupted ones resumed), run its evaluations, "
         "benchmarks and figures, and write DIR/report/index.html and report.md with "
-        "every table against the published values. Studies: "
+        "every table against the published values. The paper study also runs the paper's "
+        "parameter scans (default point; clutter, sigma, sf_0, B_sf at two values each; 3 seeds: "
+        "27 runs of where-scan, about 5 min each on one core; --no-scans leaves them out). Studies: "
         + "; ".join(f"{s.name}: {', '.join(s.recipes)}" for s in STUDIES.values())
         + ".",
     )
@@ -193,9 +259,19 @@ def add_parser(sub) -> None:
         action="append",
         default=[],
         metavar="RECIPE[,RECIPE]",
-        help="only these recipes of the study (and the steps that use them); repeatable",
+        help="only these recipes of the study (and the steps that use them); `scans` or "
+        "scan-NAME (paper: scan-default, scan-clutter, scan-sigma, scan-sf_0, scan-B_sf) for its "
+        "parameter scans; repeatable",
     )
     p.add_argument("--from-zoo", action="store_true", help="train nothing: evaluate and benchmark the shipped models")
+    p.add_argument(
+        "--no-scans",
+        action="store_true",
+        help="paper: leave out the parameter scans (27 runs of where-scan, about 5 min each on one core)",
+    )
+    p.add_argument(
+        "--scan-seeds", type=int, default=3, help="paper: seeds per point of the parameter scans (default 3)"
+    )
     p.add_argument(
         "--digits",
         type=int,

@@ -210,6 +210,28 @@ WHERE_SCAN: dict[str, Any] = {
 }
 
 
+def where_scan_published(key: str | None, x=None) -> tuple[float, bool] | None:
+    """The published scan accuracy of ``key`` (a recipe key of :data:`WHERE_SCAN`) at ``x``, or of the
+    default point (``key`` None): ``(accuracy, interpolated)``.  A value the paper did not scan is
+    interpolated linearly between its two neighbours (``interpolated`` True); None outside the
+    published range or for a key it did not scan."""
+    if key is None:
+        return float(WHERE_SCAN["default"]), False
+    table = WHERE_SCAN["scans"].get(key)
+    if not table or x is None:
+        return None
+    xs = sorted(table)
+    x = float(x)
+    for k in xs:
+        if abs(k - x) <= 1e-9 * max(1.0, abs(x)):
+            return float(table[k]), False
+    for lo, hi in zip(xs, xs[1:], strict=False):
+        if lo < x < hi:
+            t = (x - lo) / (hi - lo)
+            return float(table[lo] + t * (table[hi] - table[lo])), True
+    return None
+
+
 # Mnih, Heess, Graves & Kavukcuoglu 2014, "Recurrent Models of Visual Attention" (NIPS), table 2:
 # test error of RAM on the standard translated / cluttered MNIST tasks (the values quoted by the
 # packaged recipes; the FC and convolutional baselines of table 2b are not recorded here).

@@ -8,6 +8,10 @@ files, e.g. the repository's ``results/``):
 * ``central.json`` (``whatwhere eval central``): central and general accuracy;
 * ``accuracy_map.json`` (``whatwhere eval accuracy-map``): the radial profile of the shift-accuracy map;
 * ``benchmark.json`` (``whatwhere benchmark``): one table per contrast, model × eccentricity;
+* parameter scans (``sweep.json`` of a sweep over at most one key whose runs report
+  ``one_saccade_random``, e.g. ``whatwhere reproduce paper``'s ``scans/``): one row per scanned
+  value, the mean over seeds beside the published scan (:data:`~whatwhere.eval.published.WHERE_SCAN`),
+  and the scan figure (``scan*.png``) under them; their runs are not listed among the trainings;
 * every figure (``*.png``).
 
 Every number stands beside its published value (:mod:`whatwhere.eval.published`) with the
@@ -162,10 +166,13 @@ def collect(results_dir: str | Path) -> dict:
         and isinstance(d.get("contrasts"), list)
     ]
     figures = _figures(root)
-    if not (runs or centrals or maps or benches or figures):
+    scans = _scans(root)
+    scan_dirs = {Path(sc["dir"]) for sc in scans}
+    runs = [(p, d) for p, d in runs if p.parent.parent not in scan_dirs]  # a scan's runs: in its table
+    if not (runs or centrals or maps or benches or figures or scans):
         raise UserError(
             f"{root}: no results to report (no run.json, central.json, accuracy_map.json, "
-            f"benchmark.json or figure under it)"
+            f"benchmark.json, sweep.json or figure under it)"
         )
     rel = lambda p: str(Path(p).relative_to(root))  # noqa: E731
     title = plan.get("title") or f"Results of {root.resolve().name}"
@@ -368,6 +375,14 @@ def collect(results_dir: str | Path) -> dict:
                 o.setdefault("precision", _origin(spec).get("precision") if spec else None)
                 made.append(_made_row(rel(p), label, o, d))
 
+    if scans:
+        scan_figs = [
+            f for f in figures if f.parent.name == "figures" and (f.stem == "scan" or f.stem.startswith("scan_"))
+        ]
+        figures = [f for f in figures if f not in scan_figs]
+        blocks += _scan_blocks(scans, plan, [{"type": "figure", "path": f, "caption": rel(f)} for f in scan_figs])
+        made += [_scan_made_row(rel(Path(sc["dir"])), sc) for sc in scans]
+
     if figures:
         blocks.append({"type": "h2", "text": "Figures"})
         for f in figures:
@@ -401,6 +416,150 @@ def collect(results_dir: str | Path) -> dict:
             },
         ]
     return {"title": title, "blocks": blocks, "figures": figures}
+
+
+_SCAN_METRIC = "one_saccade_random"
+
+
+def _scans(root: Path) -> list[dict]:
+    """The parameter scans under ``root``: sweeps over at most one key whose runs report
+    :data:`_SCAN_METRIC`, each ``{"dir", "key", "manifest", "report"}`` (:func:`aggregate`), the
+    default point (no key) first, then the published scan's order of parameters."""
+    from whatwhere.eval.published import WHERE_SCAN
+    from whatwhere.orchestration.sweep import aggregate
+
+    found = []
+    for path in _files(root, "sweep.json"):
+        manifest = _read(path)
+        if not manifest or not isinstance(manifest.get("grid"), dict) or len(manifest["grid"]) > 1:
+            continue
+        try:
+            rep = aggregate(path.parent)
+        except (OSError, ValueError, TypeError, KeyError, UserError):
+            continue  # a sweep being written or a foreign one: not a scan of this report
+        if not any(_SCAN_METRIC in pt["metrics"] for pt in rep["points"]) and rep["recipe"] != "where-scan":
+            continue  # not a scan of a Where model (or one of where-scan with nothing finished yet)
+        key = next(iter(manifest["grid"]), None)
+        found.append({"dir": str(path.parent), "key": key, "manifest": manifest, "report": rep})
+    order = list(WHERE_SCAN["scans"])
+    return sorted(found, key=lambda sc: (sc["key"] is not None, order.index(sc["key"]) if sc["key"] in order else 99))
+
+
+def _scan_blocks(scans: list[dict], plan: dict, figures: list[dict]) -> list[dict]:
+    from whatwhere.eval.published import WHERE_SCAN, where_scan_published
+
+    def stat(pt):
+        return (pt or {}).get("metrics", {}).get(_SCAN_METRIC)
+
+    base = next((sc for sc in scans if sc["key"] is None), None)
+    ours0 = stat(base["report"]["points"][0]) if base and base["report"]["points"] else None
+    pub0 = float(WHERE_SCAN["default"])
+    rows = []
+    profiles, digits = set(), set()
+    for sc in scans:
+        m = sc["manifest"]
+        profiles.add(m.get("profile"))
+        digits |= {(r.get("eval") or {}).get("digits", 500) for r in m.get("runs", [])}
+        points = sorted(sc["report"]["points"], key=lambda pt: pt["values"].get(sc["key"], 0) if sc["key"] else 0)
+        for pt in points:
+            x = pt["values"].get(sc["key"]) if sc["key"] else None
+            st = stat(pt)
+            pub = where_scan_published(sc["key"], x)
+            n_dig = max((r.get("eval") or {}).get("digits", 500) for r in m.get("runs", [{}]))
+            cells: list = [sc["key"] or "default point", "—" if x is None else f"{x:g}", str(len(pt["seeds"]))]
+            if st is None:
+                cells += ["—", "—"]
+            else:
+                cells.append(_f(st["mean"]) + ("" if st["sd"] is None else f" ± {st['sd']:.3f}"))
+                cells.append("—" if st["ci95"] is None else f"[{st['ci95'][0]:.3f}, {st['ci95'][1]:.3f}]")
+            if pub is None:
+                cells += ["—", "—"]
+            else:
+                cells.append(_em(("~" if pub[1] else "") + _f(pub[0])))
+                if st is None:
+                    cells.append("—")
+                else:
+                    d = st["mean"] - pub[0]
+                    half = 0.0 if st["ci95"] is None else (st["ci95"][1] - st["ci95"][0]) / 2
+                    tol = max(tolerance(st["mean"], n_dig * len(pt["seeds"]), pub[0], None), half)
+                    cells.append({"text": f"{d:+.3f}", "flag": abs(d) > tol})
+            if sc["key"] is None or st is None or ours0 is None:
+                cells.append("—")
+            else:
+                cells.append(f"{st['mean'] - ours0['mean']:+.3f}")
+            cells.append("—" if sc["key"] is None or pub is None else _em(f"{pub[0] - pub0:+.3f}"))
+            rows.append(cells)
+        if sc["report"]["missing"]:
+            rows.append(
+                [sc["key"] or "default point", "", "", f"not finished: {len(sc['report']['missing'])} run(s)"]
+                + [""] * 5
+            )
+    profile = next(iter(profiles - {None}), None)
+    recipe = scans[0]["manifest"].get("recipe", "?")
+    text = (
+        f"The What/Where paper's parameter scans ({WHERE_SCAN['source']}): one Where network per "
+        f"value and seed (`{recipe}`: a labelled reduced training budget, below the paper's), scored by "
+        f"its accuracy after one saccade on displays of its own training distribution "
+        f"({', '.join(map(str, sorted(digits)))} digits per run). Ours: mean ± sd over the seeds "
+        f"[95 % t interval]; *published*: one run per value, ~ interpolated linearly between the two "
+        f"published values around it; Δ = ours − published, **bold** (red) when beyond both the "
+        f"binomial tolerance and the seeds' 95 % half-width. The reduced budget lowers every accuracy: "
+        f"compare the change from the default point (ours − default) with the published one."
+    )
+    blocks: list[dict] = [{"type": "h2", "text": "Parameter scans"}, {"type": "p", "text": text}]
+    if profile:
+        blocks.append(
+            {
+                "type": "p",
+                "text": f"**Profile `{profile}`: a quick, labelled pass of the scans; its numbers are not "
+                f"comparable with the published ones.**",
+            }
+        )
+    blocks.append(
+        {
+            "type": "table",
+            "header": [
+                "parameter",
+                "value",
+                "seeds",
+                "ours",
+                "95 % interval",
+                "published",
+                "Δ",
+                "ours − default",
+                "published − default",
+            ],
+            "rows": rows,
+        }
+    )
+    return blocks + figures
+
+
+def _scan_made_row(result: str, sc: dict) -> list:
+    """One "made by" row per scan: its recipe, profile, seeds, the commit and hardware of its runs
+    and their summed training time."""
+    recs = [
+        _read(Path(sc["dir"]) / r["name"] / "run.json") or {}
+        for r in sc["manifest"].get("runs", [])
+        if isinstance(r, dict) and "name" in r
+    ]
+    recs = [r for r in recs if r]
+    sits = [(r.get("sittings") or [{}])[-1] for r in recs]
+    commits = sorted({str(x.get("git_commit")) for x in sits if x.get("git_commit")})
+    hardware = sorted({str(x.get("hardware")) for x in sits if x.get("hardware")})
+    seeds = sc["manifest"].get("seeds") or []
+    wall = sum(float(r.get("wall_time_s") or 0) for r in recs) if recs else None
+    origin = {
+        "recipe": sc["manifest"].get("recipe"),
+        "profile": sc["manifest"].get("profile"),
+        "precision": (recs[0].get("precision") or "fp32") if recs else None,
+        "seed": ", ".join(map(str, seeds)) or None,
+        "commit": ", ".join(commits) or None,
+    }
+    payload = {"git_commit": ", ".join(commits) or None, "hardware": "; ".join(hardware) or None}
+    return _made_row(
+        f"{result} ({len(recs)} run(s), training)", f"scan {sc['key'] or 'default'}", origin, payload, wall=wall
+    )
 
 
 def _benchmark_blocks(name: str, d: dict, where_pub: dict, stn_pub: dict) -> list[dict]:

@@ -6,6 +6,7 @@ the same commands the former ``scripts/reproduce_*.sh`` ran).  A reproduction is
 
     OUT/plan.json                 the study, its options and the plan (rewritten at every call)
     OUT/runs/<recipe>/            one training run per recipe (``whatwhere train``'s run directory)
+    OUT/scans/<scan>/             the study's parameter scans: one ``whatwhere sweep`` directory each
     OUT/results/<name>/           the evaluations and benchmarks (central.json, benchmark.json, ...)
     OUT/figures/*.png             the figures
     OUT/report/                   index.html and report.md (:mod:`whatwhere.orchestration.report`)
@@ -17,6 +18,14 @@ resumes one that has a checkpoint, and trains the others; it does not evaluate (
 job, :func:`~whatwhere.orchestration.sweep.run_point`, evaluates with the sweep metrics, which do not apply
 to every study's displays): the study's steps do.  ``--from-zoo`` trains nothing and runs the
 steps on the shipped models instead.
+
+The paper study also runs the parameter scans of the What/Where paper (:data:`SCANS`): the default
+point and one-parameter scans of ``where-scan`` (a labelled reduced budget), 3 seeds per point, as
+sweeps (:func:`scan_sweeps`: ``OUT/scans/<scan>/sweep.json`` and one run per point and seed, whose
+job is the sweep's own :func:`~whatwhere.orchestration.sweep.run_point`: train, then evaluate).
+They queue after the main trainings, through the same executors; a run whose ``metrics.json``
+exists is skipped, one with a checkpoint resumed.  The scan figure (``whatwhere figures scan``)
+is the study's last step.
 """
 
 from __future__ import annotations
@@ -24,6 +33,7 @@ from __future__ import annotations
 import json
 import time
 import traceback
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, cast
@@ -41,6 +51,15 @@ __all__ = [
     "run_state",
     "missing_profile",
     "select",
+    "Scan",
+    "SCANS",
+    "SCAN_RECIPE",
+    "SCAN_SEEDS",
+    "scan_names",
+    "select_scans",
+    "scan_sweeps",
+    "scan_state",
+    "write_scan_manifests",
     "steps",
     "train_point",
     "run_trainings",
@@ -102,8 +121,27 @@ STUDIES["all"] = Study(
 )
 
 #: Digits per cell (or per evaluation) of each kind of step when ``--digits`` is not given: the
-#: counts of the former scripts (and of the published tables).
-DEFAULT_DIGITS = {"central": 10000, "map": 10000, "benchmark": 1000}
+#: counts of the former scripts (and of the published tables); ``scan``: the digits each scan run is
+#: evaluated on (the sweep's evaluation: accuracy after one saccade, and the eccentricity benchmark).
+DEFAULT_DIGITS = {"central": 10000, "map": 10000, "benchmark": 1000, "scan": 1000}
+
+#: The recipe of the parameter scans (a labelled reduced Where budget) and the seeds per point.
+SCAN_RECIPE = "where-scan"
+SCAN_SEEDS = 3
+
+#: The parameter scans of a study: (scan name, recipe key or None for the default point, values).
+#: The paper's: the default point (clutter 0.75, sigma 30, sf_0 0.1, B_sf 0.1) and two values on
+#: either side of it for each of four display parameters (Daucé, Albiges & Perrinet 2020, Fig.
+#: "params"; the published values are :data:`whatwhere.eval.published.WHERE_SCAN`).
+SCANS: dict[str, tuple[tuple[str, str | None, tuple], ...]] = {
+    "paper": (
+        ("default", None, ()),
+        ("clutter", "display.clutter", (0.5, 1.0)),
+        ("sigma", "display.sigma", (15, 47)),
+        ("sf_0", "display.sf_0", (0.063, 0.159)),
+        ("B_sf", "display.B_sf", (0.05, 0.2)),
+    ),
+}
 
 
 def study(name: str) -> Study:
@@ -125,15 +163,51 @@ def missing_profile(recipes, profile: str) -> list[str]:
     return [r for r in recipes if profile not in (read_recipe(r).get("profiles") or {})]
 
 
+def _is_scan(item: str) -> bool:
+    return item == "scans" or item.startswith("scan-")
+
+
 def select(name: str, only=None) -> tuple[str, ...]:
-    """The study's recipes, or those of ``only`` (which must belong to it), in the study's order."""
+    """The study's recipes, or those of ``only`` (which must belong to it), in the study's order.
+    ``only`` may also name scans (``scans``, ``scan-NAME``: :func:`select_scans`); an ``only``
+    that names nothing but scans selects no recipe."""
     recipes = trainings(name)
     if not only:
         return recipes
-    foreign = [r for r in only if r not in recipes]
+    named = [r for r in only if not _is_scan(r)]
+    foreign = [r for r in named if r not in recipes]
     if foreign:
-        raise UserError(f"--only {','.join(foreign)}: not a recipe of {name} ({', '.join(recipes)})")
-    return tuple(r for r in recipes if r in only)
+        scans = scan_names(name)
+        also = f"; or the scans: scans, {', '.join(f'scan-{s}' for s in scans)}" if scans else ""
+        raise UserError(f"--only {','.join(foreign)}: not a recipe of {name} ({', '.join(recipes)}{also})")
+    return tuple(r for r in recipes if r in named)
+
+
+def scan_names(name: str) -> tuple[str, ...]:
+    """The names of a study's parameter scans (those of its parts for ``all``), in order."""
+    st = study(name)
+    parts = st.parts or (st.name,)
+    return tuple(dict.fromkeys(s for p in parts for s, _, _ in SCANS.get(p, ())))
+
+
+def select_scans(name: str, only=None) -> tuple[str, ...]:
+    """The scans of ``only`` (``scans``: all of them, ``scan-NAME``: one), all of the study's when
+    ``only`` is empty, none when it names recipes only.
+
+    Raises:
+        UserError: a scan the study does not have (the message lists its scans).
+    """
+    scans = scan_names(name)
+    if not only:
+        return scans
+    if "scans" in only:
+        return scans
+    named = [r[len("scan-") :] for r in only if r.startswith("scan-")]
+    foreign = [s for s in named if s not in scans]
+    if foreign:
+        have = ", ".join(f"scan-{s}" for s in scans) or "none"
+        raise UserError(f"--only {','.join('scan-' + s for s in foreign)}: not a scan of {name} (its scans: {have})")
+    return tuple(s for s in scans if s in named)
 
 
 def training_runs(
@@ -160,6 +234,96 @@ def training_runs(
     return runs
 
 
+@dataclass(frozen=True)
+class Scan:
+    """One parameter scan of a study: a sweep of :data:`SCAN_RECIPE` over one key (none for the
+    default point), in ``dir``, with its validated runs (one per value and seed)."""
+
+    name: str
+    key: str | None
+    values: tuple
+    dir: str
+    runs: tuple[sweep.SweepRun, ...]
+
+    @property
+    def grid(self) -> dict:
+        return {self.key: list(self.values)} if self.key else {}
+
+
+def scan_sweeps(
+    name: str,
+    out: str | Path,
+    *,
+    profile: str | None = None,
+    overrides=(),
+    seeds: int = SCAN_SEEDS,
+    only=None,
+    digits: int | None = None,
+) -> list[Scan]:
+    """The study's parameter scans (or those of ``only``), each a sweep in ``OUT/scans/<scan>`` whose
+    runs are validated (:func:`~whatwhere.orchestration.sweep.expand`) and evaluated on ``digits``
+    digits (default :data:`DEFAULT_DIGITS` ``["scan"]``).
+
+    Raises:
+        UserError: ``profile`` is not defined by :data:`SCAN_RECIPE`, or ``only`` names a scan the
+            study lacks.
+        GridError: the recipe does not accept ``overrides`` at some point of a scan.
+    """
+    chosen = select_scans(name, only)
+    if not chosen:
+        return []
+    if profile is not None and missing_profile([SCAN_RECIPE], profile):
+        raise UserError(
+            f"profile {profile!r} is not defined by {SCAN_RECIPE}, the recipe of {name}'s parameter scans; no "
+            f"run is started (use a profile it defines, or --no-scans)"
+        )
+    st = study(name)
+    table = {s: (k, v) for p in (st.parts or (st.name,)) for s, k, v in SCANS.get(p, ())}
+    ev = {"digits": int(digits if digits is not None else DEFAULT_DIGITS["scan"])}
+    result = []
+    for s in chosen:
+        key, values = table[s]
+        d = Path(out) / "scans" / s
+        grid = {key: list(values)} if key else {}
+        runs = sweep.expand(SCAN_RECIPE, grid, seeds, profile=profile, overrides=list(overrides), out=d)
+        result.append(Scan(s, key, tuple(values), str(d), tuple(replace(r, eval=ev) for r in runs)))
+    return result
+
+
+def scan_state(run_dir: str | Path) -> str:
+    """A scan run's state: ``done`` (evaluated: ``metrics.json``), ``evaluate`` (trained, not yet
+    evaluated), ``resume`` (a checkpoint) or ``new``."""
+    d = Path(run_dir)
+    if (d / "metrics.json").is_file():
+        return "done"
+    if (d / "model.safetensors").is_file():
+        return "evaluate"
+    if (d / "checkpoints" / "latest.json").is_file():
+        return "resume"
+    return "new"
+
+
+def write_scan_manifests(scans: list[Scan], *, executor: str, command: str, profile: str | None, dry_run=False):
+    """Each scan's ``sweep.json`` (:func:`~whatwhere.orchestration.sweep.write_manifest`), so that
+    ``whatwhere sweep report`` and ``figures scan`` read it; ``dry_run``: only check that an
+    existing one holds the same sweep (a ValueError otherwise, before anything runs)."""
+    for sc in scans:
+        d = Path(sc.dir)
+        if not dry_run:
+            d.mkdir(parents=True, exist_ok=True)
+        sweep.write_manifest(
+            d,
+            recipe=SCAN_RECIPE,
+            grid=sc.grid,
+            seeds=sorted({r.seed for r in sc.runs}),
+            runs=list(sc.runs),
+            executor=executor,
+            command=command,
+            profile=profile,
+            dry_run=dry_run,
+        )
+
+
 def run_state(run_dir: str | Path) -> str:
     """``done`` (final weights present), ``resume`` (a checkpoint), or ``new``."""
     d = Path(run_dir)
@@ -178,7 +342,14 @@ def _digits(digits: int | None, kind: str) -> str:
 
 
 def steps(
-    name: str, models: dict[str, str | None], *, digits: int | None = None, out: str | Path = ".", curves: bool = True
+    name: str,
+    models: dict[str, str | None],
+    *,
+    digits: int | None = None,
+    out: str | Path = ".",
+    curves: bool = True,
+    scans: Sequence[Scan] = (),
+    title: str = "",
 ) -> list[Step]:
     """The evaluations, benchmarks and figures of a study.
 
@@ -188,12 +359,15 @@ def steps(
             without it (its note says so).
         digits: MNIST-test digits per cell of every step (default :data:`DEFAULT_DIGITS`).
         curves: add each run's training curves (for trained runs, not zoo models).
+        scans: the parameter scans to draw (:func:`scan_sweeps`; those with a finished run): the
+            last step is their figure, when one of them scans a parameter.
+        title: the scan figure's title.
     """
     st = study(name)
     if st.parts:
         seen, out_steps = set(), []
         for part in st.parts:
-            for s in steps(part, models, digits=digits, out=out, curves=curves):
+            for s in steps(part, models, digits=digits, out=out, curves=curves, scans=scans, title=title):
                 if s.name not in seen:
                     seen.add(s.name)
                     out_steps.append(s)
@@ -337,6 +511,28 @@ def steps(
                         outputs=(str(fig / f"curves_{r}.png"),),
                     )
                 )
+    own = [sc for sc in scans if sc.name in {n for n, _, _ in SCANS.get(name, ())}]
+    panels = [sc for sc in own if sc.key]
+    if panels:
+        default = next((sc for sc in own if not sc.key), None)
+        result.append(
+            Step(
+                "scan-figure",
+                "figure",
+                (
+                    "figures",
+                    "scan",
+                    *(sc.dir for sc in panels),
+                    *(("--default", default.dir) if default else ()),
+                    "--out",
+                    str(fig / "scan.png"),
+                    *(("--title", title) if title else ()),
+                ),
+                (SCAN_RECIPE,),
+                "" if default else "without the default point (not run or not finished)",
+                outputs=(str(fig / "scan.png"),),
+            )
+        )
     return result
 
 
@@ -503,9 +699,17 @@ def run_trainings(
 
 
 def plan_text(
-    name: str, runs: list[sweep.SweepRun], plan_steps: list[Step], *, from_zoo: bool, models: dict | None = None
+    name: str,
+    runs: list[sweep.SweepRun],
+    plan_steps: list[Step],
+    *,
+    from_zoo: bool,
+    models: dict | None = None,
+    scans: Sequence[Scan] = (),
+    scans_note: str = "",
 ) -> str:
-    """The plan as text (``--dry-run``): every training with its state, then every step's command."""
+    """The plan as text (``--dry-run``): every training with its state, every scan run with its
+    state, then every step's command.  ``scans_note``: why there are none (e.g. ``--no-scans``)."""
     import shlex
 
     st = study(name)
@@ -519,6 +723,8 @@ def plan_text(
             + (f"; not shipped: {', '.join(absent)}" if absent else "")
             + ")"
         )
+    elif not runs:
+        lines.append("trainings: none (--only names none of the study's recipes)")
     else:
         lines.append(f"trainings ({len(runs)}):")
         for r in runs:
@@ -529,6 +735,25 @@ def plan_text(
             extra = f" --profile {r.profile}" if r.profile else ""
             extra += "".join(f" --set {o}" for o in r.overrides if not o.startswith("seed="))
             lines.append(f"  {r.name}: {what} -> {r.dir}{extra}")
+    if scans:
+        n = sum(len(sc.runs) for sc in scans)
+        seeds = sorted({r.seed for sc in scans for r in sc.runs})
+        first = scans[0].runs[0]
+        extra = f", --profile {first.profile}" if first.profile else ""
+        extra += "".join(f", --set {o}" for o in first.overrides[: -1 - len(scans[0].grid)])
+        lines.append(
+            f"scans ({n} runs: {len(scans)} sweep(s) of {SCAN_RECIPE} x seeds {', '.join(map(str, seeds))}; "
+            f"{first.eval.get('digits')} digits per evaluation{extra}):"
+        )
+        label = {"done": "done, skipped", "evaluate": "trained, to evaluate"}
+        label.update(resume="interrupted, resumes from its checkpoint", new="to run")
+        for sc in scans:
+            what = f"{sc.key} = {', '.join(map(str, sc.values))}" if sc.key else "the default point"
+            lines.append(f"  {sc.name} ({what}) -> {sc.dir}")
+            for r in sc.runs:
+                lines.append(f"    {r.name}: {label[scan_state(r.dir)]}")
+    elif scans_note:
+        lines.append(f"scans: none ({scans_note})")
     lines.append(f"steps ({len(plan_steps)}):")
     for s in plan_steps:
         lines.append(f"  [{s.kind}] whatwhere {shlex.join(s.argv)}" + (f"  ({s.note})" if s.note else ""))
@@ -542,13 +767,18 @@ def write_plan(out: Path, payload: dict) -> Path:
     return write_json(Path(out) / "plan.json", payload)
 
 
-def plan_payload(name: str, runs, plan_steps, **extra) -> dict:
+def plan_payload(name: str, runs, plan_steps, scans=(), **extra) -> dict:
     st = study(name)
     return {
         "study": name,
         "title": st.title,
         "recipes": list(st.recipes),
         "trainings": [asdict(r) for r in runs],
+        "scans": [
+            {"name": sc.name, "recipe": SCAN_RECIPE, "key": sc.key, "values": list(sc.values), "dir": sc.dir}
+            | {"runs": [r.name for r in sc.runs]}
+            for sc in scans
+        ],
         "steps": [asdict(s) for s in plan_steps],
         **extra,
     }

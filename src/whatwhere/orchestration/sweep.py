@@ -29,7 +29,7 @@ import traceback
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import yaml
 
@@ -41,7 +41,17 @@ from whatwhere.utils.io import read_json
 if TYPE_CHECKING:
     from whatwhere.retina import Retina
 
-__all__ = ["GridError", "SweepRun", "parse_grid", "expand", "run_point", "aggregate", "t_quantile", "evaluate_run"]
+__all__ = [
+    "GridError",
+    "SweepRun",
+    "parse_grid",
+    "expand",
+    "recipe_value",
+    "run_point",
+    "aggregate",
+    "t_quantile",
+    "evaluate_run",
+]
 
 
 class GridError(ValueError):
@@ -145,6 +155,20 @@ def expand(
                 )
             )
     return runs
+
+
+def recipe_value(recipe: str, key: str, *, profile: str | None = None):
+    """The value of the dotted ``key`` in ``recipe`` (e.g. the default point of a scan): as the recipe
+    file says, else, for a ``display.*`` key, the display its last stage trains on (the preset's
+    value, e.g. ``display.sf_0``); None when neither has it."""
+    from whatwhere.engine.recipe import load_recipe, read_recipe
+
+    node: Any = read_recipe(recipe)
+    for part in key.split("."):
+        node = node.get(part) if isinstance(node, dict) else None
+    if node is None and key.startswith("display.") and key.count(".") == 1:
+        node = getattr(load_recipe(recipe, profile=profile).stages[-1].display, key.split(".")[1], None)
+    return node
 
 
 # ------------------------------------------------------------------------------------ the job
