@@ -24,8 +24,10 @@ TINY = ["--profile", "quick", "--set", "train_limit=200", "--set", "eval_digits=
 def test_study_plans(tmp_path):
     assert rp.trainings("paper") == ("what", "where-c0.7", "where-c0.5-ft", "where-c0.3-ft")
     assert rp.trainings("stn-study") == ("stn28", "stn128", "atn", "polo_atn", "polo_atn85", "conv_polo_atn")
-    assert rp.trainings("standard-tasks") == ("ram60-cluttered", "ram60-translated", "ram100-cluttered",
-                                              "fc60-cluttered", "conv60-cluttered")
+    assert set(rp.trainings("standard-tasks")) == {"ram60-cluttered", "ram60-translated", "ram100-cluttered",
+                                                   "fc60-cluttered", "conv60-cluttered", "saccadic60-cluttered",
+                                                   "saccadic100-cluttered", "fcn-tc", "cnn-tc", "st-fcn-tc",
+                                                   "st-cnn-tc"}
     assert rp.trainings("all") == rp.trainings("paper") + rp.trainings("stn-study") + rp.trainings("standard-tasks")
     runs = rp.training_runs("paper", tmp_path)
     assert [r.name for r in runs] == list(rp.trainings("paper"))
@@ -44,8 +46,10 @@ def test_study_plans(tmp_path):
     stn = commands("stn-study", {r: r for r in rp.trainings("stn-study")})
     assert any(c.startswith("figures transformer stn28") for c in stn)
     assert any(c.startswith("benchmark stn128 atn polo_atn polo_atn85 conv_polo_atn --preset dabane2021") for c in stn)
-    assert all(c.startswith("figures curves") for c in commands("standard-tasks", {r: r for r in
-                                                                                    rp.trainings("standard-tasks")}))
+    tasks = commands("standard-tasks", {r: r for r in rp.trainings("standard-tasks")})
+    assert sum(c.startswith("figures curves") for c in tasks) == len(rp.trainings("standard-tasks"))
+    assert f"benchmark ram60-cluttered fc60-cluttered conv60-cluttered saccadic60-cluttered --preset ram60-cluttered --out {tmp_path}" in " ".join(tasks)
+    assert sum(c.startswith("benchmark") and f"--summary {tmp_path}" in c for c in tasks) == 4  # one per task
     # a missing model: its steps are left out, the benchmark runs without it and says so
     steps = rp.steps("stn-study", {"stn28": None, "polo_atn": "polo_atn"}, out=tmp_path, curves=False)
     assert [s.name for s in steps] == ["benchmark-dabane2021"] and "stn128" in steps[0].note

@@ -91,6 +91,16 @@ class Step:
     outputs: tuple[str, ...] = field(default=(), compare=False)
 
 
+#: the standard tasks (display presets) and the recipes trained for each: the RAM paper's table
+#: (Mnih et al. 2014), the STN paper's translated cluttered task (Jaderberg et al. 2015), and our
+#: saccadic transformer on the two cluttered RAM tasks
+TASK_RECIPES: dict[str, tuple[str, ...]] = {
+    "ram60-cluttered": ("ram60-cluttered", "fc60-cluttered", "conv60-cluttered", "saccadic60-cluttered"),
+    "ram60-translated": ("ram60-translated",),
+    "ram100-cluttered": ("ram100-cluttered", "saccadic100-cluttered"),
+    "stn-tc": ("fcn-tc", "cnn-tc", "st-fcn-tc", "st-cnn-tc"),
+}
+
 STUDIES: dict[str, Study] = {
     s.name: s
     for s in (
@@ -109,7 +119,7 @@ STUDIES: dict[str, Study] = {
         Study(
             "standard-tasks",
             "Standard cluttered-MNIST tasks: Mnih, Heess, Graves & Kavukcuoglu 2014 (RAM)",
-            ("ram60-cluttered", "ram60-translated", "ram100-cluttered", "fc60-cluttered", "conv60-cluttered"),
+            tuple(dict.fromkeys(r for rs in TASK_RECIPES.values() for r in rs)),
         ),
     )
 }
@@ -497,8 +507,35 @@ def steps(
                 )
             )
         bench(["stn128", "atn", "polo_atn", "polo_atn85", "conv_polo_atn"], "dabane2021")
-    # standard-tasks: the trainer's own test evaluation is the study's number (no other command
-    # evaluates 60/100-px displays); its training curves are the figures.
+    # standard-tasks: each task's models benchmarked on its own displays (error rate, accuracy per
+    # eccentricity bin), merged into one summary.json; and the training curves.
+    if name == "standard-tasks":
+        for task, recipes in TASK_RECIPES.items():
+            present = [r for r in recipes if m.get(r) is not None]
+            if not present:
+                continue
+            absent = [r for r in recipes if m.get(r) is None]
+            result.append(
+                Step(
+                    f"benchmark-{task}",
+                    "benchmark",
+                    (
+                        "benchmark",
+                        *(cast(str, m[r]) for r in present),
+                        "--preset",
+                        task,
+                        *(("--digits", str(digits)) if digits is not None else ()),  # default: the whole test split
+                        "--out",
+                        str(res / f"benchmark-{task}"),
+                        "--summary",
+                        str(res / "summary.json"),
+                        "--no-progress",
+                    ),
+                    tuple(present),
+                    f"without {', '.join(absent)} (no model)" if absent else "",
+                    outputs=(str(res / f"benchmark-{task}" / "benchmark.json"),),
+                )
+            )
     if curves:
         for r in st.recipes:
             if (model := m.get(r)) is not None:
