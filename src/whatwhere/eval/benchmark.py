@@ -192,6 +192,19 @@ class _Costs:
     warm: set[int] = field(default_factory=set)
 
 
+def _warm_up(e: Entry, m, images: torch.Tensor, warm: set[int]) -> None:
+    """Run a model once on two displays before its first timed batch: its first call builds the
+    retina/colliculus caches, which must stay out of the throughput."""
+    if id(m) in warm:
+        return
+    warm.add(id(m))
+    if is_agent(m):
+        assert e.saccades  # an agent's entry always has saccade counts
+        m.run(images[:2], max(e.saccades))
+    else:
+        _classify(m, images[:2])
+
+
 def _prepare_entries(models) -> list[Entry]:
     """``models`` (a mapping or a list of :class:`Entry`) as entries in table order, names unique."""
     entries = list(models) if not isinstance(models, Mapping) else [_to_entry(k, v) for k, v in models.items()]
@@ -286,13 +299,7 @@ def _cell(
         offsets = d.offsets.to(torch.float32)
         for e in entries:
             m = e.for_contrast(c)
-            if id(m) not in costs.warm:  # first call builds retina/colliculus caches: keep it out of the timing
-                costs.warm.add(id(m))
-                if is_agent(m):
-                    assert e.saccades  # an agent's entry always has saccade counts (_ready)
-                    m.run(d.images[:2], max(e.saccades))
-                else:
-                    _classify(m, d.images[:2])
+            _warm_up(e, m, d.images, costs.warm)
             _sync(dev)
             t0 = time.perf_counter()
             if is_agent(m):
@@ -683,13 +690,7 @@ def benchmark_task(
         b = torch.bucketize(offsets.norm(dim=1), edges_t, right=True)
         for e in entries:
             m = e.model if not isinstance(e.model, Mapping) else e.for_contrast(1.0)
-            if id(m) not in warm:
-                warm.add(id(m))
-                if is_agent(m):
-                    assert e.saccades  # an agent's entry always has saccade counts (set above)
-                    m.run(d.images[:2], max(e.saccades))
-                else:
-                    _classify(m, d.images[:2])
+            _warm_up(e, m, d.images, warm)
             _sync(dev)
             t0 = time.perf_counter()
             if is_agent(m):
