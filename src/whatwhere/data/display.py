@@ -375,6 +375,16 @@ def mask_disk(N: int, device="cpu") -> torch.Tensor:
     return ((r[:, None] ** 2 + r[None, :] ** 2) < (N / 2) ** 2).to(torch.float32)
 
 
+def _contrasts(cfg: DisplayConfig, small: torch.Tensor) -> torch.Tensor:
+    """Each display's digit contrast ``(B,)`` float32, uniform in the config's bounds, drawn from
+    column 3 of the per-display uniforms ``small``."""
+    lo_c, hi_c = cfg.contrast_bounds
+    contrasts = (lo_c + (hi_c - lo_c) * small[:, 3].double()).to(torch.float32)
+    if hi_c == lo_c:
+        contrasts.fill_(lo_c)
+    return contrasts
+
+
 def _offsets(cfg: DisplayConfig, u: torch.Tensor) -> torch.Tensor:
     """(B, 2) int64 offsets from the (B, N_SMALL) placement uniforms."""
     B = u.shape[0]
@@ -446,10 +456,7 @@ def render_black(
     B = digits.shape[0]
     dev = small.device
     offsets = _offsets(cfg, small)
-    lo_c, hi_c = cfg.contrast_bounds
-    contrasts = (lo_c + (hi_c - lo_c) * small[:, 3].double()).to(torch.float32)
-    if hi_c == lo_c:
-        contrasts.fill_(lo_c)
+    contrasts = _contrasts(cfg, small)
     img = torch.zeros(B, N, N, dtype=torch.float32, device=dev) if out is None else out.zero_()
     bi = torch.arange(B, device=dev)[:, None, None]
     if K:
@@ -512,10 +519,7 @@ def render(
     B = digits.shape[0]
     dev = spectra.device
     offsets = _offsets(cfg, small)
-    lo_c, hi_c = cfg.contrast_bounds
-    contrasts = (lo_c + (hi_c - lo_c) * small[:, 3].double()).to(torch.float32)
-    if hi_c == lo_c:
-        contrasts.fill_(lo_c)
+    contrasts = _contrasts(cfg, small)
 
     z = field_from_spectrum(spectra, N, out=out)  # zero-mean clutter field
     flat = z.reshape(B, -1)
