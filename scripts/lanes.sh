@@ -5,6 +5,12 @@
 #   scripts/lanes.sh start            # start every lane of the queue in the background
 #   scripts/lanes.sh status           # each run: done / running / checkpoint epoch / not started
 #   scripts/lanes.sh stop             # Ctrl-C each running training (it saves a checkpoint), stop the lanes
+#   scripts/lanes.sh park             # copy each unfinished run's newest checkpoint into PARKED (to commit)
+#
+# A machine that does not outlive the session loses RUNS.  `park` (after `stop`) copies every unfinished
+# run's newest checkpoint, its recipe, metrics and logs into PARKED (default: parked/ in this checkout,
+# a few MB a run), to be committed; `start` restores a parked run that RUNS lacks before it resumes it,
+# so the next session on a fresh machine goes on exactly where this one stopped.
 #
 # The queue (QUEUE, default scripts/lanes.queue) has one run a line: `LANE NAME ARGS...`, where ARGS are
 # `whatwhere train` arguments (recipe, --profile, --set ..., with shell quoting) and NAME the run directory under RUNS
@@ -19,6 +25,7 @@ RUNS=${RUNS:-/work/runs}
 CODE=${CODE:-$here}
 PY=${PY:-$here/.venv/bin/python}
 NICE=${NICE:-10}
+PARKED=${PARKED:-$here/parked}
 mkdir -p "$RUNS"
 
 items() {  # the queue's runs of lane $1 (or all): "LANE NAME ARGS..."
@@ -49,8 +56,47 @@ lane() {  # work through lane $1
   done < <(items "$l")
 }
 
+unpark() {  # restore the parked runs that RUNS lacks (or whose checkpoint is older than the parked one)
+  local p name mine theirs
+  for p in "$PARKED"/*/; do
+    [ -f "$p/checkpoints/latest.json" ] || continue
+    name=$(basename "$p")
+    [ -f "$RUNS/$name/model.safetensors" ] && continue
+    mine=$(epoch_of "$RUNS/$name/checkpoints/latest.json")
+    theirs=$(epoch_of "$p/checkpoints/latest.json")
+    if [ "$theirs" -gt "$mine" ]; then
+      mkdir -p "$RUNS/$name"
+      cp -r "$p/." "$RUNS/$name/"
+      echo "restored parked $name (checkpoint $(( theirs / 1000000 )), batch $(( theirs % 1000000 )))"
+    fi
+  done
+}
+
+epoch_of() {  # a checkpoint pointer's position as one sortable number (epoch * 1e6 + batch); 0 if none
+  [ -f "$1" ] || { echo 0; return; }
+  sed 's/.*"epoch": \([0-9]*\).*"batch": \([0-9]*\).*/\1 \2/' "$1" | awk '{print $1 * 1000000 + $2}'
+}
+
+park() {  # copy each unfinished run's newest checkpoint (and its recipe, metrics, logs) into PARKED
+  local name out stem
+  items | while read -r _ name _; do
+    out="$RUNS/$name"
+    [ -f "$out/model.safetensors" ] && { rm -rf "${PARKED:?}/$name"; continue; }
+    [ -f "$out/checkpoints/latest.json" ] || continue
+    stem=$(sed 's/.*"stem": "\([^"]*\)".*/\1/' "$out/checkpoints/latest.json")
+    rm -rf "${PARKED:?}/$name.new"
+    mkdir -p "$PARKED/$name.new/checkpoints"
+    cp "$out/checkpoints/$stem.safetensors" "$out/checkpoints/$stem.state.pt" "$out/checkpoints/latest.json" \
+      "$PARKED/$name.new/checkpoints/" || { echo "park $name: copy failed" >&2; rm -rf "$PARKED/$name.new"; continue; }
+    for f in "$out"/*; do [ -f "$f" ] && cp "$f" "$PARKED/$name.new/"; done
+    rm -rf "${PARKED:?}/$name" && mv "$PARKED/$name.new" "$PARKED/$name"
+    echo "parked $name at $stem ($(du -sh "$PARKED/$name" | cut -f1))"
+  done
+}
+
 case "${1:-status}" in
   start)
+    unpark
     for l in $(items | awk '{print $1}' | sort -u); do
       if [ -f "$RUNS/.lane-$l" ] && kill -0 "$(cat "$RUNS/.lane-$l")" 2>/dev/null; then
         echo "lane $l already running"; continue
@@ -70,6 +116,7 @@ case "${1:-status}" in
       echo "following $name into $RUNS/$curve (pid $!)"
     done ;;
   _lane) lane "$2" ;;
+  park) park ;;
   stop)
     for f in "$RUNS"/.lane-*; do
       [ -e "$f" ] || continue
@@ -89,5 +136,5 @@ case "${1:-status}" in
       last=$(tail -n +2 "$out/metrics.csv" 2>/dev/null | tail -n 1 | cut -d, -f1,3,8,9)
       echo "lane $l  $name: $s  (last epoch,stage,test_acc,samples/s: ${last:-none})"
     done ;;
-  *) echo "usage: $0 start|status|stop" >&2; exit 2 ;;
+  *) echo "usage: $0 start|status|stop|park" >&2; exit 2 ;;
 esac
