@@ -1,5 +1,6 @@
 """The checked model zoo and packaged recipes."""
 
+import hashlib
 import json
 import shutil
 
@@ -8,9 +9,10 @@ import torch
 
 import whatwhere
 from whatwhere.engine import zoo
-from whatwhere.engine.checkpoints import load, weights_path
+from whatwhere.engine.checkpoints import load, read_weights, weights_path
 from whatwhere.engine.recipe import RecipeError, load_recipe, read_recipe, recipe_names
 from whatwhere.engine.zoo import ZooError, manifest, zoo_path
+from whatwhere.utils.errors import UserError
 
 
 def test_every_shipped_model_is_listed_hashed_and_loadable():
@@ -24,6 +26,40 @@ def test_every_shipped_model_is_listed_hashed_and_loadable():
     assert sum(p.numel() for p in what.parameters()) == m["what"]["params"] == 431_080
     assert not what.training
     assert torch.equal(load("zoo:what").classifier[0].weight, what.classifier[0].weight)
+
+
+#: the full state dict of saccadic_transformer, hashed by state_hash from its single 18.2 MB file
+#: (SHA-256 745062f6...) before that file referred to where-c0.7 for the Where's frozen fc1
+SACCADIC_STATE = "8346a69521bc0cd7f46eba425cdc63abe0af7b8108211d8840ee978148ff2117"
+
+
+def state_hash(state):
+    """SHA-256 of a state dict: names, dtypes, shapes and raw bytes, in name order."""
+    h = hashlib.sha256()
+    for k in sorted(state):
+        t = state[k].detach().cpu().contiguous()
+        h.update(f"{k}|{t.dtype}|{tuple(t.shape)}|".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
+def test_the_saccadic_transformer_refers_to_its_where_and_loads_bit_identical():
+    m = manifest()["models"]
+    e = m["saccadic_transformer"]
+    assert e["parts"] == {"where.": {"model": "where-c0.7", "sha256": m["where-c0.7"]["sha256"], "from": "net.",
+                                     "tensors": ["fc1.bias", "fc1.weight"]}}
+    own = read_weights(zoo_path("saccadic_transformer"))
+    assert "where.fc1.weight" not in own and "where.fc2.weight" in own and e["bytes"] < 7_000_000
+    state = zoo.zoo_state("saccadic_transformer")
+    assert state_hash(state) == SACCADIC_STATE
+    model = whatwhere.load("saccadic_transformer")
+    assert state_hash(model.state_dict()) == SACCADIC_STATE
+    assert not model.where.fc1.weight.requires_grad   # the frozen part
+    with pytest.raises(UserError, match="2 tensor.* missing.*holds only the own tensors of zoo entry 'saccadic_tr"):
+        load(zoo_path("saccadic_transformer"))                                   # its file alone, by path
+    # what `whatwhere zoo add` would write for it now: the same split
+    again, parts = zoo.split_parts(state, e["recipe"]["init"])
+    assert parts == e["parts"] and sorted(again) == sorted(own)
 
 
 def test_altered_or_truncated_files_are_refused(tmp_path, monkeypatch):
@@ -44,6 +80,9 @@ def test_altered_or_truncated_files_are_refused(tmp_path, monkeypatch):
     (fake / "what.safetensors").unlink()
     with pytest.raises(ZooError, match="missing .* no weights source is configured"):
         zoo_path("what")
+    with pytest.raises(ZooError, match=r"entry 'saccadic_transformer', part 'where.' \(where-c0.7\): zoo file "
+                                       r"where-c0.7.safetensors is missing .* no weights source"):
+        zoo.zoo_state("saccadic_transformer")                                        # a part not there
     with pytest.raises(ZooError, match="accuracy_map|no 'nope'"):
         zoo_path("stn28", "nope")
     with pytest.raises(FileNotFoundError, match="not in the model zoo"):

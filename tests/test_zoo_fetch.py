@@ -6,9 +6,10 @@ import shutil
 
 import numpy as np
 import pytest
+import torch
 
 from whatwhere.engine import zoo
-from whatwhere.engine.checkpoints import load, model_meta, save_weights
+from whatwhere.engine.checkpoints import load, model_meta, read_weights, save_weights
 from whatwhere.engine.objectives import load_accuracy_map
 from whatwhere.engine.zoo import ZooError, zoo_path
 from whatwhere.models import create_model
@@ -167,3 +168,91 @@ def test_a_bad_manifest_override_is_refused(tmp_path, monkeypatch):
     monkeypatch.setenv("WHATWHERE_ZOO_MANIFEST", str(tmp_path / "bad.json"))
     with pytest.raises(ZooError, match="not valid JSON"):
         zoo.zoo_entry("what")
+
+
+@pytest.fixture
+def combo(tiny, tmp_path, monkeypatch):
+    """A composite "combo" added by ``add_to_zoo`` beside "tiny": the same FC net, its first layer
+    tiny's (bit-identical, as a frozen submodule initialised from the zoo), its second layer its
+    own.  All files served from ``served/``; afterwards the package folder is empty (a wheel)."""
+    args = {"size": 28, "hidden": [4]}
+    model = create_model("fc", **args)
+    first = read_weights(tiny / "tiny.safetensors")
+    model.load_state_dict({**model.state_dict(), "net.1.weight": first["net.1.weight"],
+                           "net.1.bias": first["net.1.bias"]})
+    save_weights(model, tmp_path / "combo.safetensors", model_meta("fc", args, "combo"))
+    shutil.copy(zoo.manifest_path(), tiny / "manifest.json")      # add_to_zoo writes the package's manifest
+    monkeypatch.setenv("WHATWHERE_ZOO_MANIFEST", str(tiny / "manifest.json"))
+    monkeypatch.setattr(zoo, "zoo_dir", lambda: tiny)
+    entry = zoo.add_to_zoo("combo", tmp_path / "combo.safetensors", params=sum(p.numel() for p in model.parameters()),
+                           recipe={"name": "combo", "init": {"net": "zoo:tiny"}})
+    (tmp_path / "package").mkdir()
+    monkeypatch.setattr(zoo, "zoo_dir", lambda: tmp_path / "package")
+    return model.state_dict(), entry
+
+
+def test_a_composite_refers_to_its_parts_and_is_assembled_when_fetched(combo, tiny, tmp_path, zoo_server,
+                                                                        monkeypatch, capsys):
+    from whatwhere.cli import main
+
+    state, entry = combo
+    assert entry["parts"] == {"net.": {"model": "tiny", "sha256": zoo.sha256_of(tiny / "tiny.safetensors"),
+                                       "from": "net.", "tensors": ["1.bias", "1.weight"]}}
+    assert sorted(read_weights(tiny / "combo.safetensors")) == ["net.3.bias", "net.3.weight"]   # only its own
+    assert zoo.zoo_entry("combo") == entry
+    server = zoo_server(tiny)
+    monkeypatch.setenv("WHATWHERE_ZOO_URL", server.url)
+    got = load("zoo:combo").state_dict()
+    assert sorted(got) == sorted(state) and all(zoo._identical(got[k], state[k]) for k in state)
+    assert server.requests == ["/combo.safetensors", "/tiny.safetensors"]
+    assert cached(tmp_path) == ["combo.safetensors", "tiny.safetensors"]
+    assert main(["zoo", "verify", "combo"]) == 0
+    assert capsys.readouterr().out.splitlines() == ["ok   combo weights", "ok   combo parts (net. from tiny)"]
+    assert len(server.requests) == 2
+    assert not zoo._identical(torch.tensor([0.0]), torch.tensor([-0.0]))   # bits, not values
+
+
+def test_a_missing_or_mismatched_part_is_a_one_line_error(combo, tiny, tmp_path, zoo_server, monkeypatch,
+                                                          capsys):
+    from whatwhere.cli import main
+
+    server = zoo_server(tiny)
+    monkeypatch.setenv("WHATWHERE_ZOO_URL", server.url)
+    good = (tiny / "tiny.safetensors").read_bytes()
+    msgs = []
+    # the part is not on the server
+    (tiny / "tiny.safetensors").unlink()
+    head = r"zoo entry 'combo', part 'net.' \(tiny\): "
+    with pytest.raises(ZooError, match=head + "could not download zoo file tiny.safetensors .*HTTP 404") as e:
+        load("zoo:combo")
+    msgs.append(str(e.value))
+    assert main(["zoo", "verify", "combo"]) == 1
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "ok   combo weights" and len(out) == 2
+    assert out[1].startswith("FAIL combo parts: zoo entry 'combo', part 'net.' (tiny): could not download")
+    # the part file altered on the server (its SHA-256 no longer the manifest's)
+    (tiny / "tiny.safetensors").write_bytes(good[:-1] + bytes([good[-1] ^ 1]))
+    with pytest.raises(ZooError, match=head + "could not download .* fails its SHA-256 check") as e:
+        load("zoo:combo")
+    msgs.append(str(e.value))
+    assert cached(tmp_path) == ["combo.safetensors"]
+    (tiny / "tiny.safetensors").write_bytes(good)
+    # the manifest's reference does not match the part entry (the part was replaced since)
+    man = json.loads(zoo.manifest_path().read_text())
+    for change, pattern in [
+        ({"sha256": "0" * 64}, "built on tiny with SHA-256 0{64}, but the zoo's tiny has [0-9a-f]{64}"),
+        ({"model": "nope"}, "refers to zoo entry 'nope', which is not in the manifest"),
+        ({"tensors": ["1.weight", "9.weight"]}, "tiny has no tensor 'net.9.weight'"),
+        ({"tensors": ["3.weight"]}, "tensor 'net.3.weight' is both in the file and in the part"),
+        ({"sha256": None}, "needs 'model' and 'sha256'"),
+    ]:
+        bad = json.loads(json.dumps(man))
+        bad["models"]["combo"]["parts"]["net."].update(change)
+        zoo.manifest_path().write_text(json.dumps(bad))
+        with pytest.raises(ZooError, match=r"zoo entry 'combo', part 'net.'.*" + pattern) as e:
+            load("zoo:combo")
+        msgs.append(str(e.value))
+    zoo.manifest_path().write_text(json.dumps(man))
+    assert load("zoo:combo") is not None and cached(tmp_path) == ["combo.safetensors", "tiny.safetensors"]
+    for m in msgs:
+        assert "\n" not in m and "combo" in m, m

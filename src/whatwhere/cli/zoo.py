@@ -22,7 +22,8 @@ def cmd_list(args) -> int:
 
 
 def cmd_verify(args) -> int:
-    from whatwhere.engine.zoo import ZooError, zoo_entry, zoo_names, zoo_path
+    from whatwhere.engine.zoo import ZooError, zoo_entry, zoo_names, zoo_path, zoo_state
+    from whatwhere.utils.errors import UserError
 
     bad = 0
     for name in args.names or zoo_names():
@@ -33,6 +34,15 @@ def cmd_verify(args) -> int:
             except ZooError as exc:
                 bad += 1
                 print(f"FAIL {name} {file}: {exc}")
+        parts = zoo_entry(name).get("parts") or {}
+        if parts:  # the parts it refers to: found, verified, and giving the tensors it takes
+            try:
+                zoo_state(name)
+                refs = ", ".join(f"{prefix} from {ref['model']}" for prefix, ref in parts.items())
+                print(f"ok   {name} parts ({refs})")
+            except (ZooError, UserError) as exc:
+                bad += 1
+                print(f"FAIL {name} parts: {exc}")
     return 1 if bad else 0
 
 
@@ -76,12 +86,16 @@ def add_parser(sub) -> None:
     ls.set_defaults(func=cmd_list)
     v = zsub.add_parser(
         "verify",
-        help="check every shipped file against its SHA-256, fetching the missing ones "
-        "(exit 1 on a mismatch or a failed download)",
+        help="check every shipped file against its SHA-256, fetching the missing ones, and the parts "
+        "a composite model refers to (exit 1 on a mismatch or a failed download)",
     )
     v.add_argument("names", nargs="*", help="entries to check (default: all)")
     v.set_defaults(func=cmd_verify)
-    a = zsub.add_parser("add", help="(maintainers) add a trained run to the zoo of this checkout")
+    a = zsub.add_parser(
+        "add",
+        help="(maintainers) add a trained run to the zoo of this checkout (its tensors bit-identical to a zoo "
+        "entry of its recipe's init are referred to, not copied)",
+    )
     a.add_argument("run", help="run directory (model.safetensors and recipe.yaml)")
     a.add_argument("--name", required=True, help="zoo name")
     a.add_argument("--metric", action="append", default=[], metavar="KEY=VALUE", help="headline metric; repeatable")

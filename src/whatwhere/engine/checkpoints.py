@@ -11,12 +11,21 @@ from pathlib import Path
 
 import torch
 
-from whatwhere.engine.zoo import PREFIX, ZooError, zoo_entry, zoo_names, zoo_path
+from whatwhere.engine.zoo import PREFIX, ZooError, zoo_entry, zoo_names, zoo_path, zoo_state
 from whatwhere.models.registry import MODELS, create_model
 from whatwhere.utils.errors import UserError
 from whatwhere.utils.io import atomic_write, read_json
 
-__all__ = ["save_weights", "read_meta", "read_weights", "weights_path", "load", "model_meta", "count_parameters"]
+__all__ = [
+    "save_weights",
+    "read_meta",
+    "read_weights",
+    "read_state",
+    "weights_path",
+    "load",
+    "model_meta",
+    "count_parameters",
+]
 
 
 def count_parameters(model: torch.nn.Module) -> int:
@@ -140,13 +149,32 @@ def _mismatch(path: Path, kind: str, model: torch.nn.Module, state: dict) -> str
     )
 
 
+def _zoo_name(spec: str | Path) -> str | None:
+    """The zoo name ``spec`` stands for (``None``: a path), as :func:`weights_path` reads it."""
+    text = str(spec)
+    if text.startswith(PREFIX):
+        return text[len(PREFIX) :]
+    if not Path(spec).exists() and "/" not in text and not text.endswith(".safetensors"):
+        return text
+    return None
+
+
+def read_state(spec: str | Path, device: str | torch.device = "cpu", *, checkpoint: bool = False) -> dict:
+    """The full state dict named by ``spec`` (as :func:`weights_path`): a zoo entry's assembled
+    with its parts (:func:`whatwhere.engine.zoo.zoo_state`), else the file's tensors."""
+    path = weights_path(spec, checkpoint=checkpoint)
+    name = _zoo_name(spec)
+    return zoo_state(name, str(device)) if name is not None else read_weights(path, device)
+
+
 def weights_path(spec: str | Path, *, checkpoint: bool = False) -> Path:
     """The weights file named by ``spec``: a run directory (its ``model.safetensors``, or with
     ``checkpoint=True`` / for an unfinished run its newest checkpoint), a ``.safetensors`` file,
-    or a model-zoo name (``"what"`` or ``"zoo:what"``, hash-checked)."""
+    or a model-zoo name (``"what"`` or ``"zoo:what"``, hash-checked; a composite entry's file
+    holds only the tensors that are not in its parts: read it with :func:`read_state`)."""
     p = Path(spec)
     text = str(spec)
-    if text.startswith(PREFIX) or (not p.exists() and "/" not in text and not text.endswith(".safetensors")):
+    if _zoo_name(spec) is not None:
         if not text.startswith(PREFIX) and text not in zoo_names():
             raise FileNotFoundError(
                 f"{text}: no such run directory or file, and not in the model zoo (shipped "
@@ -171,6 +199,15 @@ def weights_path(spec: str | Path, *, checkpoint: bool = False) -> Path:
     return p
 
 
+def _composite_hint(path: Path) -> str:
+    """For the file of a zoo entry that refers to parts, loaded by its path: what to do instead."""
+    try:
+        names = [n for n in zoo_names() if zoo_entry(n).get("parts") and zoo_entry(n).get("file") == path.name]
+    except ZooError:
+        return ""
+    return f"; {path.name} holds only the own tensors of zoo entry {names[0]!r}: load it by that name" if names else ""
+
+
 def load(spec: str | Path, device: str | torch.device = "cpu", *, checkpoint: bool = False) -> torch.nn.Module:
     """A trained model, in evaluation mode, from a run directory, a weights file or the zoo.
 
@@ -190,13 +227,14 @@ def load(spec: str | Path, device: str | torch.device = "cpu", *, checkpoint: bo
         model = create_model(meta["model"], **meta.get("model_args", {}))
     except ValueError as exc:
         raise UserError(f"{path}: {exc}") from exc
-    state = read_weights(path)
+    state = read_state(spec, checkpoint=checkpoint)
     try:
         model.load_state_dict(state)
     except RuntimeError as exc:
         why = _mismatch(path, meta["model"], model, state)
         raise UserError(
-            why or f"{path}: the weights do not fit a {meta['model']!r} model: {' '.join(str(exc).split())[:300]}"
+            (why or f"{path}: the weights do not fit a {meta['model']!r} model: {' '.join(str(exc).split())[:300]}")
+            + _composite_hint(path)
         ) from exc
     return model.to(device).eval()
 

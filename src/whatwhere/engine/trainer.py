@@ -39,6 +39,7 @@ from whatwhere.data import DisplaySet, mnist
 from whatwhere.engine.checkpoints import model_meta as _meta
 from whatwhere.engine.checkpoints import (
     read_meta,
+    read_state,
     read_weights,
     save_weights,
     weights_path,
@@ -106,7 +107,7 @@ def _init_from(model: torch.nn.Module, recipe: Recipe, log: Callable[[str], None
                 f"init: {p} holds a {meta.get('model')!r} model with model_args "
                 f"{meta.get('model_args')}, but the recipe builds {recipe.model!r} with {recipe.model_args}"
             )
-        model.load_state_dict(read_weights(p, dev))
+        model.load_state_dict(read_state(recipe.init, dev))
         log(f"initialised from {recipe.init} ({p})")
         return
     assert recipe.init is not None  # the caller loads no weights without an init
@@ -115,7 +116,7 @@ def _init_from(model: torch.nn.Module, recipe: Recipe, log: Callable[[str], None
             target = model.get_submodule(name)
         except AttributeError:
             raise ValueError(f"init: the model has no submodule {name!r}") from None
-        state = read_weights(weights_path(spec), dev)
+        state = read_state(spec, dev)
         want = set(target.state_dict())
         if set(state) != want:
             heads = {k.split(".", 1)[0] for k in state}

@@ -5,7 +5,7 @@ registry model and arguments, trainable parameters, the resolved recipe that tra
 commit, machine and seed, and its headline metrics.  A model's extra files (the What network's
 shift-accuracy map, which the Where recipes train against) are listed and hashed the same way.
 
-The manifest travels in the wheel; the weights (about 105 MB) do not.  :func:`zoo_path` finds
+The manifest travels in the wheel; the weights (about 98 MB) do not.  :func:`zoo_path` finds
 a file in the first of these places that holds it:
 
 1. ``$WHATWHERE_ZOO_DIR``, a local folder of zoo files (offline use, a shared copy);
@@ -21,6 +21,17 @@ refused with an error naming the file, the expected hash and what to do; a bad f
 cache is fetched again.  A failed download (unreachable host, HTTP error such as 404, a cut or
 altered transfer) is a one-line :class:`ZooError`.  ``$WHATWHERE_ZOO_MANIFEST`` names another
 manifest to use instead of the packaged one (tests, or trying a zoo before it is released).
+
+A composite model refers to its parts instead of copying them: an entry's ``parts`` maps a
+state-dict prefix of the model to another zoo entry, e.g. ``{"where.": {"model": "where-c0.7",
+"sha256": ..., "from": "net.", "tensors": ["fc1.bias", "fc1.weight"]}}`` (``from``: the part's
+own prefix, replaced by the key, default ``""``; ``tensors``: the names under the prefix taken
+from the part, default all of them).  The entry's file then holds only its other tensors.
+:func:`zoo_state` assembles the full state dict: each part's file is found and verified like any
+zoo file (from any of the sources above), and must still be the one referred to (``sha256``:
+the part entry's hash when the composite was added); a missing or mismatched part is a one-line
+:class:`ZooError` naming the composite and the part.  :func:`add_to_zoo` writes the references
+itself: the tensors bit-identical to those of the zoo entries the recipe's ``init`` names.
 
 Weights are ``safetensors`` only.  Use :func:`whatwhere.load` (``whatwhere.load("what")``) to
 get a model.
@@ -43,10 +54,13 @@ __all__ = [
     "manifest",
     "manifest_path",
     "sha256_of",
+    "split_parts",
     "zoo_dir",
     "zoo_entry",
     "zoo_names",
+    "zoo_parts",
     "zoo_path",
+    "zoo_state",
 ]
 
 PREFIX = "zoo:"
@@ -286,6 +300,120 @@ def _download(base: str, rec: dict) -> Path:
     return path
 
 
+def zoo_parts(name: str) -> dict[str, dict]:
+    """The ``parts`` of entry ``name`` (``{}`` for none), checked: well formed, and each part
+    entry in the manifest with the SHA-256 recorded when the composite was added."""
+    entry = zoo_entry(name)
+    name = name[len(PREFIX) :] if name.startswith(PREFIX) else name
+    parts = entry.get("parts") or {}
+    if not isinstance(parts, dict):
+        raise ZooError(f"zoo entry {name!r}: 'parts' must map state-dict prefixes to zoo entries")
+    models = manifest()["models"]
+    for prefix, ref in parts.items():
+        what = f"zoo entry {name!r}, part {prefix!r}"
+        tensors = ref.get("tensors", []) if isinstance(ref, dict) else None
+        if (
+            not isinstance(ref, dict)
+            or not isinstance(ref.get("model"), str)
+            or not isinstance(ref.get("sha256"), str)
+            or not isinstance(ref.get("from", ""), str)
+            or not isinstance(tensors, list)
+            or not all(isinstance(t, str) for t in tensors)
+        ):
+            raise ZooError(f"{what}: needs 'model' and 'sha256' (and optionally 'from', 'tensors') in the manifest")
+        part = ref["model"]
+        if part not in models:
+            raise ZooError(f"{what} refers to zoo entry {part!r}, which is not in the manifest")
+        got = models[part].get("sha256")
+        if got != ref["sha256"]:
+            raise ZooError(
+                f"{what}: built on {part} with SHA-256 {ref['sha256']}, but the zoo's {part} has {got} "
+                f"(the part was replaced): restore that {part}, or add {name} again"
+            )
+    return parts
+
+
+def _take(owner: str, state: dict, parts: dict, device: str, seen: tuple[str, ...]) -> dict:
+    """``state`` completed with the tensors of ``parts`` (read from the zoo, verified)."""
+    from whatwhere.engine.checkpoints import read_weights
+
+    state = dict(state)
+    for prefix, ref in parts.items():
+        part, src = ref["model"], ref.get("from", "")
+        what = f"zoo entry {owner!r}, part {prefix!r} ({part})"
+        if part in seen:
+            raise ZooError(f"{what}: the parts refer to each other in a cycle ({' -> '.join((*seen, part))})")
+        try:
+            sub = _take(part, read_weights(zoo_path(part), device), zoo_parts(part), device, (*seen, part))
+        except ZooError as exc:
+            raise ZooError(f"{what}: {exc}") from exc
+        names = ref["tensors"] if "tensors" in ref else [k[len(src) :] for k in sub if k.startswith(src)]
+        for t in names:
+            if src + t not in sub:
+                raise ZooError(f"{what}: {part} has no tensor {src + t!r}")
+            if prefix + t in state:
+                raise ZooError(f"{what}: tensor {prefix + t!r} is both in the file and in the part")
+            state[prefix + t] = sub[src + t]
+    return state
+
+
+def zoo_state(name: str, device: str = "cpu") -> dict:
+    """The full state dict of zoo entry ``name``: the tensors of its file, and those of its
+    ``parts`` (each part file verified like any zoo file).
+
+    Raises:
+        ZooError: as :func:`zoo_path`, for the entry's file or a part's; a part missing from the
+            manifest, replaced since (another SHA-256), or without a tensor it should give.
+    """
+    from whatwhere.engine.checkpoints import read_weights
+
+    name = name[len(PREFIX) :] if name.startswith(PREFIX) else name
+    return _take(name, read_weights(zoo_path(name), device), zoo_parts(name), device, (name,))
+
+
+def _identical(a, b) -> bool:
+    """Same dtype, shape and bytes (``torch.equal`` would take 0.0 for -0.0)."""
+    import torch
+
+    def raw(t):
+        return t.detach().cpu().contiguous().reshape(-1).view(torch.uint8)
+
+    return a.dtype == b.dtype and a.shape == b.shape and torch.equal(raw(a), raw(b))
+
+
+def split_parts(state: dict, init) -> tuple[dict, dict]:
+    """``(own, parts)``: the tensors of ``state`` to store, and the ``parts`` references for the
+    others, bit-identical to tensors of the zoo entries named by a recipe's ``init``
+    (``"zoo:NAME"`` for the whole model, or ``{submodule: "zoo:NAME"}``; other specs are skipped).
+    A part whose keys share one leading component that the submodule lacks (a Where model's
+    ``net.``) is matched without it, as the trainer's ``init`` does."""
+    specs = {"": init} if isinstance(init, str) else dict(init or {})
+    models = manifest()["models"]
+    own, parts = dict(state), {}
+    for sub, spec in specs.items():
+        part = spec[len(PREFIX) :] if isinstance(spec, str) and spec.startswith(PREFIX) else None
+        if part is None or part not in models:
+            continue
+        prefix = f"{sub}." if sub else ""
+        other = zoo_state(part)
+        mine = {k[len(prefix) :] for k in own if k.startswith(prefix)}
+        heads = {k.split(".", 1)[0] for k in other}
+        src = f"{heads.pop()}." if not mine & set(other) and len(heads) == 1 else ""
+        names = [k[len(src) :] for k in other if k.startswith(src)]
+        same = sorted(t for t in names if t in mine and _identical(other[src + t], own[prefix + t]))
+        if not same:
+            continue
+        ref: dict = {"model": part, "sha256": models[part]["sha256"]}
+        if src:
+            ref["from"] = src
+        if len(same) < len(names):
+            ref["tensors"] = same
+        parts[prefix] = ref
+        for t in same:
+            del own[prefix + t]
+    return own, parts
+
+
 def add_to_zoo(
     name: str,
     weights: str | Path,
@@ -298,6 +426,9 @@ def add_to_zoo(
 ) -> dict:
     """Copy ``weights`` (and ``files``) into the zoo as ``name`` and record it in the manifest.
 
+    The tensors bit-identical to those of a zoo entry that ``recipe["init"]`` names (a frozen
+    submodule) are not copied: the entry refers to that part (``parts``, :func:`split_parts`).
+
     A maintainer's tool (``whatwhere zoo add``): it writes into the package folder (a checkout's
     ``src/whatwhere/zoo``); publish the new file under the manifest's ``base_url`` for wheel users.
 
@@ -307,24 +438,35 @@ def add_to_zoo(
     import shutil
 
     from safetensors import safe_open
+    from safetensors.torch import save_file
 
-    from whatwhere.utils.io import write_json
+    from whatwhere.engine.checkpoints import read_weights
+    from whatwhere.utils.io import atomic_write, write_json
 
     if not name or "/" in name or name.startswith(PREFIX):
         raise ZooError(f"bad zoo name {name!r}")
     src = Path(weights)
     with safe_open(str(src), framework="pt") as fh:
-        meta = {k: json.loads(v) for k, v in (fh.metadata() or {}).items()}
+        raw = fh.metadata() or {}
+    meta = {k: json.loads(v) for k, v in raw.items()}
     if "model" not in meta:
         raise ZooError(f"{src}: no model metadata (not a whatwhere weights file)")
     d = zoo_dir()
     dst = d / f"{name}.safetensors"
-    if src.resolve() != dst.resolve():
+    state = read_weights(src)
+    own, parts = split_parts(state, recipe.get("init"))
+    if parts:  # only the tensors of its own, checked to assemble back into the same state dict
+        back = _take(name, own, parts, "cpu", (name,))
+        if set(back) != set(state) or not all(_identical(back[k], state[k]) for k in state):  # pragma: no cover
+            raise ZooError(f"{name}: its parts do not assemble back into {src}")
+        atomic_write(dst, lambda tmp: save_file({k: v.contiguous() for k, v in own.items()}, tmp, metadata=raw))
+    elif src.resolve() != dst.resolve():
         shutil.copyfile(src, dst)
     entry = {
         "file": dst.name,
         "sha256": sha256_of(dst),
         "bytes": dst.stat().st_size,
+        **({"parts": parts} if parts else {}),
         "model": meta["model"],
         "model_args": meta.get("model_args", {}),
         "input_size": meta.get("input_size"),
