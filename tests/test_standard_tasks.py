@@ -236,3 +236,23 @@ def test_weights_of_a_100px_model_record_its_size(tmp_path):
     path = save_weights(create_model("ram", **args), tmp_path / "ram.safetensors", model_meta("ram", args, "t"))
     assert read_meta(path)["input_size"] == 100
     assert load(path).input_size == 100
+
+
+def test_published_standard_task_errors():
+    """The targets are the NIPS 27 proceedings' rows at each recipe's configuration (RAM with 8
+    glimpses, FC 2 x 256, conv), not arXiv v1's, and the STN paper's TC errors."""
+    from whatwhere.engine.recipe import recipe_names
+    from whatwhere.eval.published import RAM_TABLES, STANDARD_TASKS, STN_TC
+
+    err = STANDARD_TASKS["error"]
+    assert err["ram60-translated"] == 0.012 and err["ram60-cluttered"] == 0.0404
+    assert err["ram100-cluttered"] == 0.0811 and err["fc60-cluttered"] == 0.1196
+    assert err["conv60-cluttered"] == 0.0809
+    assert [err[k] for k in ("fcn-tc", "cnn-tc", "st-fcn-tc", "st-cnn-tc")] == [0.132, 0.035, 0.02, 0.017]
+    assert set(err) <= set(recipe_names())
+    v1, nips = RAM_TABLES["arxiv_v1"], RAM_TABLES["nips2014"]
+    assert (v1["cluttered60"]["ram8"], v1["cluttered100"]["ram8"], v1["translated60"]["ram8"]) == (5.23, 10.83, 1.84)
+    for task in nips:  # the two printings share their rows' names, and differ in every printed RAM cell
+        assert set(nips[task]) == set(v1[task])
+        assert all(nips[task][k] != v1[task][k] for k in nips[task] if k.startswith("ram"))
+    assert STN_TC == {"fcn": 13.2, "cnn": 3.5, "st_fcn": 2.0, "st_cnn": 1.7}
