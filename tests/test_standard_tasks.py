@@ -236,3 +236,82 @@ def test_weights_of_a_100px_model_record_its_size(tmp_path):
     path = save_weights(create_model("ram", **args), tmp_path / "ram.safetensors", model_meta("ram", args, "t"))
     assert read_meta(path)["input_size"] == 100
     assert load(path).input_size == 100
+
+
+def _reference_display(digit, crops, corner, size, crop_size):
+    """One display as DeepMind's mnist-cluttered builds it (its nextExample), written out in numpy:
+    the crops added one by one at their target corners on a black canvas, every value >= 1 set to 1,
+    then the digit added at its corner and that window clipped to [0, 1].  ``crops``: (source digit,
+    source row, source column, target row, target column) per crop."""
+    obs = np.zeros((size, size), np.float32)
+    s = crop_size
+    for src, sy, sx, ty, tx in crops:
+        obs[ty:ty + s, tx:tx + s] += src[sy:sy + s, sx:sx + s]
+    obs[obs >= 1] = 1
+    y, x = corner
+    obs[y:y + 28, x:x + 28] = np.clip(obs[y:y + 28, x:x + 28] + digit, 0, 1)
+    return obs
+
+
+@pytest.mark.parametrize("name", sorted(NEW))
+def test_black_displays_are_the_reference_generator(mnist_test, name):
+    """Driven by the same uniforms, the reference's algorithm gives our displays: crop sources
+    drawn from the whole set (uniform, with replacement), source corner uniform in [0, 28 - s],
+    target corner uniform in [0, N - s], the crops' sum clipped at 1 before the digit, the digit's
+    top-left corner uniform in [0, N - 28], the result clipped to [0, 1], digits / 255."""
+    size, K, s = NEW[name]
+    ds = DisplaySet(mnist_test.images, mnist_test.labels, preset(name, size), seed=11)
+    n, B = len(ds), 40
+    got = ds.batch(250, 250 + B, epoch=1)  # across a chunk boundary
+    small, u = ds.random_numbers(250, 250 + B, epoch=1)
+    digits = mnist_test.images.numpy().astype(np.float32) / 255
+    n_pos = size - 28 + 1
+    for b in range(B):
+        corner = [min(int(float(v) * n_pos), n_pos - 1) for v in small[b, 1:3].double()]
+        crops = []
+        for k in range(K):
+            c = u[b, 5 * k:5 * k + 5].double()
+            src = min(int(float(c[0]) * n), n - 1)
+            sy, sx = (min(int(float(v) * (28 - s + 1)), 28 - s) for v in c[1:3])
+            ty, tx = (min(int(float(v) * (size - s + 1)), size - s) for v in c[3:5])
+            crops.append((digits[src], sy, sx, ty, tx))
+        ref = _reference_display(digits[250 + b], crops, corner, size, s)
+        np.testing.assert_allclose(got.images[b].numpy(), ref, rtol=0, atol=1e-6)
+        assert got.offsets[b].tolist() == [corner[0] - (size // 2 - 14), corner[1] - (size // 2 - 14)]
+
+
+def test_standard_task_recipes_train_on_the_reference_split():
+    """Every packaged recipe on a standard task trains on the first 50,000 MNIST training digits:
+    RAM's "effective training set size was 50000" (Mnih et al. 2014, sect. 4.1) and mnist-cluttered's
+    train split (its last 10,000 training digits are the validation split)."""
+    from whatwhere.engine.recipe import load_recipe, recipe_names
+
+    on_task = []
+    for name in recipe_names():
+        r = load_recipe(name)
+        if r.stages[0].display.background == "black":
+            on_task.append(name)
+            assert r.train_limit == 50000, name
+            assert r.eval_digits == 10000, name  # the whole MNIST test set
+    assert {"ram60-translated", "ram60-cluttered", "ram100-cluttered", "fc60-cluttered", "conv60-cluttered",
+            "fcn-tc", "cnn-tc", "st-fcn-tc", "st-cnn-tc", "where60-cluttered"} <= set(on_task)
+
+
+def test_published_standard_task_errors():
+    """The targets are the NIPS 27 proceedings' rows at each recipe's configuration (RAM with 8
+    glimpses, FC 2 x 256, conv), not arXiv v1's, and the STN paper's TC errors."""
+    from whatwhere.engine.recipe import recipe_names
+    from whatwhere.eval.published import RAM_TABLES, STANDARD_TASKS, STN_TC
+
+    err = STANDARD_TASKS["error"]
+    assert err["ram60-translated"] == 0.012 and err["ram60-cluttered"] == 0.0404
+    assert err["ram100-cluttered"] == 0.0811 and err["fc60-cluttered"] == 0.1196
+    assert err["conv60-cluttered"] == 0.0809
+    assert [err[k] for k in ("fcn-tc", "cnn-tc", "st-fcn-tc", "st-cnn-tc")] == [0.132, 0.035, 0.02, 0.017]
+    assert set(err) <= set(recipe_names())
+    v1, nips = RAM_TABLES["arxiv_v1"], RAM_TABLES["nips2014"]
+    assert (v1["cluttered60"]["ram8"], v1["cluttered100"]["ram8"], v1["translated60"]["ram8"]) == (5.23, 10.83, 1.84)
+    for task in nips:  # the two printings share their rows' names, and differ in every printed RAM cell
+        assert set(nips[task]) == set(v1[task])
+        assert all(nips[task][k] != v1[task][k] for k in nips[task] if k.startswith("ram"))
+    assert STN_TC == {"fcn": 13.2, "cnn": 3.5, "st_fcn": 2.0, "st_cnn": 1.7}

@@ -25,6 +25,10 @@ MNIST values / 255, times ``contrast``, 1.0 in the presets) added at its positio
 clipped to [0, 1].  ``placement="uniform"`` puts the frame's top-left corner at a uniform integer
 position with the frame fully inside the display (the reference's ``border=0``).  No clutter
 field, no normalisation, no mask; ``clutter``, ``sf_0``, ``B_sf`` and ``mixing`` play no part.
+The reference's digit sets are the first 50,000 MNIST training digits (its train split; the last
+10,000 are its validation split) and the 10,000 test digits; the crops of a display come from its
+own set.  The standard-task recipes train on that train split (``train_limit: 50000``) and test
+on the test digits.
 
 Randomness.  A :class:`DisplaySet` is a pure function of ``(seed, epoch, index)``: the random
 numbers of the displays at positions ``[k·C, (k+1)·C)`` (``C = chunk_size``) come from one
@@ -286,21 +290,26 @@ PRESETS: dict[str, dict[int, DisplayConfig]] = {
     "ram60-translated": {
         60: DisplayConfig(size=60, background="black", clutter=0.0, contrast=1.0, placement="uniform", crops=0)
     },
-    # RAM "60x60 cluttered translated MNIST": 4 pieces of 8x8 (mnist-cluttered's dist_w default).
+    # RAM "60x60 cluttered translated MNIST": "4 pieces of clutter", "random 8 by 8 subpatches from
+    # other random MNIST digits" (Mnih et al. 2014, sect. 4.1, both printings; 8 is also
+    # mnist-cluttered's dist_w default).
     "ram60-cluttered": {
         60: DisplayConfig(
             size=60, background="black", clutter=0.0, contrast=1.0, placement="uniform", crops=4, crop_size=8
         )
     },
-    # RAM "100x100 cluttered translated MNIST": 8 pieces of 8x8 (mnist-cluttered's example.lua).
+    # RAM "100x100 cluttered translated MNIST": "8 pieces of clutter" of 8x8 (Mnih et al. 2014,
+    # sect. 4.1; mnist-cluttered's example.lua has the same megapatch_w=100, num_dist=8).
     "ram100-cluttered": {
         100: DisplayConfig(
             size=100, background="black", clutter=0.0, contrast=1.0, placement="uniform", crops=8, crop_size=8
         )
     },
-    # Jaderberg et al. 2015 (STN), "translated cluttered MNIST (TC)", 60x60 with random 6x6 crops
-    # of MNIST digits.  The paper's text does not fix the number of crops: 6 pieces of 6x6 is the
-    # choice of common reproductions (an assumption, not the paper's statement).
+    # Jaderberg et al. 2015 (STN), "translated cluttered MNIST (TC)": sect. 4.1 says only "60 x 60
+    # images with translated MNIST digits and background clutter".  Crop size and count are
+    # assumptions: 6x6 is the crop size of the paper's cluttered co-localisation data (appendix
+    # A.2: 16 random 6x6 crops of MNIST training digits on 84x84), 6 crops the count that the
+    # 60x60 data file of common reproductions is named after ("6distortions").
     "stn-tc": {
         60: DisplayConfig(
             size=60, background="black", clutter=0.0, contrast=1.0, placement="uniform", crops=6, crop_size=6
