@@ -68,6 +68,9 @@ def test_stub_table_is_the_label_frequency(stub_result, mnist_test):
     lo, hi = ones["ci95"]
     assert lo < ones["accuracy"] < hi
     assert "hit_rate" not in ones               # no glimpse, no hit rate
+    # numbers read per decision: a model without localiser or fovea reads the whole display
+    assert res["models"]["ones"]["reads"] == [{"saccades": None, "glimpses": 1.0, "codes": 0.0, "pixels": 16384.0,
+                                               "total": 16384.0, "formula": "16384"}]
     md = markdown(res)
     assert f"| ones | {ones['accuracy']:.3f} | {ones['accuracy']:.3f} |" in md
     assert "**Contrast 0.3**" in md and "| sevens |" in md

@@ -52,7 +52,8 @@ def test_study_plans(tmp_path):
     assert sum(c.startswith("benchmark") and f"--summary {tmp_path}" in c for c in tasks) == 4  # one per task
     # a missing model: its steps are left out, the benchmark runs without it and says so
     steps = rp.steps("stn-study", {"stn28": None, "polo_atn": "polo_atn"}, out=tmp_path, curves=False)
-    assert [s.name for s in steps] == ["benchmark-dabane2021"] and "stn128" in steps[0].note
+    assert [s.name for s in steps] == ["benchmark-dabane2021", "tradeoff-dabane2021"] and "stn128" in steps[0].note
+    assert any(c.startswith(f"figures tradeoff {tmp_path}/results/benchmark-dabane2021/benchmark.json") for c in stn)
     assert len(rp.steps("all", {r: r for r in rp.trainings("all")}, out=tmp_path)) == len(
         {s.name for s in rp.steps("all", {r: r for r in rp.trainings("all")}, out=tmp_path)})
 

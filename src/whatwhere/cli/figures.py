@@ -13,7 +13,13 @@ from whatwhere.utils.io import read_json
 def cmd_figures(args) -> int:
     from whatwhere import viz
 
-    check_args(args, positive=("n",), counts=("saccades",), nonnegative=("eccentricities",), contrast=("contrast",))
+    check_args(
+        args,
+        positive=("n",),
+        counts=("saccades",),
+        nonnegative=("eccentricities", "eccentricity"),
+        contrast=("contrast",),
+    )
     if args.kind == "maps":
         from whatwhere.engine.objectives import load_accuracy_map
         from whatwhere.eval.published import PUBLISHED_RADIAL
@@ -68,6 +74,9 @@ def cmd_figures(args) -> int:
             if not isinstance(result.get(key), list):
                 raise UserError(f"{args.inputs[0]}: no {key!r} list; not a `whatwhere benchmark` result file")
         print(f"wrote {viz.benchmark_figure(result, args.out)}")
+    elif args.kind == "tradeoff":
+        for path in _tradeoff(args):
+            print(f"wrote {path}")
     return 0
 
 
@@ -82,6 +91,85 @@ def _records(path, keys, payload=None) -> list[dict]:
         if not isinstance(r, dict) or any(k not in r for k in keys):
             raise UserError(f"{path}: a record without {', '.join(keys)}: {str(r)[:80]}")
     return records
+
+
+def _benchmark_result(path) -> dict:
+    """A ``whatwhere benchmark`` result file of the contrast x eccentricity grid, checked."""
+    result = read_json(path, what="benchmark result")
+    _records(path, ("model", "saccades", "contrast", "eccentricity", "accuracy"), result)
+    for key in ("contrasts", "eccentricities"):
+        if not isinstance(result.get(key), list):
+            raise UserError(f"{path}: no {key!r} list; not a `whatwhere benchmark` result file (a standard task's?)")
+    if not isinstance(result.get("models"), dict) or not isinstance(result.get("display"), dict):
+        raise UserError(f"{path}: no 'models' or 'display'; not a `whatwhere benchmark` result file")
+    return result
+
+
+def _tradeoff(args) -> list[Path]:
+    """Accuracy at one eccentricity against the numbers read per decision, from benchmark files
+    of the same displays: ``OUT`` (PNG), the same as PDF, and a Markdown table ``OUT.md``."""
+    from whatwhere import viz
+    from whatwhere.eval.tradeoff import (
+        published_candidates,
+        published_points,
+        registry_reads,
+        result_reads,
+        tradeoff_markdown,
+        tradeoff_points,
+    )
+    from whatwhere.utils.io import write_text
+    from whatwhere.utils.provenance import command_line
+
+    out = Path(args.out)
+    if out.suffix.lower() != ".png":
+        raise UserError(f"--out {out}: the trade-off figure is a .png (its .pdf and .md are written beside it)")
+    results = [(str(f), _benchmark_result(f)) for f in args.inputs]
+    first_path, first = results[0]
+    for f, r in results[1:]:
+        if r["display"] != first["display"]:
+            raise UserError(f"{f} was measured on other displays than {first_path} (its 'display' differs)")
+    e = args.eccentricity if args.eccentricity is not None else max(max(r["eccentricities"]) for _, r in results)
+    points: list[dict] = []
+    for f, r in results:
+        new = tradeoff_points(r, result_reads(r), eccentricity=e, source=f)
+        have = {(p["label"], p["contrast"]): p["accuracy"] for p in points}
+        clash = {p["model"] for p in new if (p["label"], p["contrast"]) in have}
+        same = all(have[(p["label"], p["contrast"])] == p["accuracy"] for p in new if p["model"] in clash)
+        if clash and same:  # the same model, benchmarked again on the same displays: once
+            new = [p for p in new if p["model"] not in clash]
+        elif clash:
+            tag = Path(f).parent.name or Path(f).stem
+            for p in new:
+                if p["model"] in clash:
+                    p["label"] = f"{p['label']} [{tag}]"
+        points += new
+    note = ""
+    if not args.no_published:
+        cands = published_candidates([r for _, r in results])
+        reads = {(k, s): registry_reads(k, saccades=s) for k, s in cands}
+        points += published_points(reads, sorted({c for _, r in results for c in r["contrasts"]}, reverse=True), e)
+        if cands:
+            note = (
+                "Published rows (italics, hollow markers): models not benchmarked here, at the accuracy the study "
+                "published on displays of the same clutter; their counts are those of the registry model's "
+                "default architecture."
+            )
+    first_display = first["display"]
+    title = (
+        f"accuracy at {e:g} px vs numbers read per decision (preset {first_display.get('preset')}, clutter "
+        f"{first_display.get('clutter')}, {first.get('n_digits', '?')} digits per cell)"
+    )
+    paths = [viz.tradeoff_figure(points, out, title=title)]
+    paths.append(viz.tradeoff_figure(points, out.with_suffix(".pdf"), title=title))
+    head = (
+        f"Accuracy at {e:g} px against the numbers read per decision (retina or POLO code coefficients plus "
+        f"glimpse pixels, over all glimpses; a model reading the whole display: its pixels, once), from "
+        f"{', '.join(f'`{f}`' for f, _ in results)} (preset {first_display.get('preset')}, clutter "
+        f"{first_display.get('clutter')}). Measured accuracies ± Wilson 95 % half-width."
+    )
+    md = f"{head}\n\n" + tradeoff_markdown(points, command=command_line(getattr(args, "argv", None)), note=note)
+    paths.append(write_text(out.with_suffix(".md"), md))
+    return paths
 
 
 def _scanpaths(args) -> None:
@@ -183,7 +271,8 @@ def _scan(args) -> None:
 def add_parser(sub) -> None:
     p = sub.add_parser(
         "figures",
-        help="draw figures: maps, training curves, transformer glimpses, the paper's Figs. 4/5B, the benchmark",
+        help="draw figures: maps, training curves, transformer glimpses, the paper's Figs. 4/5B, the benchmark, "
+        "the accuracy / numbers-read trade-off",
         description="(Re)draw a figure. maps: accuracy_map.npy files side by side with radial "
         "profiles; curves: a run's training curves; transformer: displays and glimpses "
         "of a spatial transformer (run or zoo name); where: Figs. 4 and 5B from "
@@ -191,9 +280,15 @@ def add_parser(sub) -> None:
         "a `whatwhere benchmark` JSON file; scanpaths: a saccadic transformer's "
         "fixations and glimpses beside the "
         "What/Where agent's, on the same displays; scan: the parameter-scan figure from "
-        "one-parameter `whatwhere sweep` directories, with the published values.",
+        "one-parameter `whatwhere sweep` directories, with the published values; tradeoff: "
+        "accuracy at the largest eccentricity (40 px) against the numbers each model reads per "
+        "decision (codes + glimpse pixels, log axis), one panel per contrast, from `whatwhere "
+        "benchmark` JSON files of the same displays, with the published models not benchmarked "
+        "(hollow); OUT is a .png, its .pdf and a Markdown table OUT.md are written beside it.",
     )
-    p.add_argument("kind", choices=["maps", "curves", "transformer", "where", "benchmark", "scanpaths", "scan"])
+    p.add_argument(
+        "kind", choices=["maps", "curves", "transformer", "where", "benchmark", "scanpaths", "scan", "tradeoff"]
+    )
     p.add_argument("inputs", nargs="+", help="accuracy_map.npy files, a run directory, a model, or JSON files")
     p.add_argument("--out", required=True, help="output file (a directory for `where`)")
     p.add_argument("--labels", nargs="+", help="maps: one name per map")
@@ -211,5 +306,13 @@ def add_parser(sub) -> None:
     p.add_argument("--metric", help="scan: the sweep metric to plot (default one_saccade_random)")
     p.add_argument("--title", help="scan: figure title")
     p.add_argument("--default", help="scan: a sweep of the recipe's default point, added to every panel")
+    p.add_argument(
+        "--eccentricity",
+        type=float,
+        help="tradeoff: the eccentricity (px) of the accuracy (default the largest of the files, 40)",
+    )
+    p.add_argument(
+        "--no-published", action="store_true", help="tradeoff: leave out the published models not benchmarked here"
+    )
     p.add_argument("--mnist-dir")
     p.set_defaults(func=cmd_figures)

@@ -5,6 +5,7 @@
 - :mod:`.benchmark`: every model on the same displays per contrast × eccentricity;
 - :mod:`.diagnostics`: how much of the digit's position a localiser's input carries (code R²);
 - :mod:`.reports`: Markdown tables and result files;
+- :mod:`.tradeoff`: accuracy at 40 px against the numbers each model reads per decision;
 - :mod:`.published`: the numbers of the two studies.
 """
 

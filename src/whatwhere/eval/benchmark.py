@@ -22,7 +22,8 @@ Per cell the records give accuracy with a Wilson 95 % interval; for models that 
 fraction of glimpse centres within ``hit_px`` of the digit.  Per model: input *bandwidth* (the
 numbers the localiser / Where pathway sees: 16,384 pixels for STN-128/ATN, 768 or 2,560 code
 coefficients for the POLO models, 2,880 retina coefficients for What/Where), trainable
-parameters, inference throughput (displays/s, display generation excluded) and the θ spread
+parameters, the numbers read per decision (:func:`reads_of`: codes plus glimpse pixels over the
+glimpses taken), inference throughput (displays/s, display generation excluded) and the θ spread
 across inputs (≈ 0 means the localiser collapsed to one transform).
 
 Reports: :mod:`whatwhere.eval.reports` writes ``benchmark.json`` (records, per-model summary,
@@ -49,12 +50,12 @@ from whatwhere.eval.metrics import wilson
 from whatwhere.eval.protocols import ECCENTRICITIES
 from whatwhere.models.agent import Agent
 from whatwhere.models.interface import is_glimpse_model, is_saccadic
-from whatwhere.ops.sampling import fovea, glimpse_centre
+from whatwhere.ops.sampling import FOVEA, fovea, glimpse_centre
 
 if TYPE_CHECKING:
     from whatwhere.retina import Retina
 
-__all__ = ["Entry", "benchmark", "entries_from_runs", "bandwidth_of"]
+__all__ = ["Entry", "benchmark", "entries_from_runs", "bandwidth_of", "Reads", "reads_of", "numbers_read"]
 
 
 @dataclass
@@ -351,8 +352,10 @@ def _summarise(
     mnist_dir,
 ) -> dict:
     """The per-model summary: parameters, bandwidth, throughput, kind, θ spread, mean glimpses,
-    the hit rate over all cells (after the most saccades for an agent) and, with ``code_r2``, the
-    code R² of its localiser's input."""
+    the numbers read per decision (``reads``: one row per reported saccade count, :func:`reads_of`
+    as a dict plus ``saccades``; the mean glimpses taken for a glimpse model), the hit rate over
+    all cells (after the most saccades for an agent) and, with ``code_r2``, the code R² of its
+    localiser's input."""
     first = e.for_contrast(contrasts[0])
     info = {
         "params": _parameters(first),
@@ -375,6 +378,11 @@ def _summarise(
     counted = [r for r in records if r["model"] == e.name and "mean_glimpses" in r]
     if counted:
         info["mean_glimpses"] = sum(r["mean_glimpses"] * r["total"] for r in counted) / sum(r["total"] for r in counted)
+    counts: tuple[int | None, ...] = tuple(e.saccades or (0,)) if is_agent(first) else (None,)
+    info["reads"] = [
+        {"saccades": s, **reads_of(first, 128, saccades=s, glimpses=info.get("mean_glimpses")).as_dict()}
+        for s in counts
+    ]
     rows = [r for r in records if r["model"] == e.name and "hit_rate" in r]
     if rows:
         last = [r for r in rows if r["saccades"] in (None, max(e.saccades or [0]))]
@@ -427,7 +435,9 @@ def benchmark(
     Returns:
         ``{"records": [...], "models": {name: summary}, "display": {...}, "n_digits": n}``.
         A record: ``{"model", "saccades", "contrast", "eccentricity", "correct", "total",
-        "accuracy", "ci95"}`` plus ``"hit_rate"`` for glimpse models and agents.
+        "accuracy", "ci95"}`` plus ``"hit_rate"`` for glimpse models and agents.  A summary:
+        ``params``, ``bandwidth``, ``throughput``, ``kind``, ``reads`` (numbers read per decision,
+        one row per saccade count, :func:`reads_of`), ...
     """
     from tqdm.auto import tqdm
 
@@ -582,32 +592,84 @@ def eccentricity_bins(N: int, n_bins: int = 5) -> list[float]:
     return [round(top * k / n_bins, 6) for k in range(n_bins + 1)]
 
 
-def numbers_read(m, N: int, saccades: int | None = None, glimpses: float | None = None) -> tuple[float, float]:
-    """``(glimpses, numbers read per decision)`` of model ``m`` on ``N x N`` displays.
+@dataclass(frozen=True)
+class Reads:
+    """The numbers a model reads per decision (one display, one answer), :func:`reads_of`.
 
-    * What/Where agent after ``saccades`` = K saccades: K + 1 fixations (the centre included),
-      K retina codes (``bandwidth``, 2880) + the 784 pixels of the final fovea (the answer);
-    * glimpse models with a periphery code (the saccadic transformer): per glimpse its
-      ``bandwidth`` + the 28 x 28 glimpse (``glimpses``: the mean number taken, else ``m.glimpses``);
-    * RAM: per glimpse ``scales x patch^2``;
-    * 28 x 28 models: the central fovea, 784; any other model: the whole display, ``N^2``
-      (plus the output glimpse for a spatial transformer with a ``bandwidth`` localiser).
+    Attributes:
+        glimpses: fixations or glimpses the answer depends on (1 for a one-pass model, K + 1 for
+            an agent after K saccades, the glimpses taken for a glimpse model).
+        codes: code coefficients read, all glimpses together: the retina or POLO code a Where
+            pathway or code localiser reads (0 for a model that reads pixels only).
+        pixels: pixels read from the display, all glimpses together: the fovea or glimpses, or
+            the whole display for a model whose localiser or classifier reads it.
+        formula: how the total is counted, e.g. ``"2 × 2880 + 784"``.
     """
+
+    glimpses: float
+    codes: float
+    pixels: float
+    formula: str
+
+    @property
+    def total(self) -> float:
+        """``codes + pixels``."""
+        return self.codes + self.pixels
+
+    def as_dict(self) -> dict:
+        """``{"glimpses", "codes", "pixels", "total", "formula"}``."""
+        return {**asdict(self), "total": self.total}
+
+
+def reads_of(m, N: int | None = None, *, saccades: int | None = None, glimpses: float | None = None) -> Reads:
+    """How many numbers model ``m`` reads from an ``N x N`` display to give one answer.
+
+    The count is of what the model's *sensor* delivers, the numbers the answer depends on: a code
+    computed from the display counts its coefficients (as a retina sends its code, not the
+    pixels it integrates), a glimpse its pixels; a pixel localiser reads the whole display, and
+    a glimpse it then takes resamples pixels already read (not counted again).  Every count
+    comes from the model object (``bandwidth``, ``out_size``, ``glimpses``, ...):
+
+    * What/Where agent after ``saccades`` = K saccades (Daucé, Albiges & Perrinet 2020): K + 1
+      fixations, K retina codes (``bandwidth``, 2880: one before each saccade) and the 28 x 28
+      fovea the answer is read from (What answers from the final fixation alone);
+    * glimpse models with a periphery code (the saccadic transformer): per glimpse its
+      ``bandwidth`` code + the ``out_size``² glimpse (``glimpses``: the mean number taken, else
+      ``m.glimpses``);
+    * RAM (Mnih et al. 2014): per glimpse ``scales x patch²``;
+    * 28 x 28 models (What, STN-28): the central fovea, ``input_size``²;
+    * glimpse models whose localiser reads a code (POLO-ATN, convPOLO-ATN; Dabane, Perrinet &
+      Daucé 2022): ``bandwidth`` + the ``out_size``² glimpse;
+    * any other model (STN-128, ATN, the standard tasks' FC, CNN and ST nets; Jaderberg et al.
+      2015): the whole display, ``N``² (``N``: ``m.input_size`` when not given).
+    """
+    N = int(N if N is not None else getattr(m, "input_size", 128))
     if is_agent(m):
         K = int(saccades or 0)
-        return float(K + 1), float(K * int(getattr(m, "bandwidth", 0)) + 28 * 28)
-    if getattr(m, "input_size", N) == 28:
-        return 1.0, 784.0
+        code, f = int(m.bandwidth), FOVEA * FOVEA
+        return Reads(float(K + 1), float(K * code), float(f), f"{K} × {code} + {f}" if K else f"{f}")
+    size = getattr(m, "input_size", N)
+    if size == FOVEA:
+        return Reads(1.0, 0.0, float(size * size), f"{size * size}")
     if all(hasattr(m, a) for a in ("patch", "scales", "glimpses")):  # RAM
-        return float(m.glimpses), float(m.glimpses * m.scales * m.patch**2)
-    band = getattr(m, "bandwidth", None)
+        k, s, p = int(m.glimpses), int(m.scales), int(m.patch)
+        return Reads(float(k), 0.0, float(k * s * p * p), f"{k} × {s} × {p}²")
+    raw = getattr(m, "bandwidth", None)
+    band = None if raw is None else int(raw)
+    out = int(getattr(m, "out_size", FOVEA)) ** 2
     if band is not None and hasattr(m, "glimpses") and hasattr(m, "forward_trace"):
-        k = float(glimpses if glimpses is not None else m.glimpses)
-        return k, k * (int(band) + 28 * 28)
-    if band is not None and is_glimpse_model(m):
-        out = int(getattr(m, "out_size", 28))
-        return 1.0, float(int(band) + out * out)
-    return 1.0, float(N * N)
+        g = float(glimpses if glimpses is not None else m.glimpses)
+        return Reads(g, g * band, g * out, f"{g:g} × ({band} + {out})")
+    if band is not None and band < N * N and is_glimpse_model(m):
+        return Reads(1.0, float(band), float(out), f"{band} + {out}")
+    return Reads(1.0, 0.0, float(N * N), f"{N * N}")
+
+
+def numbers_read(m, N: int, saccades: int | None = None, glimpses: float | None = None) -> tuple[float, float]:
+    """``(glimpses, numbers read per decision)`` of model ``m`` on ``N x N`` displays
+    (:func:`reads_of`)."""
+    r = reads_of(m, N, saccades=saccades, glimpses=glimpses)
+    return r.glimpses, r.total
 
 
 @torch.no_grad()

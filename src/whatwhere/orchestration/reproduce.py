@@ -480,6 +480,22 @@ def steps(
                 outputs=(str(res / f"benchmark-{tag}" / "benchmark.json"),),
             )
         )
+        # accuracy at 40 px against the numbers each model reads per decision
+        result.append(
+            Step(
+                f"tradeoff-{tag}",
+                "figure",
+                (
+                    "figures",
+                    "tradeoff",
+                    str(res / f"benchmark-{tag}" / "benchmark.json"),
+                    "--out",
+                    str(fig / f"tradeoff_{tag}.png"),
+                ),
+                tuple(present) + (("what",) if what else ()),
+                outputs=(str(fig / f"tradeoff_{tag}.png"),),
+            )
+        )
 
     if name == "paper":
         evals("what", "What (paper, clutter 1.0)")

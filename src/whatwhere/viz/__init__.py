@@ -7,6 +7,7 @@ from whatwhere.viz.displays import display_grid
 from whatwhere.viz.maps import accuracy_map, maps_side_by_side
 from whatwhere.viz.saccades import scanpaths, where_fig3, where_fig4, where_fig5b
 from whatwhere.viz.sweep import scan_figure, sweep_figures
+from whatwhere.viz.tradeoff import tradeoff_figure
 from whatwhere.viz.training import training_curves
 from whatwhere.viz.transformers import transformer_grid
 
@@ -23,4 +24,5 @@ __all__ = [
     "scan_figure",
     "sweep_figures",
     "scanpaths",
+    "tradeoff_figure",
 ]
