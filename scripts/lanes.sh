@@ -6,6 +6,7 @@
 #   scripts/lanes.sh status           # each run: done / running / checkpoint epoch / not started
 #   scripts/lanes.sh stop             # Ctrl-C each running training (it saves a checkpoint), stop the lanes
 #   scripts/lanes.sh park             # copy each unfinished run's newest checkpoint into PARKED (to commit)
+#   scripts/lanes.sh unpark           # restore parked runs into RUNS (start does it first)
 #
 # A machine that does not outlive the session loses RUNS.  `park` (after `stop`) copies every unfinished
 # run's newest checkpoint, its recipe, metrics and logs into PARKED (default: parked/ in this checkout,
@@ -117,6 +118,7 @@ case "${1:-status}" in
     done ;;
   _lane) lane "$2" ;;
   park) park ;;
+  unpark) unpark ;;
   stop)
     for f in "$RUNS"/.lane-*; do
       [ -e "$f" ] || continue
@@ -136,5 +138,5 @@ case "${1:-status}" in
       last=$(tail -n +2 "$out/metrics.csv" 2>/dev/null | tail -n 1 | cut -d, -f1,3,8,9)
       echo "lane $l  $name: $s  (last epoch,stage,test_acc,samples/s: ${last:-none})"
     done ;;
-  *) echo "usage: $0 start|status|stop|park" >&2; exit 2 ;;
+  *) echo "usage: $0 start|status|stop|park|unpark" >&2; exit 2 ;;
 esac

@@ -1,0 +1,90 @@
+"""scripts/lanes.sh park / start: unfinished runs outlive a machine through parked/.
+
+No training runs here: the run directories are made by hand with the trainer's layout
+(checkpoints/latest.json pointing to a ``{stem}.safetensors`` + ``{stem}.state.pt`` pair)."""
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+LANES = Path(__file__).resolve().parents[1] / "scripts" / "lanes.sh"
+
+pytestmark = pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
+
+
+def _run_dir(root: Path, name: str, epoch: int, batch: int, finished: bool = False) -> Path:
+    run = root / name
+    ck = run / "checkpoints"
+    ck.mkdir(parents=True)
+    for e, b in ((epoch - 1, 0), (epoch, batch)):  # the trainer keeps its newest two
+        stem = f"epoch-{e:04d}-batch-{b:05d}"
+        (ck / f"{stem}.safetensors").write_bytes(f"weights {e} {b}".encode())
+        (ck / f"{stem}.state.pt").write_bytes(f"state {e} {b}".encode())
+    stem = f"epoch-{epoch:04d}-batch-{batch:05d}"
+    (ck / "latest.json").write_text(json.dumps({"stem": stem, "epoch": epoch, "batch": batch, "seen": 1}))
+    (run / "metrics.csv").write_text("epoch,test_acc\n1,0.5\n")
+    (run / "recipe.yaml").write_text("name: x\n")
+    if finished:
+        (run / "model.safetensors").write_bytes(b"final")
+    return run
+
+
+def _lanes(tmp: Path, *args: str) -> str:
+    env = {
+        **os.environ,
+        "QUEUE": str(tmp / "queue"),
+        "RUNS": str(tmp / "runs"),
+        "PARKED": str(tmp / "parked"),
+        "LANES_HOME": str(LANES.parents[1]),
+    }
+    out = subprocess.run(["bash", str(LANES), *args], env=env, capture_output=True, text=True, check=True)
+    return out.stdout
+
+
+@pytest.fixture
+def lanes_home(tmp_path: Path) -> Path:
+    (tmp_path / "queue").write_text(
+        "# a comment\nA alpha atn --set precision=bf16\nB beta conv_polo_atn\nB gamma what\n"
+    )
+    _run_dir(tmp_path / "runs", "alpha", epoch=7, batch=300)
+    _run_dir(tmp_path / "runs", "beta", epoch=3, batch=0, finished=True)
+    return tmp_path
+
+
+def test_park_copies_only_the_newest_checkpoint_of_unfinished_runs(lanes_home: Path) -> None:
+    said = _lanes(lanes_home, "park")
+    parked = lanes_home / "parked"
+    assert "parked alpha at epoch-0007-batch-00300" in said
+    assert sorted(p.name for p in (parked / "alpha" / "checkpoints").iterdir()) == [
+        "epoch-0007-batch-00300.safetensors",
+        "epoch-0007-batch-00300.state.pt",
+        "latest.json",
+    ]
+    assert (parked / "alpha" / "metrics.csv").read_text() == "epoch,test_acc\n1,0.5\n"
+    assert not (parked / "beta").exists()  # finished: its weights are shipped, not parked
+    assert not (parked / "gamma").exists()  # never started: nothing to park
+
+
+def test_start_restores_a_parked_run_that_the_machine_lacks(lanes_home: Path) -> None:
+    _lanes(lanes_home, "park")
+    shutil.rmtree(lanes_home / "runs")  # a fresh machine
+    (lanes_home / "runs").mkdir()
+    said = _lanes(lanes_home, "unpark")
+    assert "restored parked alpha" in said
+    restored = lanes_home / "runs" / "alpha" / "checkpoints"
+    assert json.loads((restored / "latest.json").read_text())["epoch"] == 7
+    assert (restored / "epoch-0007-batch-00300.safetensors").read_bytes() == b"weights 7 300"
+
+
+def test_start_keeps_a_local_run_newer_than_the_parked_one(lanes_home: Path) -> None:
+    _lanes(lanes_home, "park")
+    shutil.rmtree(lanes_home / "runs" / "alpha")
+    _run_dir(lanes_home / "runs", "alpha", epoch=9, batch=0)
+    said = _lanes(lanes_home, "unpark")
+    assert said == ""
+    latest = json.loads((lanes_home / "runs" / "alpha" / "checkpoints" / "latest.json").read_text())
+    assert latest["epoch"] == 9
