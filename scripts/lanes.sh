@@ -57,11 +57,12 @@ lane() {  # work through lane $1
   done < <(items "$l")
 }
 
-unpark() {  # restore the parked runs that RUNS lacks (or whose checkpoint is older than the parked one)
+unpark() {  # restore the queue's parked runs that RUNS lacks (or whose checkpoint is older than the parked one)
   local p name mine theirs
   for p in "$PARKED"/*/; do
     [ -f "$p/checkpoints/latest.json" ] || continue
     name=$(basename "$p")
+    items | awk -v n="$name" '$2 == n {f = 1} END {exit !f}' || continue  # e.g. scripts/gpu_sitting.sh's runs
     [ -f "$RUNS/$name/model.safetensors" ] && continue
     mine=$(epoch_of "$RUNS/$name/checkpoints/latest.json")
     theirs=$(epoch_of "$p/checkpoints/latest.json")
