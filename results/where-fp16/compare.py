@@ -2,8 +2,9 @@
 
 Writes a temporary zoo whose Where networks (and the saccadic transformer's own tensors, among
 them its fine-tuned Where layers) are stored in fp16, benchmarks it (WHATWHERE_ZOO_DIR,
-WHATWHERE_ZOO_MANIFEST) beside the shipped fp32 zoo on the same seeded displays (1,000 digits per cell), and writes compare.md: the largest change of any
-cell's accuracy and the change of each model's mean.  The models compute in fp32 either way
+WHATWHERE_ZOO_MANIFEST) beside the shipped fp32 zoo on the same seeded displays (1,000 digits
+per cell), and writes compare.md: the largest change of any cell's accuracy and the change of
+each model's mean.  The models compute in fp32 either way
 (loading casts the stored fp16 back), so only the rounding of the stored weights differs.
 
     OMP_NUM_THREADS=1 python results/where-fp16/compare.py [--digits 1000]
