@@ -12,7 +12,7 @@ import os
 import sys
 
 #: Commands that compute nothing (no need to measure the idle cores).
-_NO_COMPUTE = {"cmd_list", "cmd_verify", "cmd_fetch", "cmd_report"}
+_NO_COMPUTE = {"cmd_list", "cmd_verify", "cmd_fetch", "cmd_report", "cmd_convert"}
 
 #: The subcommand modules, in the order ``--help`` lists them.
 _COMMANDS = (

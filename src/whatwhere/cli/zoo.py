@@ -1,4 +1,4 @@
-"""``whatwhere zoo``: the shipped models (list, verify; ``add`` for maintainers)."""
+"""``whatwhere zoo``: the shipped models (list, verify; ``add`` and ``convert`` for maintainers)."""
 
 from __future__ import annotations
 
@@ -12,12 +12,17 @@ def cmd_list(args) -> int:
     if args.json:
         print(json.dumps(models, indent=2))
         return 0
-    print(f"{'name':22s} {'model':14s} {'params':>10s}  {'recipe':22s} headline")
+    print(f"{'name':22s} {'model':14s} {'params':>10s} {'file':>8s} {'stored':7s} {'recipe':22s} headline")
     for name, e in models.items():
         metrics = ", ".join(
             f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in list(e.get("metrics", {}).items())[:3]
         )
-        print(f"{name:22s} {e['model']:14s} {e['params']:>10,d}  {e['recipe'].get('name', ''):22s} {metrics}")
+        size = f"{e['bytes'] / 1e6:.1f} MB" if isinstance(e.get("bytes"), int) else "?"
+        stored = e.get("storage", "float32")  # absent: as trained
+        print(
+            f"{name:22s} {e['model']:14s} {e['params']:>10,d} {size:>8s} {stored:7s} "
+            f"{e['recipe'].get('name', ''):22s} {metrics}"
+        )
     return 0
 
 
@@ -73,6 +78,23 @@ def cmd_add(args) -> int:
     return 0
 
 
+def cmd_convert(args) -> int:
+    from whatwhere.engine.zoo import convert_zoo, manifest_path
+
+    done = convert_zoo(args.names, args.dtype)
+    for name in args.names:
+        name = name.removeprefix("zoo:")
+        if name not in done:
+            continue
+        r = done.pop(name)
+        how = "unchanged (already so)" if r["unchanged"] else f"{r['bytes_before']:,d} -> {r['bytes']:,d} bytes"
+        print(f"{name}: {r['file']} stored in {r['storage']}, {how}, sha256 {r['sha256'][:16]}…")
+    for comp, prefix, part in done["repinned"]:
+        print(f"{comp}: part {prefix!r} now pins {part}'s new sha256")
+    print(f"wrote {manifest_path()}; check with `whatwhere zoo verify`")
+    return 0
+
+
 def add_parser(sub) -> None:
     p = sub.add_parser(
         "zoo",
@@ -114,3 +136,23 @@ def add_parser(sub) -> None:
         help="an extra file, e.g. accuracy_map=results/what/accuracy_map.npy; repeatable",
     )
     a.set_defaults(func=cmd_add)
+    c = zsub.add_parser(
+        "convert",
+        help="(maintainers) rewrite zoo entries' weights with their floating tensors stored in another dtype "
+        "(loading casts them back to float32); updates the manifest and the parts references",
+        description="Rewrite each named entry's own weights file (a composite's: only its own tensors) with its "
+        'floating tensors stored in DTYPE, its metadata kept and "storage" recorded there and in the manifest, '
+        "and update its manifest sha256/bytes and the pinned sha256 of every parts reference to it. The zoo "
+        "rewritten is the manifest ($WHATWHERE_ZOO_MANIFEST, else the package's) and its folder, which must "
+        "be the first searched ($WHATWHERE_ZOO_DIR, else the package's zoo/): to convert a copy, point both "
+        "at it. Refused before anything is written: an unknown entry or dtype, a value beyond the dtype's range, "
+        "a composite not named whose tensors taken from a named entry would change. All or nothing: a failure "
+        "leaves the zoo as it was.",
+    )
+    c.add_argument("names", nargs="+", metavar="NAME", help="zoo entries to rewrite")
+    c.add_argument(
+        "--dtype",
+        required=True,
+        help="the storage dtype of their floating tensors: float16, bfloat16 or float32",
+    )
+    c.set_defaults(func=cmd_convert)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from whatwhere.engine.zoo import PREFIX, ZooError, zoo_entry, zoo_names, zoo_path, zoo_state
+from whatwhere.engine.zoo import PREFIX, ZooError, upcast, zoo_entry, zoo_names, zoo_path, zoo_state
 from whatwhere.models.registry import MODELS, create_model
 from whatwhere.utils.errors import UserError
 from whatwhere.utils.io import atomic_write, read_json
@@ -161,10 +161,11 @@ def _zoo_name(spec: str | Path) -> str | None:
 
 def read_state(spec: str | Path, device: str | torch.device = "cpu", *, checkpoint: bool = False) -> dict:
     """The full state dict named by ``spec`` (as :func:`weights_path`): a zoo entry's assembled
-    with its parts (:func:`whatwhere.engine.zoo.zoo_state`), else the file's tensors."""
+    with its parts (:func:`whatwhere.engine.zoo.zoo_state`), else the file's tensors; float16 or
+    bfloat16 stored tensors (``whatwhere zoo convert``) cast up to float32, as models compute."""
     path = weights_path(spec, checkpoint=checkpoint)
     name = _zoo_name(spec)
-    return zoo_state(name, str(device)) if name is not None else read_weights(path, device)
+    return zoo_state(name, str(device)) if name is not None else upcast(read_weights(path, device))
 
 
 def weights_path(spec: str | Path, *, checkpoint: bool = False) -> Path:
@@ -272,7 +273,9 @@ def origin_of(spec: str | Path) -> dict:
     """Which recipe, profile, seed and commit made ``spec`` (a run directory, weights file or zoo
     name): ``{"recipe", "profile", "seed", "commit"}``, ``None`` where unknown.  A run directory's
     ``run.json`` (written by the trainer) is read first, then its ``recipe.yaml``; a zoo model's
-    manifest entry (its ``provenance.profile``, absent for full recipes)."""
+    manifest entry (its ``provenance.profile``, absent for full recipes), with ``"storage"`` too
+    when the entry records one (``"float16"``: its weights stored so since, ``whatwhere zoo
+    convert``; the benchmark keeps this origin beside its results)."""
     p = Path(spec)
     if p.exists():
         run = p if p.is_dir() else p.parent
@@ -290,12 +293,15 @@ def origin_of(spec: str | Path) -> dict:
     except ZooError:
         return {"recipe": None, "profile": None, "seed": None, "commit": None}
     prov = entry.get("provenance") or {}
-    return {
+    origin = {
         "recipe": (entry.get("recipe") or {}).get("name"),
         "profile": prov.get("profile"),
         "seed": (entry.get("recipe") or {}).get("seed"),
         "commit": prov.get("commit"),
     }
+    if entry.get("storage"):
+        origin["storage"] = entry["storage"]
+    return origin
 
 
 __all__ += ["origin_of"]

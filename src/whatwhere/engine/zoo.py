@@ -33,6 +33,13 @@ the part entry's hash when the composite was added); a missing or mismatched par
 :class:`ZooError` naming the composite and the part.  :func:`add_to_zoo` writes the references
 itself: the tensors bit-identical to those of the zoo entries the recipe's ``init`` names.
 
+An entry's floating tensors may be stored in a narrower dtype than the float32 the models compute
+in: ``"storage": "float16"`` in its manifest entry and in its file's metadata
+(:func:`convert_zoo`, ``whatwhere zoo convert``; absent: as trained, float32).  Every loader
+casts them back up (:func:`zoo_state`, :func:`upcast`), so a model from the zoo is float32 either
+way; a tensor of a model that kept a float16-stored part frozen is that part's (float16 values in
+float32) and :func:`split_parts` recognises it as such.
+
 Weights are ``safetensors`` only.  Use :func:`whatwhere.load` (``whatwhere.load("what")``) to
 get a model.
 """
@@ -47,14 +54,17 @@ from functools import cache
 from pathlib import Path
 
 __all__ = [
+    "STORAGE_DTYPES",
     "ZooError",
     "add_to_zoo",
     "base_url",
     "cache_dir",
+    "convert_zoo",
     "manifest",
     "manifest_path",
     "sha256_of",
     "split_parts",
+    "upcast",
     "zoo_dir",
     "zoo_entry",
     "zoo_names",
@@ -72,6 +82,8 @@ ENV_URL = "WHATWHERE_ZOO_URL"
 ENV_MANIFEST = "WHATWHERE_ZOO_MANIFEST"
 #: seconds to wait for the server (connecting, and between two reads)
 TIMEOUT = 60
+#: the dtypes an entry's floating tensors may be stored in (:func:`convert_zoo`)
+STORAGE_DTYPES = ("float32", "float16", "bfloat16")
 
 
 class ZooError(ValueError):
@@ -333,9 +345,15 @@ def zoo_parts(name: str) -> dict[str, dict]:
     return parts
 
 
-def _take(owner: str, state: dict, parts: dict, device: str, seen: tuple[str, ...]) -> dict:
-    """``state`` completed with the tensors of ``parts`` (read from the zoo, verified)."""
+def _take(owner: str, state: dict, parts: dict, device: str, seen: tuple[str, ...], read=None) -> dict:
+    """``state`` completed with the tensors of ``parts`` (read from the zoo, verified), each as
+    stored.  ``read(name)``: the tensors of an entry's own file (default: its verified zoo file)."""
     from whatwhere.engine.checkpoints import read_weights
+
+    if read is None:
+
+        def read(n):
+            return read_weights(zoo_path(n), device)
 
     state = dict(state)
     for prefix, ref in parts.items():
@@ -344,7 +362,7 @@ def _take(owner: str, state: dict, parts: dict, device: str, seen: tuple[str, ..
         if part in seen:
             raise ZooError(f"{what}: the parts refer to each other in a cycle ({' -> '.join((*seen, part))})")
         try:
-            sub = _take(part, read_weights(zoo_path(part), device), zoo_parts(part), device, (*seen, part))
+            sub = _take(part, read(part), zoo_parts(part), device, (*seen, part), read)
         except ZooError as exc:
             raise ZooError(f"{what}: {exc}") from exc
         names = ref["tensors"] if "tensors" in ref else [k[len(src) :] for k in sub if k.startswith(src)]
@@ -357,9 +375,22 @@ def _take(owner: str, state: dict, parts: dict, device: str, seen: tuple[str, ..
     return state
 
 
-def zoo_state(name: str, device: str = "cpu") -> dict:
+def upcast(state: dict) -> dict:
+    """``state`` with its float16 and bfloat16 tensors cast to float32, the dtype the models
+    compute in (exact: every such value is a float32 value); the other tensors as they are."""
+    import torch
+
+    return {k: v.float() if v.dtype in (torch.float16, torch.bfloat16) else v for k, v in state.items()}
+
+
+def zoo_state(name: str, device: str = "cpu", *, stored: bool = False) -> dict:
     """The full state dict of zoo entry ``name``: the tensors of its file, and those of its
     ``parts`` (each part file verified like any zoo file).
+
+    Args:
+        stored: keep each tensor in the dtype its file stores it in (a float16-stored entry's or
+            part's tensors in float16); by default those are cast up to float32 (:func:`upcast`),
+            the dtype of a model built from the registry.
 
     Raises:
         ZooError: as :func:`zoo_path`, for the entry's file or a part's; a part missing from the
@@ -368,7 +399,8 @@ def zoo_state(name: str, device: str = "cpu") -> dict:
     from whatwhere.engine.checkpoints import read_weights
 
     name = name[len(PREFIX) :] if name.startswith(PREFIX) else name
-    return _take(name, read_weights(zoo_path(name), device), zoo_parts(name), device, (name,))
+    state = _take(name, read_weights(zoo_path(name), device), zoo_parts(name), device, (name,))
+    return state if stored else upcast(state)
 
 
 def _identical(a, b) -> bool:
@@ -381,10 +413,24 @@ def _identical(a, b) -> bool:
     return a.dtype == b.dtype and a.shape == b.shape and torch.equal(raw(a), raw(b))
 
 
+def _matches(stored, t) -> bool:
+    """``t`` is the tensor ``stored`` of a zoo file, in ``t``'s dtype: cast to ``stored``'s dtype
+    it is bit-identical to it, and that cast loses nothing (cast back it is ``t`` again).  A model
+    initialised from a float16-stored part holds its tensors in float32: they match that part."""
+    if stored.dtype == t.dtype or not (stored.is_floating_point() and t.is_floating_point()):
+        return _identical(stored, t)
+    if stored.shape != t.shape:
+        return False
+    down = t.to(stored.dtype)
+    return _identical(down, stored) and _identical(down.to(t.dtype), t)
+
+
 def split_parts(state: dict, init) -> tuple[dict, dict]:
     """``(own, parts)``: the tensors of ``state`` to store, and the ``parts`` references for the
     others, bit-identical to tensors of the zoo entries named by a recipe's ``init``
-    (``"zoo:NAME"`` for the whole model, or ``{submodule: "zoo:NAME"}``; other specs are skipped).
+    (``"zoo:NAME"`` for the whole model, or ``{submodule: "zoo:NAME"}``; other specs are skipped)
+    once cast to the dtype the entry stores them in (:func:`_matches`: float32 tensors that
+    are a float16-stored part's values, as a frozen submodule initialised from it holds them).
     A part whose keys share one leading component that the submodule lacks (a Where model's
     ``net.``) is matched without it, as the trainer's ``init`` does."""
     specs = {"": init} if isinstance(init, str) else dict(init or {})
@@ -395,12 +441,12 @@ def split_parts(state: dict, init) -> tuple[dict, dict]:
         if part is None or part not in models:
             continue
         prefix = f"{sub}." if sub else ""
-        other = zoo_state(part)
+        other = zoo_state(part, stored=True)
         mine = {k[len(prefix) :] for k in own if k.startswith(prefix)}
         heads = {k.split(".", 1)[0] for k in other}
         src = f"{heads.pop()}." if not mine & set(other) and len(heads) == 1 else ""
         names = [k[len(src) :] for k in other if k.startswith(src)]
-        same = sorted(t for t in names if t in mine and _identical(other[src + t], own[prefix + t]))
+        same = sorted(t for t in names if t in mine and _matches(other[src + t], own[prefix + t]))
         if not same:
             continue
         ref: dict = {"model": part, "sha256": models[part]["sha256"]}
@@ -457,7 +503,7 @@ def add_to_zoo(
     own, parts = split_parts(state, recipe.get("init"))
     if parts:  # only the tensors of its own, checked to assemble back into the same state dict
         back = _take(name, own, parts, "cpu", (name,))
-        if set(back) != set(state) or not all(_identical(back[k], state[k]) for k in state):  # pragma: no cover
+        if set(back) != set(state) or not all(_matches(back[k], state[k]) for k in state):  # pragma: no cover
             raise ZooError(f"{name}: its parts do not assemble back into {src}")
         atomic_write(dst, lambda tmp: save_file({k: v.contiguous() for k, v in own.items()}, tmp, metadata=raw))
     elif src.resolve() != dst.resolve():
@@ -488,3 +534,225 @@ def add_to_zoo(
     m["models"] = dict(sorted(m["models"].items()))
     write_json(d / "manifest.json", m)
     return entry
+
+
+def _refers_to(name: str, targets: set[str], models: dict, seen: tuple[str, ...] = ()) -> bool:
+    """Whether entry ``name`` takes tensors from one of ``targets``, directly or through a part."""
+    for ref in (models.get(name, {}).get("parts") or {}).values():
+        part = ref.get("model") if isinstance(ref, dict) else None
+        if not isinstance(part, str):
+            continue
+        if part in targets or (
+            part in models and part not in seen and _refers_to(part, targets, models, (*seen, name))
+        ):
+            return True
+    return False
+
+
+def _safetensors_bytes(state: dict, metadata: dict[str, str]) -> bytes:
+    """The safetensors file of ``state`` and ``metadata``, the same bytes for the same input.
+
+    ``safetensors`` writes the metadata in the order of a hash map, which changes from one process
+    to the next (so would the file's SHA-256): the header is written again with the metadata keys
+    sorted and the tensors in the order of their data, padded with spaces to 8 bytes, as
+    ``safetensors`` does; the tensor data is its own, unchanged."""
+    import struct
+
+    from safetensors.torch import save
+
+    raw = save(state, metadata=metadata)
+    (n,) = struct.unpack("<Q", raw[:8])
+    header = json.loads(raw[8 : 8 + n])
+    meta = header.pop("__metadata__", None) or {}
+    ordered = {"__metadata__": dict(sorted(meta.items()))} if meta else {}
+    ordered.update(sorted(header.items(), key=lambda kv: (kv[1]["data_offsets"], kv[0])))
+    text = json.dumps(ordered, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    text += b" " * (-len(text) % 8)
+    return struct.pack("<Q", len(text)) + text + raw[8 + n :]
+
+
+def convert_zoo(names: list[str], dtype: str) -> dict[str, dict]:
+    """Store the floating tensors of the zoo entries ``names`` in ``dtype`` (``whatwhere zoo
+    convert``; one of :data:`STORAGE_DTYPES`).
+
+    Each entry's own file is rewritten (a composite's: only its own tensors; its parts are other
+    entries) with its metadata kept and ``"storage": dtype`` added; its manifest entry gets the new
+    ``sha256`` and ``bytes`` and ``"storage"``, and every ``parts`` reference to it the new pin.
+    The zoo rewritten is the manifest of :func:`manifest_path` and the folder that holds it, which
+    must be the first one searched (``$WHATWHERE_ZOO_DIR``, else the package's ``zoo/``): to
+    convert a copy, point both variables at it.  The old files are read wherever
+    :func:`zoo_path` finds them, verified.
+
+    The files' bytes depend on their tensors and metadata only (:func:`_safetensors_bytes`): the
+    same zoo converted twice gives the same SHA-256s, and an entry already so stored is unchanged.
+    Everything is checked before anything is written, and written all or nothing: new files
+    beside the old, renamed into place, the manifest last, then the converted entries and those
+    referring to them read back and assembled; a failure at any step puts the old files and
+    manifest back.
+
+    Raises:
+        ZooError: an unknown entry or dtype; a zoo folder that is not the first one searched; a
+            value beyond the range of ``dtype``; a composite not named that takes tensors from a
+            named entry whose values the conversion changes (its parts would no longer match what
+            it was built with: name it too); a part reference that is already stale.
+        WriteError: a write failed (the zoo is as it was).
+
+    Returns:
+        ``{name: {"file", "storage", "bytes_before", "bytes", "sha256", "unchanged"}}``, and under
+        the key ``"repinned"`` the list of ``(composite, prefix, part)`` references updated.
+    """
+    import errno
+    import tempfile
+
+    import torch
+    from safetensors import safe_open
+
+    from whatwhere.engine.checkpoints import read_weights
+    from whatwhere.utils.io import WriteError, write_bytes, write_json
+
+    if dtype not in STORAGE_DTYPES:
+        raise ZooError(f"unsupported storage dtype {dtype!r}: one of {', '.join(STORAGE_DTYPES)}")
+    target = getattr(torch, dtype)
+    names = list(dict.fromkeys(n[len(PREFIX) :] if n.startswith(PREFIX) else n for n in names))
+    if not names:
+        raise ZooError("name the zoo entries to convert")
+    mpath = manifest_path()
+    m = _read_manifest(mpath, required=True)
+    models = m["models"]
+    for name in names:
+        zoo_entry(name)  # unknown: the error lists the shipped models
+    folder = mpath.parent
+    env_dir = os.environ.get(ENV_DIR)
+    first = Path(env_dir).expanduser() if env_dir else zoo_dir()
+    if first.resolve() != folder.resolve():
+        raise ZooError(
+            f"the converted files are written beside the manifest {mpath}, but zoo files are looked for "
+            f"first in {first}: set {ENV_DIR} to {folder} (and {ENV_MANIFEST} to its manifest.json) to "
+            f"convert a copy, or unset both to convert the package's zoo"
+        )
+
+    # read, verify and convert in memory
+    new: dict[str, dict] = {}
+    metas: dict[str, dict] = {}
+    for name in names:
+        zoo_parts(name)  # a composite's references must be current
+        src = zoo_path(name)
+        with safe_open(str(src), framework="pt") as fh:
+            metas[name] = {**(fh.metadata() or {}), "storage": json.dumps(dtype)}
+        state = read_weights(src)
+        out = {}
+        for k, v in state.items():
+            if v.is_floating_point():
+                c = v.to(target).contiguous()
+                if not bool(torch.isfinite(c).all()):
+                    raise ZooError(
+                        f"zoo entry {name!r}: tensor {k!r} has values beyond the range of {dtype} (largest "
+                        f"|value| {float(v.abs().max()):g}); it cannot be stored in {dtype}"
+                    )
+                out[k] = c
+            else:
+                out[k] = v.contiguous()
+        new[name] = out
+
+    def read_new(n):
+        return new[n] if n in new else read_weights(zoo_path(n))
+
+    # the composites that take tensors from a converted entry: still assembled, and the tensors of
+    # those not converted themselves unchanged
+    converted = set(names)
+    for comp in sorted(models):
+        if not _refers_to(comp, converted, models):
+            continue
+        parts = zoo_parts(comp)
+        after = _take(comp, read_new(comp), parts, "cpu", (comp,), read_new)
+        if comp in converted:
+            continue
+        before = zoo_state(comp, stored=True)
+        changed = sorted(k for k in after if not _matches(after[k], before[k]))
+        if changed:
+            froms = sorted({ref["model"] for ref in parts.values()})
+            raise ZooError(
+                f"zoo entry {comp!r} takes {', '.join(changed[:3])}{' ...' if len(changed) > 3 else ''} from "
+                f"{', '.join(froms)}: stored in {dtype} they would no longer match what {comp} was built with "
+                f"while its own file stays as it is; name {comp} in the same command"
+            )
+
+    # write the new files beside the old ones, then the new manifest; all or nothing
+    result: dict = {}
+    tmps: dict[str, Path] = {}
+    moved: list[tuple[Path, Path | None]] = []  # (file, its previous version set aside, or None)
+    old_manifest = mpath.read_bytes()
+    manifest_written = False
+    try:
+        for name in names:
+            fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{models[name]['file']}.", suffix=".part")
+            os.close(fd)
+            tmps[name] = Path(tmp)
+            Path(tmp).write_bytes(_safetensors_bytes(new[name], metas[name]))
+            os.chmod(tmp, 0o644)
+        new_m = json.loads(json.dumps(m))
+        for name in names:
+            e = new_m["models"][name]
+            sha, size = sha256_of(tmps[name]), tmps[name].stat().st_size
+            result[name] = {
+                "file": e["file"],
+                "storage": dtype,
+                "bytes_before": e["bytes"],
+                "bytes": size,
+                "sha256": sha,
+                "unchanged": sha == e["sha256"],
+            }
+            rebuilt = {}  # the same keys in the same order, "storage" right after "bytes"
+            for k, v in e.items():
+                if k != "storage":
+                    rebuilt[k] = v
+                if k == "bytes":
+                    rebuilt["storage"] = dtype
+            rebuilt.update(sha256=sha, bytes=size, storage=dtype)
+            new_m["models"][name] = rebuilt
+        repinned = []
+        for comp, e in new_m["models"].items():
+            for prefix, ref in (e.get("parts") or {}).items():
+                part = ref.get("model") if isinstance(ref, dict) else None
+                if part in converted and ref["sha256"] != result[part]["sha256"]:
+                    ref["sha256"] = result[part]["sha256"]
+                    repinned.append((comp, prefix, part))
+        for name in names:
+            dst = folder / models[name]["file"]
+            aside = None
+            if dst.exists():
+                fd, kept = tempfile.mkstemp(dir=folder, prefix=f".{dst.name}.", suffix=".orig")
+                os.close(fd)
+                aside = Path(kept)
+                os.replace(dst, aside)
+            moved.append((dst, aside))
+            os.replace(tmps.pop(name), dst)
+        manifest_written = True
+        write_json(mpath, new_m)
+        # read back: each converted entry and each composite referring to one, as loaders will
+        for name in sorted(converted | {c for c in new_m["models"] if _refers_to(c, converted, new_m["models"])}):
+            zoo_state(name)
+    except BaseException as exc:
+        for leftover in tmps.values():
+            leftover.unlink(missing_ok=True)
+        for dst, aside in reversed(moved):
+            if aside is not None:
+                os.replace(aside, dst)
+            else:
+                dst.unlink(missing_ok=True)
+        if manifest_written:
+            write_bytes(mpath, old_manifest)
+        if not isinstance(exc, Exception):  # Ctrl-C: put back, and pass it on
+            raise
+        msg = " ".join(str(exc).split()) or type(exc).__name__
+        if isinstance(exc, ZooError):
+            raise ZooError(f"{msg}; nothing was converted, the zoo is as it was") from exc
+        raise WriteError(
+            getattr(exc, "errno", None) or errno.EIO,
+            f"zoo convert failed ({type(exc).__name__}: {msg}); nothing was converted, the zoo is as it was",
+        ) from exc
+    for _, aside in moved:
+        if aside is not None:
+            aside.unlink(missing_ok=True)
+    result["repinned"] = repinned
+    return result

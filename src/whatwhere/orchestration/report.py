@@ -131,7 +131,7 @@ def _made_row(result: str, model: str, origin: dict, payload: dict, *, wall=None
         model,
         v("recipe"),
         profile,
-        v("precision"),
+        v("precision") + (f", stored {origin['storage']}" if origin.get("storage") not in (None, "float32") else ""),
         v("seed"),
         v("commit"),
         str(payload.get("git_commit") or "?"),
