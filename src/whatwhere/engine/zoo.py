@@ -348,7 +348,7 @@ def zoo_parts(name: str) -> dict[str, dict]:
 def _take(owner: str, state: dict, parts: dict, device: str, seen: tuple[str, ...], read=None) -> dict:
     """``state`` completed with the tensors of ``parts`` (read from the zoo, verified), each as
     stored.  ``read(name)``: the tensors of an entry's own file (default: its verified zoo file)."""
-    from whatwhere.engine.checkpoints import read_weights
+    from whatwhere.engine.weightfiles import read_weights
 
     if read is None:
 
@@ -396,7 +396,7 @@ def zoo_state(name: str, device: str = "cpu", *, stored: bool = False) -> dict:
         ZooError: as :func:`zoo_path`, for the entry's file or a part's; a part missing from the
             manifest, replaced since (another SHA-256), or without a tensor it should give.
     """
-    from whatwhere.engine.checkpoints import read_weights
+    from whatwhere.engine.weightfiles import read_weights
 
     name = name[len(PREFIX) :] if name.startswith(PREFIX) else name
     state = _take(name, read_weights(zoo_path(name), device), zoo_parts(name), device, (name,))
@@ -486,7 +486,7 @@ def add_to_zoo(
     from safetensors import safe_open
     from safetensors.torch import save_file
 
-    from whatwhere.engine.checkpoints import read_weights
+    from whatwhere.engine.weightfiles import read_weights
     from whatwhere.utils.io import atomic_write, write_json
 
     if not name or "/" in name or name.startswith(PREFIX):
@@ -607,7 +607,7 @@ def convert_zoo(names: list[str], dtype: str) -> dict[str, dict]:
     import torch
     from safetensors import safe_open
 
-    from whatwhere.engine.checkpoints import read_weights
+    from whatwhere.engine.weightfiles import read_weights
     from whatwhere.utils.io import WriteError, write_bytes, write_json
 
     if dtype not in STORAGE_DTYPES:
