@@ -133,6 +133,7 @@ B = ["--digits", "5", "--contrasts", "0.7", "--eccentricities", "4.44", "--no-pr
      "--no-code-r2", "--device", "cpu", "--out", "{tmp}/b"]
 S = ["--digits", "5", "--saccades", "1", "--no-figures", "--no-progress", "--device", "cpu", "--out", "{tmp}/s"]
 DG = ["--n-fit", "30", "--n-val", "10", "--n-test", "20", "--device", "cpu"]
+DF = ["--digits", "4", "--eccentricities", "40", "--device", "cpu"]
 DS = ["data", "sample", "--n", "3", "--out", "{tmp}/x.npz"]
 SHOW = ["data", "show", "--out", "{tmp}/x.png"]
 O = ["--out", "{tmp}/o.png"]
@@ -177,6 +178,7 @@ CASES = [
     ("diagnose-unknown-model", ["diagnose", "code", "nosuchmodel", *DG], "nosuchmodel"),
     ("diagnose-model-without-localiser", ["diagnose", "code", "what", *DG], "localiser"),
     ("diagnose-bad-model-arg", ["diagnose", "code", "polo_atn", "--model-arg", "bogus=1", *DG], "bogus"),
+    ("diagnose-fixations-model-without-saccades", ["diagnose", "fixations", "what", *DF], "forward_trace"),
     ("figures-transformer-bad-model", ["figures", "transformer", "{truncated.safetensors}", *O],
      "truncated.safetensors"),
     ("figures-transformer-what", ["figures", "transformer", "what", *O], "transformer"),
@@ -234,6 +236,10 @@ CASES = [
     ("diagnose-n-fit-zero", ["diagnose", "code", "polo_atn", *DG, "--n-fit", "0"], "n-fit"),
     ("diagnose-contrast-above-1", ["diagnose", "code", "polo_atn", *DG, "--contrast", "2"], "contrast"),
     ("diagnose-sigma-negative", ["diagnose", "code", "polo_atn", *DG, "--sigma", "-1"], "sigma"),
+    ("diagnose-fixations-digits-zero", ["diagnose", "fixations", "saccadic_transformer", *DF, "--digits", "0"],
+     "digits"),
+    ("diagnose-fixations-eccentricity-negative", ["diagnose", "fixations", "saccadic_transformer", *DF,
+                                                  "--eccentricities", "-1"], "eccentricities"),
     ("figures-transformer-n-zero", ["figures", "transformer", "stn28", "--n", "0", *O], "--n"),
     ("figures-scanpaths-saccades-negative", ["figures", "scanpaths", "saccadic_transformer", "--agent", "where-c0.7",
                                              "--saccades", "-1", *O], "saccades"),

@@ -1,4 +1,4 @@
-"""``whatwhere diagnose``: what a model's localiser can see."""
+"""``whatwhere diagnose``: what a model's localiser can see, and where a saccadic model's glimpses land."""
 
 from __future__ import annotations
 
@@ -84,10 +84,87 @@ def cmd_code(args) -> int:
     return 0
 
 
+def cmd_fixations(args) -> int:
+    from whatwhere.data import preset
+    from whatwhere.eval.diagnostics import fixation_errors
+    from whatwhere.utils.device import pick_device
+    from whatwhere.utils.io import write_json
+    from whatwhere.utils.provenance import command_line, provenance
+
+    check_args(
+        args,
+        positive=("digits", "batch"),
+        nonnegative=("eccentricities", "clutter", "hit_px"),
+        contrast=("contrast",),
+    )
+    do_imports(args)
+    dev = pick_device(args.device)
+    model, label, _ = _model(args)
+    model = model.to(dev).eval()
+    display = preset(args.preset, 128).replace(contrast=args.contrast)
+    if args.clutter is not None:
+        display = display.replace(clutter=args.clutter)
+    t = time.perf_counter()
+    rows = fixation_errors(
+        model,
+        display,
+        args.eccentricities,
+        n=args.digits,
+        seed=args.seed,
+        device=dev,
+        batch=args.batch,
+        hit_px=args.hit_px,
+        mnist_dir=args.mnist_dir,
+    )
+    K = len(rows[0]["median_error"])
+    print(
+        f"{label}: distance from the digit of the fixation after each glimpse (median | mean px; "
+        f"{rows[0]['n']} digits per eccentricity, contrast {display.contrast:g}, clutter {display.clutter:g}, "
+        f"seed {args.seed}: the benchmark's displays)"
+    )
+    print(
+        "  ecc px | "
+        + " | ".join(f"median {k}" for k in range(1, K + 1))
+        + " | "
+        + " | ".join(f"mean {k}" for k in range(1, K + 1))
+        + " | "
+        + " | ".join(f"≤{args.hit_px:g}px {k}" for k in range(1, K + 1))
+        + " | "
+        + " | ".join(f"acc {k}" for k in range(1, K + 1))
+    )
+    for r in rows:
+        print(
+            f"  {r['eccentricity']:6.2f} | "
+            + " | ".join(f"{v:8.1f}" for v in r["median_error"])
+            + " | "
+            + " | ".join(f"{v:6.1f}" for v in r["mean_error"])
+            + " | "
+            + " | ".join(f"{v:7.3f}" for v in r["hit_rate"])
+            + " | "
+            + " | ".join(f"{v:5.3f}" for v in r["accuracy"])
+        )
+    if args.out:
+        res = {"target": label, "display": display.to_dict(), "hit_px": args.hit_px, "eccentricities": rows}
+        res.update(
+            provenance(
+                model=label,
+                recipe="",
+                seed=args.seed,
+                device=dev,
+                wall_time_s=time.perf_counter() - t,
+                command=command_line(args.argv),
+            )
+        )
+        print(f"wrote {write_json(args.out, res)}")
+    return 0
+
+
 def add_parser(sub) -> None:
+    from whatwhere.eval.protocols import ECCENTRICITIES
+
     p = sub.add_parser(
         "diagnose",
-        help="diagnostics: how much of the digit position a localiser's input carries",
+        help="diagnostics: how much of the digit position a localiser's input carries, where glimpses land",
         description="Diagnostics of a model's localiser.",
     )
     dsub = p.add_subparsers(dest="diagnose_cmd", required=True)
@@ -134,3 +211,44 @@ def add_parser(sub) -> None:
     c.add_argument("--mnist-dir")
     add_import_arg(c)
     c.set_defaults(func=cmd_code)
+
+    f = dsub.add_parser(
+        "fixations",
+        help="where a saccadic model's glimpses land: distance from the digit after each glimpse",
+        description="Per eccentricity of the digit, the median and mean distance between the digit "
+        "and the fixation after each glimpse, the fraction within --hit-px, and the accuracy after "
+        "each glimpse, of a model with traced saccades (the saccadic transformer), in eval mode, on "
+        "the displays of the benchmark's cells (same seed, contrast and --digits: the same displays).",
+    )
+    f.add_argument("model", help="run directory, weights file, zoo name, or registry model name")
+    f.add_argument(
+        "--model-arg",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="argument of an untrained registry model; repeatable",
+    )
+    f.add_argument(
+        "--eccentricities",
+        type=float,
+        nargs="+",
+        default=list(ECCENTRICITIES),
+        help="px (default 4.44 … 40, the benchmark's 9)",
+    )
+    f.add_argument("--contrast", type=float, default=0.7, help="digit contrast (default 0.7)")
+    f.add_argument(
+        "--preset",
+        default="dabane2021",
+        choices=["dabane2021", "paper"],
+        help="display preset (default dabane2021)",
+    )
+    f.add_argument("--clutter", type=float, help="override the clutter level")
+    f.add_argument("--digits", type=int, default=1000, help="MNIST-test digits per eccentricity (default 1000)")
+    f.add_argument("--hit-px", type=float, default=5.0, help="hit radius in px (default 5)")
+    f.add_argument("--seed", type=int, default=0, help="display seed (default 0, the benchmark's)")
+    f.add_argument("--batch", type=int, default=250, help="displays per batch (default 250)")
+    f.add_argument("--out", help="write the result as JSON to this file")
+    f.add_argument("--device", default="auto")
+    f.add_argument("--mnist-dir")
+    add_import_arg(f)
+    f.set_defaults(func=cmd_fixations)

@@ -160,7 +160,14 @@ def where(recipe=None, device=None) -> Objective:
 
 
 @register_objective(
-    "saccadic", args={"accuracy_map": str, "baseline": float, "glimpse_weight": float, "map_weight": float}
+    "saccadic",
+    args={
+        "accuracy_map": str,
+        "baseline": float,
+        "glimpse_weight": float,
+        "map_weight": float,
+        "policy_weight": float,
+    },
 )
 def saccadic(recipe=None, device=None) -> Objective:
     """The foveated saccadic transformer's loss (:mod:`whatwhere.models.saccadic`):
@@ -170,7 +177,17 @@ def saccadic(recipe=None, device=None) -> Objective:
     Where objective, applied at every fixation (the target is the accuracy map of the foveal
     classifier laid around the digit's offset from the fixation, rounded to a pixel).
     ``objective_args``: ``accuracy_map`` (default ``zoo:what``), ``baseline`` (0.1),
-    ``glimpse_weight`` (0.5), ``map_weight`` (1.0; 0 trains without the supervised map).
+    ``glimpse_weight`` (0.5), ``map_weight`` (1.0; 0 trains without the supervised map),
+    ``policy_weight`` (0: off).
+
+    With ``policy_weight`` > 0 (the model sampling its saccades: ``model_args.policy_std`` > 0)
+    a REINFORCE term (Williams 1992) is added to that loss, as the recurrent attention model trains
+    its locations (Mnih, Heess, Graves & Kavukcuoglu 2014): ``policy_weight * mean_b sum_k
+    −log π(saccade k) (R − b_k)`` with the reward ``R = 1`` if the accumulated answer is right,
+    else 0, and the advantage ``R − b_k`` detached; plus ``mean_{b,k} (b_k − R)²``, which trains
+    the model's baseline head alone (it reads the detached map; with Adam the scale of that
+    term does not matter, so it has no weight of its own).  In eval mode (deterministic saccades,
+    no log-probabilities) the loss is the one without the policy.
     Correct: the accumulated answer equals the label.
     """
     args = dict(getattr(recipe, "objective_args", None) or {})
@@ -179,6 +196,9 @@ def saccadic(recipe=None, device=None) -> Objective:
     glimpse_w = float(args.get("glimpse_weight", 0.5))
     map_w = float(args.get("map_weight", 1.0))
     baseline = float(args.get("baseline", 0.1))
+    policy_w = float(args.get("policy_weight", 0.0))
+    if not policy_w >= 0:
+        raise ValueError(f"objective 'saccadic': policy_weight must be >= 0, got {policy_w}")
     acc = load_accuracy_map(args.get("accuracy_map")).to(dev) if map_w > 0 else None
 
     def objective(model, d):
@@ -192,7 +212,18 @@ def saccadic(recipe=None, device=None) -> Objective:
             rel = d.offsets[:, None, :] - tr.fixations[:, :-1].detach().round().long()  # (B, K, 2)
             target = model.colliculus.where_target(acc, rel.flatten(0, 1), baseline=baseline)
             loss = loss + map_w * F.binary_cross_entropy_with_logits(where_logits.flatten(0, 1), target)
-        return loss, (logits.argmax(1) == d.labels).sum()
+        hit = logits.argmax(1) == d.labels
+        if policy_w > 0 and model.training:
+            if tr.log_probs is None or tr.baselines is None:
+                raise ValueError(
+                    "objective_args.policy_weight > 0 needs a model that samples its saccades "
+                    "(model_args.policy_std > 0)"
+                )
+            reward = hit.float()[:, None]  # (B, 1)
+            b = tr.baselines.float()  # (B, K)
+            loss = loss + F.mse_loss(b, reward.expand_as(b))
+            loss = loss + policy_w * (-(tr.log_probs.float() * (reward - b).detach()).sum(1)).mean()
+        return loss, hit.sum()
 
     return objective
 

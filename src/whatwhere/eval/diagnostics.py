@@ -9,6 +9,10 @@ use what this linear read-out finds, so a low R² explains a localiser that does
 For the POLO models: with the 1/f filters the published models ran with, the 768-d code explains
 R² ≈ 0.8 of the offset; with the band-pass bank that was intended, ≈ 0.1
 (``whatwhere diagnose code polo_atn`` vs ``... --model-arg filters=bandpass``).
+
+:func:`fixation_errors` answers: where do a saccadic model's glimpses land?  Per eccentricity of
+the digit, the median distance between the digit and the fixation after each glimpse, on the
+displays of the benchmark's cells (``whatwhere diagnose fixations``).
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ import torch
 
 from whatwhere.data import DisplayConfig, DisplaySet, mnist
 
-__all__ = ["localiser_input", "code_r2", "ridge_r2"]
+__all__ = ["localiser_input", "code_r2", "ridge_r2", "fixation_errors"]
 
 
 def localiser_input(model) -> Callable[[torch.Tensor], torch.Tensor] | None:
@@ -127,4 +131,65 @@ def code_r2(
     out = ridge_r2(X[:a], y[:a], X[a:b], y[a:b], X[b:], y[b:])
     out["n_test"] = n_test
     out["features"] = features
+    return out
+
+
+@torch.no_grad()
+def fixation_errors(
+    model,
+    display: DisplayConfig,
+    eccentricities,
+    *,
+    n: int = 1000,
+    seed: int = 0,
+    device="cpu",
+    batch: int = 250,
+    hit_px: float = 5.0,
+    mnist_dir=None,
+) -> list[dict]:
+    """Where a saccadic model's glimpses land, per eccentricity of the digit.
+
+    ``model`` is anything whose ``forward_trace(images)`` returns ``fixations`` ``(B, K + 1, 2)``
+    in px from the display centre (the first one the centre) and ``evidence`` ``(B, K, 10)`` (the
+    answer after 1..K glimpses), such as the saccadic transformer; it is run as it is (call
+    ``eval()`` first for the deterministic saccades).  The displays are those of the benchmark's
+    cells: the first ``n`` digits of MNIST-test in the seeded order ``seed``, each at exactly
+    that eccentricity (random azimuth) under ``display`` (its contrast, clutter...), so that with
+    the same seed, contrast and ``n`` the accuracy equals the benchmark's there.
+
+    Returns:
+        One dict per eccentricity: ``eccentricity``, ``n``, ``accuracy`` (after ``k`` glimpses,
+        k = 1..K), ``median_error`` and ``mean_error`` (px, the distance between the digit and
+        the fixation after glimpse ``k``) and ``hit_rate`` (the fraction of those within
+        ``hit_px``).
+    """
+    trace = getattr(model, "forward_trace", None)
+    if not callable(trace):
+        raise ValueError(f"{type(model).__name__} takes no traced saccades (no `forward_trace` method)")
+    test = mnist.load("test", mnist_dir)
+    n = min(int(n), len(test))
+    if n < 1:
+        raise ValueError(f"n must be >= 1, got {n}")
+    out = []
+    for ecc in eccentricities:
+        cfg = display.replace(placement="eccentricity", eccentricity=float(ecc), azimuth=None)
+        ds = DisplaySet(test.images, test.labels, cfg, seed=seed, shuffle=True, device=device)
+        errs, oks = [], []
+        for d in ds.epoch(0, batch, limit=n):
+            tr = trace(d.images)
+            if not hasattr(tr, "fixations") or not hasattr(tr, "evidence"):
+                raise ValueError(f"{type(model).__name__}.forward_trace reports no `fixations` and `evidence`")
+            errs.append((tr.fixations[:, 1:].float() - d.offsets[:, None].float()).norm(dim=-1).cpu())  # (B, K)
+            oks.append((tr.evidence.argmax(-1) == d.labels[:, None]).cpu())  # (B, K)
+        err, ok = torch.cat(errs), torch.cat(oks)
+        out.append(
+            {
+                "eccentricity": float(ecc),
+                "n": len(err),
+                "accuracy": ok.double().mean(0).tolist(),
+                "median_error": err.median(0).values.tolist(),
+                "mean_error": err.mean(0).tolist(),
+                "hit_rate": (err <= hit_px).double().mean(0).tolist(),
+            }
+        )
     return out

@@ -36,6 +36,18 @@ re-centring is not differentiated).
 glimpse's classifier.  **Stopping**: with ``stop_confidence`` set, a display stops taking glimpses
 once its accumulated posterior exceeds it (``forward_trace`` reports how many it took).
 
+**Saccade policy** (``policy_std`` > 0, off by default; for a REINFORCE term added to the
+collicular loss, as the recurrent attention model of Mnih, Heess, Graves & Kavukcuoglu 2014,
+"Recurrent Models of Visual Attention", trains its locations with Williams 1992): in training mode
+each saccade is drawn from a Gaussian of standard deviation ``policy_std`` *px* (per axis) around
+the deterministic saccade, and the glimpse is taken at the sample, which is detached (no
+reparameterisation: the classification gradient does not reach the saccade through the sampler).
+The trace records ``log π`` of each sample (summed over the two axes, its gradient reaching the Where MLP,
+the sub-cell head and the temperature through the mean) and a learned baseline's prediction of
+the reward: a linear head ``baseline`` on the collicular map of that glimpse (the 240 logits,
+detached, so the baseline does not shape the map).  The objective ``saccadic`` uses them with
+``objective_args.policy_weight``.  In eval mode the saccades stay deterministic.
+
 The model follows :class:`~whatwhere.models.interface.GlimpseModel` (``forward_with_theta``: the
 logits and the ``theta`` of the last glimpse) and reads ``bandwidth`` = 2,880 numbers of the
 periphery per glimpse (768 with POLO) plus the 784 pixels of its fovea.
@@ -79,6 +91,10 @@ class SaccadicTrace:
             the first one the centre.
         theta: ``(B, 2, 3)`` the transform of the last glimpse taken.
         n_glimpses: ``(B,)`` int64 glimpses taken (``K`` without stopping).
+        log_probs: ``(B, K)`` log-density (px⁻²) of each sampled saccade under the policy, 0 for a
+            display that had stopped; None unless the saccades were sampled (``policy_std`` > 0,
+            training mode).
+        baselines: ``(B, K)`` the baseline's prediction of the reward at each saccade (None likewise).
     """
 
     logits: torch.Tensor
@@ -88,6 +104,8 @@ class SaccadicTrace:
     fixations: torch.Tensor
     theta: torch.Tensor
     n_glimpses: torch.Tensor
+    log_probs: torch.Tensor | None = None
+    baselines: torch.Tensor | None = None
 
 
 class SaccadicTransformer(nn.Module):
@@ -113,6 +131,10 @@ class SaccadicTransformer(nn.Module):
         fovea: the foveal classifier of the 28×28 glimpse: ``"what"`` (the What LeNet) or
             ``"stn28"`` (STN-28: a small localiser re-centres the digit inside the glimpse before the
             same LeNet; 5,520 more parameters).
+        policy_std: standard deviation, in display px per axis, of the Gaussian saccade policy
+            sampled in training mode (module docstring); 0 (default): no sampling and no
+            ``baseline`` head (the model and its state dict are those without the option).  Needs
+            ``end_to_end=False``: the sampled fixation is detached.
 
     Submodules: ``where`` (:class:`~whatwhere.models.where.WhereNet`), ``what`` (the foveal
     classifier: :class:`~whatwhere.models.what.WhatNet` or :class:`~whatwhere.models.stn.STN28`),
@@ -145,6 +167,7 @@ class SaccadicTransformer(nn.Module):
         size: int = 128,
         pad: float = 0.5,
         mask: bool = True,
+        policy_std: float = 0.0,
     ) -> None:
         super().__init__()
         config = RetinaConfig.for_size(size)  # ValueError naming size for a display it cannot serve
@@ -165,6 +188,13 @@ class SaccadicTransformer(nn.Module):
             raise ValueError("temperature must be > 0, max_shift and max_fixation >= 0")
         if stop_confidence is not None and not 0 < stop_confidence <= 1:
             raise ValueError(f"stop_confidence must be in (0, 1] or None, got {stop_confidence!r}")
+        if not (policy_std >= 0 and policy_std < float("inf")):
+            raise ValueError(f"policy_std must be a finite number of px >= 0, got {policy_std!r}")
+        if policy_std > 0 and end_to_end:
+            raise ValueError(
+                "policy_std > 0 takes each glimpse at a sampled fixation, detached from the saccade "
+                "(REINFORCE, not the sampler's gradient): set end_to_end=False"
+            )
         self.glimpses = int(glimpses)
         self.periphery = periphery
         self.max_shift = float(max_shift)
@@ -191,6 +221,12 @@ class SaccadicTransformer(nn.Module):
         self.log_temperature = nn.Parameter(torch.tensor(float(temperature)).log())
         self.fovea = fovea
         self.what = WhatNet() if fovea == "what" else STN28()
+        self.policy_std = float(policy_std)
+        self.baseline: nn.Linear | None = None
+        if self.policy_std > 0:  # the reward predicted from the collicular map (starts at 0: no reward expected)
+            self.baseline = nn.Linear(n_cells, 1)
+            nn.init.zeros_(self.baseline.weight)
+            nn.init.zeros_(self.baseline.bias)
         self.register_buffer("targets", self.colliculus.saccade_targets().float(), persistent=False)
         self.register_buffer("scale", torch.tensor(FOVEA / float(self.input_size)), persistent=False)
         self.freeze = tuple(freeze)
@@ -265,11 +301,23 @@ class SaccadicTransformer(nn.Module):
         active = torch.ones(B, dtype=torch.bool, device=x.device)
         n = torch.zeros(B, dtype=torch.int64, device=x.device)
         theta_last = None
+        policy = self.training and self.baseline is not None
+        log_probs: list[torch.Tensor] = []
+        baselines: list[torch.Tensor] = []
         for _ in range(K):
             code = self.peripheral_code(x, fix)
             h = self.where.hidden(code)
             logits_map = self.where.fc3(self.where.drop(h))
-            new = (fix + self.saccade(logits_map, h)).clamp(-self.max_fixation, self.max_fixation)
+            if policy:  # REINFORCE (Williams 1992): sample around the saccade, glimpse at the detached sample
+                assert self.baseline is not None
+                mean = fix + self.saccade(logits_map, h)
+                raw = mean.detach() + self.policy_std * torch.randn_like(mean)
+                logp = torch.distributions.Normal(mean, self.policy_std).log_prob(raw).sum(-1)
+                log_probs.append(logp * active.to(logp.dtype))  # a stopped display takes no decision
+                baselines.append(self.baseline(logits_map.detach()).squeeze(-1))
+                new = raw.clamp(-self.max_fixation, self.max_fixation)
+            else:
+                new = (fix + self.saccade(logits_map, h)).clamp(-self.max_fixation, self.max_fixation)
             glimpse, theta = self.glimpse_at(x, new if self.end_to_end else new.detach())
             step = self.what(glimpse)
             acc_new = acc + F.log_softmax(step, dim=-1)
@@ -297,6 +345,8 @@ class SaccadicTransformer(nn.Module):
             fixations=torch.stack(fixes, 1),
             theta=theta_last,
             n_glimpses=n,
+            log_probs=torch.stack(log_probs, 1) if policy else None,
+            baselines=torch.stack(baselines, 1) if policy else None,
         )
 
     def forward_with_theta(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
