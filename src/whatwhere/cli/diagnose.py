@@ -8,11 +8,16 @@ from pathlib import Path
 from whatwhere.cli.common import add_import_arg, check_args, do_imports, run_recipe
 
 
-def _model(args):
-    """A trained model (run, file or zoo name) or, for a registry name, an untrained one."""
+def _model(args, *, prefer_trained: bool = False):
+    """A trained model (run, file or zoo name) or, for a registry name, an untrained one.
+
+    With ``prefer_trained`` a name that is both a registry model and a zoo entry (``saccadic_transformer``)
+    gives the trained zoo model unless ``--model-arg`` asks for an untrained one: a diagnostic of what
+    training taught (where the saccades land) means nothing on random weights."""
     import yaml
 
     from whatwhere.engine.checkpoints import load
+    from whatwhere.engine.zoo import zoo_names
     from whatwhere.models.registry import MODELS, create_model
 
     kwargs = {}
@@ -22,7 +27,7 @@ def _model(args):
         k, v = item.split("=", 1)
         kwargs[k] = yaml.safe_load(v)
     spec = args.model
-    if spec in MODELS and not Path(spec).exists():
+    if spec in MODELS and not Path(spec).exists() and (kwargs or not prefer_trained or spec not in zoo_names()):
         extra = "".join(f", {k}={v}" for k, v in kwargs.items())
         return create_model(spec, **kwargs), f"{spec} (untrained{extra})", False
     if kwargs:
@@ -99,7 +104,7 @@ def cmd_fixations(args) -> int:
     )
     do_imports(args)
     dev = pick_device(args.device)
-    model, label, _ = _model(args)
+    model, label, _ = _model(args, prefer_trained=True)
     model = model.to(dev).eval()
     display = preset(args.preset, 128).replace(contrast=args.contrast)
     if args.clutter is not None:
@@ -220,7 +225,11 @@ def add_parser(sub) -> None:
         "each glimpse, of a model with traced saccades (the saccadic transformer), in eval mode, on "
         "the displays of the benchmark's cells (same seed, contrast and --digits: the same displays).",
     )
-    f.add_argument("model", help="run directory, weights file, zoo name, or registry model name")
+    f.add_argument(
+        "model",
+        help="run directory, weights file or zoo name (a zoo name wins over the registry model of the same "
+        "name); a registry model name gives its untrained code",
+    )
     f.add_argument(
         "--model-arg",
         action="append",
