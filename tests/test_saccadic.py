@@ -106,6 +106,35 @@ def test_stopping_when_confident(retina, displays):
     assert torch.allclose(tr.logits, tr.evidence[:, 0])
 
 
+def test_test_time_glimpses_and_stop_apply_in_eval_mode_only(retina, displays):
+    m = model(retina, glimpses=2, test_glimpses=4, test_stop_confidence=1e-6)
+    m.eval()
+    tr = m.forward_trace(displays.images)  # eval: up to 4 glimpses, stopped after the first
+    assert tr.step_logits.shape[1] == 4 and (tr.n_glimpses == 1).all()
+    m.train()
+    torch.manual_seed(0)
+    tr = m.forward_trace(displays.images)  # train: the training glimpses, no stop
+    assert tr.step_logits.shape[1] == 2 and (tr.n_glimpses == 2).all()
+    # without a test stop the eval loop takes every test glimpse; the first two are the training loop's
+    plain = model(retina, glimpses=2).eval()
+    more = model(retina, glimpses=2, test_glimpses=3).eval()
+    more.load_state_dict(plain.state_dict())
+    a, b = plain.forward_trace(displays.images), more.forward_trace(displays.images)
+    assert (b.n_glimpses == 3).all() and torch.allclose(a.evidence, b.evidence[:, :2], atol=1e-5)
+    assert torch.allclose(b.logits, F.log_softmax(b.step_logits, -1).sum(1), atol=1e-5)
+    # a test stop replaces the training one in eval mode only
+    s = model(retina, glimpses=3, stop_confidence=1e-6, test_stop_confidence=1.0).eval()
+    assert (s.forward_trace(displays.images).n_glimpses == 3).all()
+
+
+@pytest.mark.parametrize(("kw", "key"), [({"test_glimpses": 0}, "test_glimpses"), ({"test_glimpses": 2.5}, "test_glimpses"),
+                                        ({"test_stop_confidence": 1.5}, "test_stop_confidence"),
+                                        ({"test_stop_confidence": 0.0}, "test_stop_confidence")])
+def test_bad_test_time_settings_are_refused(retina, kw, key):
+    with pytest.raises(ValueError, match=key):
+        model(retina, **kw)
+
+
 def test_a_tiny_training_run_beats_chance(tmp_path, mnist_test):
     from whatwhere.engine.recipe import load_recipe
     from whatwhere.engine.trainer import read_metrics, train

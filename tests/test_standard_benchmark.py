@@ -34,10 +34,14 @@ def _run(argv):
     return main(argv)
 
 
+#: the shipped saccadic transformer deciding as it was trained (2 glimpses, no stop): the pins predate its test-time rule
+TRAINED_LOOP = "saccadic_transformer[test_glimpses=2,test_stop_confidence=null]"
+
+
 def test_shipped_models_unchanged_at_128(mnist_test):
     cfg = preset("dabane2021", 128).replace(placement="eccentricity", eccentricity=20.0, azimuth=None)
     d = DisplaySet(mnist_test.images, mnist_test.labels, cfg, seed=7).batch(0, 4)
-    where, sacc, what = load("where-c0.7").eval(), load("saccadic_transformer").eval(), load("what").eval()
+    where, sacc, what = load("where-c0.7").eval(), load(TRAINED_LOOP).eval(), load("what").eval()
     assert where.input_size == sacc.input_size == 128 and where.retina.config == RetinaConfig()
     with torch.no_grad():
         tr = sacc.forward_trace(d.images)

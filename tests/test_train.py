@@ -156,3 +156,24 @@ def test_resume_inside_a_stage_with_its_own_schedule(tmp_path, recipe_schedule, 
     assert metrics_rows(full) == metrics_rows(cut)
     assert [r["lr"] for r in metrics_rows(full)][2:] == (
         ["0.02", "0.01", "0.005"] if stage_schedule["name"] == "step" else ["0.02"] * 3)
+
+
+def test_a_record_names_a_modified_checkout_dirty(tmp_path):
+    import subprocess
+
+    from whatwhere.utils.provenance import git_commit
+
+    def git(*a):
+        subprocess.run(["git", *a], cwd=tmp_path, check=True, capture_output=True)
+
+    git("init", "-q")
+    (tmp_path / "code.py").write_text("x = 1\n")
+    git("add", "code.py")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "c")
+    clean = git_commit(tmp_path)
+    assert clean and len(clean) >= 7 and not clean.endswith("-dirty")
+    (tmp_path / "notes.txt").write_text("untracked files do not count\n")
+    assert git_commit(tmp_path) == clean
+    (tmp_path / "code.py").write_text("x = 2\n")
+    assert git_commit(tmp_path) == clean + "-dirty"
+    assert git_commit(tmp_path.parent / "nowhere") is None

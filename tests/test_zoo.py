@@ -62,6 +62,19 @@ def test_the_saccadic_transformer_refers_to_its_where_and_loads_bit_identical():
     assert parts == e["parts"] and sorted(again) == sorted(own)
 
 
+def test_the_saccadic_transformer_ships_its_test_time_rule_in_the_manifest():
+    """The manifest's model_args build the shipped model (a decision rule changed without new
+    weights); brackets override them; the weights are the same either way."""
+    e = manifest()["models"]["saccadic_transformer"]
+    assert (e["model_args"]["test_glimpses"], e["model_args"]["test_stop_confidence"]) == (6, 0.95)
+    shipped = whatwhere.load("saccadic_transformer")
+    assert (shipped.glimpses, shipped.test_glimpses, shipped.test_stop_confidence) == (2, 6, 0.95)
+    trained = load("saccadic_transformer[test_glimpses=2,test_stop_confidence=null]")
+    assert (trained.test_glimpses, trained.test_stop_confidence) == (2, None)
+    assert state_hash(trained.state_dict()) == state_hash(shipped.state_dict()) == SACCADIC_STATE
+    assert e["recipe"]["model_args"] == read_recipe("saccadic_transformer")["model_args"] == e["model_args"]
+
+
 def test_altered_or_truncated_files_are_refused(tmp_path, monkeypatch):
     for var in ("WHATWHERE_ZOO_DIR", "WHATWHERE_ZOO_URL", "WHATWHERE_ZOO_MANIFEST"):
         monkeypatch.delenv(var, raising=False)

@@ -12,7 +12,10 @@ def cmd_list(args) -> int:
     if args.json:
         print(json.dumps(models, indent=2))
         return 0
-    print(f"{'name':22s} {'model':14s} {'params':>10s} {'file':>8s} {'stored':7s} {'recipe':22s} headline")
+    wn = max([4, *map(len, models)])  # columns as wide as their longest entry
+    wm = max([5, *(len(e["model"]) for e in models.values())])
+    wr = max([6, *(len(e["recipe"].get("name", "")) for e in models.values())])
+    print(f"{'name':{wn}s} {'model':{wm}s} {'params':>10s} {'file':>8s} {'stored':7s} {'recipe':{wr}s} headline")
     for name, e in models.items():
         metrics = ", ".join(
             f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in list(e.get("metrics", {}).items())[:3]
@@ -20,8 +23,8 @@ def cmd_list(args) -> int:
         size = f"{e['bytes'] / 1e6:.1f} MB" if isinstance(e.get("bytes"), int) else "?"
         stored = e.get("storage", "float32")  # absent: as trained
         print(
-            f"{name:22s} {e['model']:14s} {e['params']:>10,d} {size:>8s} {stored:7s} "
-            f"{e['recipe'].get('name', ''):22s} {metrics}"
+            f"{name:{wn}s} {e['model']:{wm}s} {e['params']:>10,d} {size:>8s} {stored:7s} "
+            f"{e['recipe'].get('name', ''):{wr}s} {metrics}"
         )
     return 0
 

@@ -6,6 +6,7 @@ nothing is ever unpickled.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import torch
@@ -17,6 +18,8 @@ from whatwhere.utils.errors import UserError
 from whatwhere.utils.io import read_json
 
 __all__ = [
+    "split_spec",
+    "resolved_meta",
     "save_weights",
     "read_meta",
     "read_weights",
@@ -68,6 +71,38 @@ def _mismatch(path: Path, kind: str, model: torch.nn.Module, state: dict) -> str
     )
 
 
+_SPEC = re.compile(r"^(?P<base>[^\[\]]+)\[(?P<args>[^\[\]]*(?:\[[^\[\]]*\][^\[\]]*)*)\]$")
+
+
+def split_spec(spec: str | Path) -> tuple[str | Path, dict]:
+    """``(spec, {})``, or for ``"NAME[key=value,...]"`` (a run, file or zoo name followed by
+    model arguments in brackets) ``("NAME", {key: value})``: the same weights, a model built with
+    those ``model_args`` changed (for settings that change no weight: the saccadic transformer's
+    ``test_glimpses`` or ``test_stop_confidence``, for instance).  Values are YAML scalars or
+    flow lists (``2``, ``0.95``, ``null``, ``[a, b]``).  A path that exists is never split.
+
+    Raises:
+        UserError: brackets that do not hold ``key=value`` pairs.
+    """
+    text = str(spec)
+    m = _SPEC.match(text)
+    if m is None or Path(text).exists():
+        if "[" in text and not Path(text).exists():
+            raise UserError(f"{text}: model arguments go in one trailing [key=value,...], e.g. NAME[test_glimpses=2]")
+        return spec, {}
+    import yaml
+
+    body = m.group("args").strip()
+    pairs, n_keys = re.subn(r"(^|,)\s*([A-Za-z_][A-Za-z0-9_]*)\s*=", r"\1 \2: ", body)
+    try:
+        args = yaml.safe_load("{" + pairs + "}") if body else None
+    except yaml.YAMLError:
+        args = None
+    if not isinstance(args, dict) or not args or len(args) != n_keys or not all(isinstance(k, str) for k in args):
+        raise UserError(f"{text}: model arguments go in one trailing [key=value,...], e.g. NAME[test_glimpses=2]")
+    return m.group("base"), args
+
+
 def _zoo_name(spec: str | Path) -> str | None:
     """The zoo name ``spec`` stands for (``None``: a path), as :func:`weights_path` reads it."""
     text = str(spec)
@@ -82,6 +117,7 @@ def read_state(spec: str | Path, device: str | torch.device = "cpu", *, checkpoi
     """The full state dict named by ``spec`` (as :func:`weights_path`): a zoo entry's assembled
     with its parts (:func:`whatwhere.engine.zoo.zoo_state`), else the file's tensors; float16 or
     bfloat16 stored tensors (``whatwhere zoo convert``) cast up to float32, as models compute."""
+    spec, _ = split_spec(spec)
     path = weights_path(spec, checkpoint=checkpoint)
     name = _zoo_name(spec)
     return zoo_state(name, str(device)) if name is not None else upcast(read_weights(path, device))
@@ -91,7 +127,9 @@ def weights_path(spec: str | Path, *, checkpoint: bool = False) -> Path:
     """The weights file named by ``spec``: a run directory (its ``model.safetensors``, or with
     ``checkpoint=True`` / for an unfinished run its newest checkpoint), a ``.safetensors`` file,
     or a model-zoo name (``"what"`` or ``"zoo:what"``, hash-checked; a composite entry's file
-    holds only the tensors that are not in its parts: read it with :func:`read_state`)."""
+    holds only the tensors that are not in its parts: read it with :func:`read_state`); model
+    arguments in brackets (:func:`split_spec`) name the same file."""
+    spec, _ = split_spec(spec)
     p = Path(spec)
     text = str(spec)
     if _zoo_name(spec) is not None:
@@ -128,11 +166,29 @@ def _composite_hint(path: Path) -> str:
     return f"; {path.name} holds only the own tensors of zoo entry {names[0]!r}: load it by that name" if names else ""
 
 
+def resolved_meta(spec: str | Path, *, checkpoint: bool = False) -> dict:
+    """The metadata of the weights ``spec`` names (:func:`read_meta`) with the ``model_args`` the
+    model is built with: the file's, then for a zoo name its manifest entry's (the manifest is how
+    the zoo ships a model: a decision setting such as the saccadic transformer's
+    ``test_glimpses`` can change there without new weights), then the arguments in brackets
+    (:func:`split_spec`)."""
+    spec, overrides = split_spec(spec)
+    meta = dict(read_meta(weights_path(spec, checkpoint=checkpoint)))
+    args = dict(meta.get("model_args") or {})
+    name = _zoo_name(spec)
+    if name is not None:
+        args.update(zoo_entry(name).get("model_args") or {})
+    meta["model_args"] = {**args, **overrides}
+    return meta
+
+
 def load(spec: str | Path, device: str | torch.device = "cpu", *, checkpoint: bool = False) -> torch.nn.Module:
     """A trained model, in evaluation mode, from a run directory, a weights file or the zoo.
 
     Args:
-        spec: ``"what"``, ``"zoo:where-c0.7"``, ``"runs/what"``, ``"path/model.safetensors"``...
+        spec: ``"what"``, ``"zoo:where-c0.7"``, ``"runs/what"``, ``"path/model.safetensors"``...,
+            optionally followed by model arguments that change no weight, in brackets:
+            ``"saccadic_transformer[test_glimpses=2]"`` (:func:`split_spec`).
         device: where to put it.
         checkpoint: use the newest checkpoint of a run directory rather than its final weights.
 
@@ -142,7 +198,7 @@ def load(spec: str | Path, device: str | torch.device = "cpu", *, checkpoint: bo
             whatwhere metadata, does not match its model, or holds NaN / infinite values.
     """
     path = weights_path(spec, checkpoint=checkpoint)
-    meta = read_meta(path)
+    meta = resolved_meta(spec, checkpoint=checkpoint)
     try:
         model = create_model(meta["model"], **meta.get("model_args", {}))
     except ValueError as exc:
@@ -164,6 +220,7 @@ def recipe_of(spec: str | Path) -> dict:
     manifest's), ``{}`` when unknown."""
     import yaml
 
+    spec, _ = split_spec(spec)
     p = Path(spec)
     if p.exists():
         run = p if p.is_dir() else p.parent
@@ -194,7 +251,14 @@ def origin_of(spec: str | Path) -> dict:
     ``run.json`` (written by the trainer) is read first, then its ``recipe.yaml``; a zoo model's
     manifest entry (its ``provenance.profile``, absent for full recipes), with ``"storage"`` too
     when the entry records one (``"float16"``: its weights stored so since, ``whatwhere zoo
-    convert``; the benchmark keeps this origin beside its results)."""
+    convert``; the benchmark keeps this origin beside its results).  A spec with model arguments
+    in brackets (:func:`split_spec`) adds them as ``"model_args"``."""
+    base, overrides = split_spec(spec)
+    origin = _origin(base)
+    return {**origin, "model_args": overrides} if overrides else origin
+
+
+def _origin(spec: str | Path) -> dict:
     p = Path(spec)
     if p.exists():
         run = p if p.is_dir() else p.parent

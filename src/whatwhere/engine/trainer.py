@@ -38,9 +38,9 @@ import yaml
 from whatwhere.data import DisplaySet, mnist
 from whatwhere.engine.checkpoints import model_meta as _meta
 from whatwhere.engine.checkpoints import (
-    read_meta,
     read_state,
     read_weights,
+    resolved_meta,
     save_weights,
     weights_path,
 )
@@ -101,7 +101,7 @@ def _init_from(model: torch.nn.Module, recipe: Recipe, log: Callable[[str], None
     dev = str(next(model.parameters()).device)
     if isinstance(recipe.init, str):
         p = weights_path(recipe.init)
-        meta = read_meta(p)
+        meta = resolved_meta(recipe.init)
         if meta.get("model") != recipe.model or meta.get("model_args", {}) != recipe.model_args:
             raise ValueError(
                 f"init: {p} holds a {meta.get('model')!r} model with model_args "

@@ -43,7 +43,15 @@ from typing import TYPE_CHECKING, Any, cast
 import torch
 
 from whatwhere.data import DisplaySet, mnist, preset
-from whatwhere.engine.checkpoints import count_parameters, load, origin_of, read_meta, recipe_of, weights_path
+from whatwhere.engine.checkpoints import (
+    count_parameters,
+    load,
+    origin_of,
+    read_meta,
+    recipe_of,
+    split_spec,
+    weights_path,
+)
 from whatwhere.eval.diagnostics import code_r2 as ridge_code_r2
 from whatwhere.eval.diagnostics import localiser_input
 from whatwhere.eval.metrics import wilson
@@ -536,7 +544,9 @@ def entries_from_runs(runs, *, what=None, device="cpu", saccades=(0, 1, 2), name
             where_nets[c] = (run, model)
             what_spec = what_spec or _what_of(recipe)
             continue
-        name = names.get(run, Path(run).name if Path(run).is_dir() else Path(run).stem)
+        base, overrides = split_spec(run)
+        bracket = f"[{run[len(str(base)) + 1 : -1]}]" if overrides else ""
+        name = names.get(run, (Path(base).name if Path(base).is_dir() else Path(base).stem) + bracket)
         entries.append(
             Entry(
                 name=name,
@@ -635,7 +645,7 @@ def reads_of(m, N: int | None = None, *, saccades: int | None = None, glimpses: 
       fovea the answer is read from (What answers from the final fixation alone);
     * glimpse models with a periphery code (the saccadic transformer): per glimpse its
       ``bandwidth`` code + the ``out_size``² glimpse (``glimpses``: the mean number taken, else
-      ``m.glimpses``);
+      the most its eval mode takes, ``m.test_glimpses`` or ``m.glimpses``);
     * RAM (Mnih et al. 2014): per glimpse ``scales x patch²``;
     * 28 x 28 models (What, STN-28): the central fovea, ``input_size``²;
     * glimpse models whose localiser reads a code (POLO-ATN, convPOLO-ATN; Dabane, Perrinet &
@@ -658,7 +668,7 @@ def reads_of(m, N: int | None = None, *, saccades: int | None = None, glimpses: 
     band = None if raw is None else int(raw)
     out = int(getattr(m, "out_size", FOVEA)) ** 2
     if band is not None and hasattr(m, "glimpses") and hasattr(m, "forward_trace"):
-        g = float(glimpses if glimpses is not None else m.glimpses)
+        g = float(glimpses if glimpses is not None else getattr(m, "test_glimpses", None) or m.glimpses)
         return Reads(g, g * band, g * out, f"{g:g} × ({band} + {out})")
     if band is not None and band < N * N and is_glimpse_model(m):
         return Reads(1.0, float(band), float(out), f"{band} + {out}")

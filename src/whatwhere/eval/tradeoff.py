@@ -81,10 +81,10 @@ def registry_reads(
 def _architecture(spec: str):
     """The untrained model of the architecture of ``spec`` (a run directory, weights file or zoo
     name): its weights file's metadata, the weights themselves not read."""
-    from whatwhere.engine.checkpoints import read_meta, weights_path
+    from whatwhere.engine.checkpoints import resolved_meta
     from whatwhere.models.registry import create_model
 
-    meta = read_meta(weights_path(spec))
+    meta = resolved_meta(spec)
     return create_model(meta["model"], **meta.get("model_args", {}))
 
 

@@ -35,6 +35,11 @@ re-centring is not differentiated).
 ``k`` glimpses is ``sum_j log softmax(logits_j)``; with one glimpse it equals the single
 glimpse's classifier.  **Stopping**: with ``stop_confidence`` set, a display stops taking glimpses
 once its accumulated posterior exceeds it (``forward_trace`` reports how many it took).
+**At test time** (eval mode) the loop may take more glimpses than in training, with its own stop:
+``test_glimpses`` and ``test_stop_confidence`` (None: the training values).  The Where MLP is
+trained from every fixation, so the loop goes on re-centring after the glimpses it was trained
+with; the packaged recipe trains with 2 glimpses and decides with up to 6, stopping at a posterior
+of 0.95.
 
 **Saccade policy** (``policy_std`` > 0, off by default; for a REINFORCE term added to the
 collicular loss, as the recurrent attention model of Mnih, Heess, Graves & Kavukcuoglu 2014,
@@ -119,6 +124,9 @@ class SaccadicTransformer(nn.Module):
         max_shift: largest sub-cell correction, px.
         max_fixation: fixations are clipped to ± this, px (50, as the What/Where loop).
         stop_confidence: stop a display once its accumulated posterior exceeds this (None: never).
+        test_glimpses: the glimpses taken in eval mode (at most, with a stop); None: ``glimpses``.
+            Training (train mode) always takes ``glimpses``.
+        test_stop_confidence: the stop of eval mode; None: ``stop_confidence``.
         freeze: names of submodules whose parameters are not trained (e.g. ``["where.fc1"]``).
         end_to_end: let the classification loss reach the saccade through the sampler (True); False
             detaches the fixation before the glimpse, so the collicular map learns only from its
@@ -160,6 +168,8 @@ class SaccadicTransformer(nn.Module):
         max_shift: float = 6.0,
         max_fixation: int | None = None,
         stop_confidence: float | None = None,
+        test_glimpses: int | None = None,
+        test_stop_confidence: float | None = None,
         freeze: list | tuple = (),
         end_to_end: bool = True,
         fovea: str = "what",
@@ -186,8 +196,11 @@ class SaccadicTransformer(nn.Module):
             raise ValueError(f"fovea must be one of {FOVEAE}, got {fovea!r}")
         if not temperature > 0 or not max_shift >= 0 or max_fixation < 0:
             raise ValueError("temperature must be > 0, max_shift and max_fixation >= 0")
-        if stop_confidence is not None and not 0 < stop_confidence <= 1:
-            raise ValueError(f"stop_confidence must be in (0, 1] or None, got {stop_confidence!r}")
+        if test_glimpses is not None and (int(test_glimpses) != test_glimpses or test_glimpses < 1):
+            raise ValueError(f"test_glimpses must be an integer >= 1 or None, got {test_glimpses!r}")
+        for key, value in (("stop_confidence", stop_confidence), ("test_stop_confidence", test_stop_confidence)):
+            if value is not None and not 0 < value <= 1:
+                raise ValueError(f"{key} must be in (0, 1] or None, got {value!r}")
         if not (policy_std >= 0 and policy_std < float("inf")):
             raise ValueError(f"policy_std must be a finite number of px >= 0, got {policy_std!r}")
         if policy_std > 0 and end_to_end:
@@ -200,6 +213,8 @@ class SaccadicTransformer(nn.Module):
         self.max_shift = float(max_shift)
         self.max_fixation = int(max_fixation)
         self.stop_confidence = stop_confidence
+        self.test_glimpses = None if test_glimpses is None else int(test_glimpses)
+        self.test_stop_confidence = test_stop_confidence
         self.end_to_end = bool(end_to_end)
         self.retina = retina if retina is not None else Retina(config)
         self.colliculus = Colliculus(self.retina)
@@ -289,9 +304,17 @@ class SaccadicTransformer(nn.Module):
     # ------------------------------------------------------------------ the loop
 
     def forward_trace(self, images: torch.Tensor, glimpses: int | None = None) -> SaccadicTrace:
-        """Run the loop on displays ``(B, N, N)`` (or ``(B, 1, N, N)``), N = ``size``; see :class:`SaccadicTrace`."""
+        """Run the loop on displays ``(B, N, N)`` (or ``(B, 1, N, N)``), N = ``size``; see :class:`SaccadicTrace`.
+
+        ``glimpses`` overrides the number of glimpses (otherwise ``glimpses`` in train mode,
+        ``test_glimpses`` in eval mode when set)."""
         x = as_nchw(images, self.input_size)[:, 0]
-        K = self.glimpses if glimpses is None else int(glimpses)
+        test = not self.training
+        if glimpses is not None:
+            K = int(glimpses)
+        else:
+            K = self.test_glimpses if test and self.test_glimpses is not None else self.glimpses
+        stop_at = self.test_stop_confidence if test and self.test_stop_confidence is not None else self.stop_confidence
         if K < 1:
             raise ValueError(f"glimpses must be >= 1, got {K}")
         B = x.shape[0]
@@ -321,13 +344,13 @@ class SaccadicTransformer(nn.Module):
             glimpse, theta = self.glimpse_at(x, new if self.end_to_end else new.detach())
             step = self.what(glimpse)
             acc_new = acc + F.log_softmax(step, dim=-1)
-            if self.stop_confidence is not None:  # stopped displays keep their evidence and fixation
+            if stop_at is not None:  # stopped displays keep their evidence and fixation
                 keep = active[:, None]
                 acc = torch.where(keep, acc_new, acc)
                 new = torch.where(keep, new, fix)
                 theta = theta if theta_last is None else torch.where(keep[:, :, None], theta, theta_last)
                 n += active.long()
-                active = active & (acc.softmax(-1).amax(-1) < self.stop_confidence)
+                active = active & (acc.softmax(-1).amax(-1) < stop_at)
             else:
                 acc = acc_new
                 n += 1

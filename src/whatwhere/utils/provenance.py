@@ -26,17 +26,23 @@ def hardware(device: str | torch.device = "cpu") -> str:
     )
 
 
-def git_commit() -> str | None:
-    """The short commit of the checkout this package runs from (``None`` for an installed copy)."""
+def git_commit(path: str | Path | None = None) -> str | None:
+    """The short commit of the checkout this package runs from (``None`` for an installed copy),
+    with ``-dirty`` appended when the package's tracked files differ from that commit (as ``git
+    describe --dirty``): a record then does not claim code that did not make it.  ``path``: another
+    folder of a checkout to describe (default: this package's)."""
+    package = Path(path) if path is not None else Path(__file__).resolve().parents[1]
     try:
         out = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
-            capture_output=True,
-            text=True,
-            timeout=5,
-            cwd=Path(__file__).resolve().parent,
+            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=5, cwd=package
         )
-        return out.stdout.strip() or None
+        commit = out.stdout.strip() or None
+        if commit is None or out.returncode != 0:
+            return None
+        diff = subprocess.run(
+            ["git", "diff", "--quiet", "HEAD", "--", "."], capture_output=True, timeout=10, cwd=package
+        )
+        return commit + "-dirty" if diff.returncode == 1 else commit
     except (OSError, subprocess.SubprocessError):
         return None
 
