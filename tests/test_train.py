@@ -177,3 +177,20 @@ def test_a_record_names_a_modified_checkout_dirty(tmp_path):
     (tmp_path / "code.py").write_text("x = 2\n")
     assert git_commit(tmp_path) == clean + "-dirty"
     assert git_commit(tmp_path.parent / "nowhere") is None
+
+
+@pytest.mark.usefixtures("mnist_test")
+def test_every_stage_end_checkpoint_is_kept(tmp_path):
+    """Beside the newest two, the checkpoint at the end of each stage survives, so that a later
+    stage can be re-run from where the previous one left the model; mid-epoch ones are pruned."""
+    recipe = parse_recipe(TINY, overrides=["train_limit=600", "eval_digits=100", "batch_size=5",
+                                           "checkpoint_every_s=1e-9", "stages=[{sigma: [0, 1, 2, 3], epochs: 1}]"])
+    run = train(recipe, tmp_path / "run", progress=False, log=lambda s: None)
+    stems = sorted(p.name.split(".")[0] for p in (run / "checkpoints").glob("*.safetensors"))
+    # the four stage ends (the last one beside model.safetensors) and the newest two, of the last epoch
+    ends = [f"epoch-000{e}-batch-00000" for e in (1, 2, 3, 4)]
+    assert stems == sorted(ends + ["epoch-0003-batch-00050", "epoch-0003-batch-00100"])
+    with pytest.raises(TrainingInterrupted):  # mid-epoch checkpoints come and go; stage ends stay
+        train(recipe, tmp_path / "cut", progress=False, log=lambda s: None, stop_after_batches=120 + 110)
+    stems = sorted(p.name.split(".")[0] for p in (tmp_path / "cut" / "checkpoints").glob("*.safetensors"))
+    assert stems == ["epoch-0001-batch-00000", "epoch-0001-batch-00100", "epoch-0001-batch-00110"]

@@ -20,6 +20,7 @@ last good checkpoint; Ctrl-C finishes the current batch, saves a checkpoint and 
 from __future__ import annotations
 
 import csv
+import itertools
 import json
 import math
 import os
@@ -141,10 +142,17 @@ class Position:
     train_time: float = 0.0
 
 
+def stage_end_stems(recipe: Recipe) -> set[str]:
+    """The checkpoint stems at the end of each stage (the first batch of the next): kept for good,
+    so that a later stage can be re-run or studied from where the previous one left the model."""
+    return {f"epoch-{e:04d}-batch-00000" for e in itertools.accumulate(st.epochs for st in recipe.stages)}
+
+
 def _save_checkpoint(run: Path, model, opt, sched, pos: Position, recipe: Recipe, keep: int = 2) -> None:
     """Write the checkpoint of ``pos`` (weights, trainer state, then ``latest.json``) and keep the
-    newest ``keep``.  A failed write (disk full...) removes what it made of the new checkpoint and
-    raises :class:`TrainingError` saying that the previous checkpoint is kept."""
+    newest ``keep`` and every stage's last (:func:`stage_end_stems`).  A failed write (disk
+    full...) removes what it made of the new checkpoint and raises :class:`TrainingError` saying
+    that the previous checkpoint is kept."""
     ck = run / "checkpoints"
     stem = f"epoch-{pos.epoch:04d}-batch-{pos.batch:05d}"
     ptr = ck / "latest.json"
@@ -175,7 +183,8 @@ def _save_checkpoint(run: Path, model, opt, sched, pos: Position, recipe: Recipe
             else "there is no earlier checkpoint"
         )
         raise TrainingError(f"checkpoint {stem} could not be written: {exc}; {kept}") from exc
-    stems = sorted({p.name.split(".")[0] for p in ck.glob("epoch-*.safetensors")})
+    ends = stage_end_stems(recipe)
+    stems = sorted({p.name.split(".")[0] for p in ck.glob("epoch-*.safetensors")} - ends)
     for old in stems[:-keep]:
         for suffix in (".safetensors", ".state.pt"):
             (ck / f"{old}{suffix}").unlink(missing_ok=True)
