@@ -106,3 +106,24 @@ def test_every_registry_model_takes_a_bf16_step(name):
         out = model(x)
     out.float().sum().backward()
     assert out.shape == (2, 10)
+
+
+@pytest.mark.usefixtures("mnist_test")
+def test_a_stage_can_set_its_own_precision(tmp_path):
+    """``stages[k].precision`` overrides the recipe's for that stage (convPOLO retrains in fp32
+    after a bf16 curriculum): the first epoch is the all-bf16 run's, the second is not, and
+    run.json lists the precision of every stage."""
+    two = "stages=[{sigma: 0, epochs: 1}, {sigma: 0, epochs: 1, precision: fp32}]"
+    mixed = parse_recipe(TINY, overrides=["precision=bf16", two])
+    assert [st.precision_in(mixed) for st in mixed.stages] == ["bf16", "fp32"]
+    run = train(mixed, tmp_path / "mixed", **QUIET)
+    rec = json.loads((run / "run.json").read_text())
+    assert rec["precision"] == "bf16" and rec["stage_precisions"] == ["bf16", "fp32"]
+    # the same first epoch in bf16, then the second in fp32 or in bf16: only the second differs
+    allbf16 = read_metrics(train(parse_recipe(TINY, overrides=["precision=bf16", two.replace(", precision: fp32", "")]),
+                                 tmp_path / "bf16", **QUIET))
+    m = read_metrics(run)
+    assert m[0]["train_loss"] == allbf16[0]["train_loss"] and m[1]["train_loss"] != allbf16[1]["train_loss"]
+    with pytest.raises(RecipeError, match=r"stages\[1\]\.precision must be one of fp32, bf16, got 'fp16'"):
+        parse_recipe(TINY, overrides=[two.replace("precision: fp32", "precision: fp16")])
+    assert "stage_precisions" not in json.loads((tmp_path / "bf16" / "run.json").read_text())

@@ -86,6 +86,11 @@ class Stage:
     reset_optimizer: bool = False
     lr: float | None = None  # new learning rate when the optimiser is re-created
     schedule: Schedule | None = None  # new schedule when the optimiser is re-created (else the recipe's)
+    precision: str | None = None  # this stage's precision (else the recipe's): fp32 | bf16
+
+    def precision_in(self, recipe: Recipe) -> str:
+        """The precision this stage trains and evaluates in: its own, else the recipe's."""
+        return self.precision or recipe.precision
 
 
 @dataclass(frozen=True)
@@ -153,6 +158,7 @@ _STAGE = _Section(
         "reset_optimizer": bool,
         "lr": float | None,
         "schedule": _SCHEDULE,
+        "precision": str | None,
         "sigma": float | list[float] | None,
         "contrast_range": _DISPLAY["contrast_range"],
         "contrast": _DISPLAY["contrast"],
@@ -423,6 +429,10 @@ def _parse(d: dict[str, Any], profile: str | None, overrides) -> Recipe:
                 _check_schedule(sch, f"{where}.schedule")
                 if not st.get("reset_optimizer"):
                     raise RecipeError(f"{where}.schedule needs reset_optimizer: true (it applies to the new optimiser)")
+            if st.get("precision") is not None:
+                from whatwhere.engine.precision import PRECISIONS
+
+                _choice(st["precision"], PRECISIONS, f"{where}.precision")
             stages.append(
                 Stage(
                     epochs=st["epochs"],
@@ -431,6 +441,7 @@ def _parse(d: dict[str, Any], profile: str | None, overrides) -> Recipe:
                     reset_optimizer=bool(st.get("reset_optimizer", False)),
                     lr=lr,
                     schedule=sch,
+                    precision=st.get("precision"),
                 )
             )
     opt = Optimizer(**(d.get("optimizer") or {}))

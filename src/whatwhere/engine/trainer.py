@@ -142,6 +142,12 @@ class Position:
     train_time: float = 0.0
 
 
+def run_precisions(recipe: Recipe) -> list[str]:
+    """The precisions the run's stages train in, each once, in stage order (``Stage.precision``
+    overrides the recipe's ``precision`` for one stage)."""
+    return list(dict.fromkeys(st.precision_in(recipe) for st in recipe.stages))
+
+
 def stage_end_stems(recipe: Recipe) -> set[str]:
     """The checkpoint stems at the end of each stage (the first batch of the next): kept for good,
     so that a later stage can be re-run or studied from where the previous one left the model."""
@@ -442,6 +448,11 @@ def record_sitting(
             "overrides": list(recipe.overrides),
             "seed": recipe.seed,
             "precision": recipe.precision,
+            **(
+                {"stage_precisions": [st.precision_in(recipe) for st in recipe.stages]}
+                if any(st.precision for st in recipe.stages)
+                else {}
+            ),
             "model": recipe.model,
             "epochs": recipe.total_epochs,
             "status": status,
@@ -519,7 +530,8 @@ def _build(
     """The model (seeded initialisation, ``recipe.init`` weights on a fresh run), the training and
     test display sets, the objective, and the optimiser and schedule at the run's start.
     The order of these steps fixes the random streams: keep it."""
-    check_precision(recipe.precision, dev)
+    for precision in run_precisions(recipe):
+        check_precision(precision, dev)
     torch.manual_seed(derive_seed(recipe.seed, "init"))
     model = create_model(recipe.model, **recipe.model_args).to(dev)
     if recipe.init is not None and not resume:
@@ -547,7 +559,7 @@ def _build(
         device=dev,
     )
 
-    prepare_model(model, recipe.precision)
+    prepare_model(model, "bf16" if "bf16" in run_precisions(recipe) else "fp32")
     objective = make_objective(recipe, dev)
     pos = Position()
     opt = _make_optimizer(recipe, model.parameters(), recipe.optimizer.lr)
@@ -637,7 +649,7 @@ def _run_epoch(
     t_sync = time.perf_counter()
     for b in range(pos.batch, n_batches):
         d = ds.batch(b * bs, min(s.n_train, (b + 1) * bs), epoch)
-        with autocast(recipe.precision, dev):
+        with autocast(stage.precision_in(recipe), dev):
             loss, ok = s.objective(s.model, d)
         finite &= torch.isfinite(loss)
         s.opt.zero_grad(set_to_none=True)
@@ -697,7 +709,7 @@ def _end_epoch(s: _Sitting, epoch: int, k: int, stage: Stage, lr: float, log: Ca
         s.test_set.with_config(stage.display),
         n=recipe.eval_digits,
         objective=s.objective,
-        precision=recipe.precision,
+        precision=stage.precision_in(recipe),
     )
     row = [
         epoch + 1,
