@@ -234,5 +234,12 @@ def test_tradeoff_command(tmp_path, capsys):
     b.write_text(json.dumps(other))
     assert main(["figures", "tradeoff", str(a), str(b), "--out", str(out)]) == 2
     assert "other displays" in capsys.readouterr().err
+    # a file written before a display parameter existed: the same displays when the new one holds its default
+    newer = _result()
+    b.write_text(json.dumps({**newer, "display": {**newer["display"], "crops": 0, "background": "motioncloud"}}))
+    assert main(["figures", "tradeoff", str(a), str(b), "--out", str(out), "--no-published"]) == 0
+    b.write_text(json.dumps({**newer, "display": {**newer["display"], "crops": 4}}))
+    assert main(["figures", "tradeoff", str(a), str(b), "--out", str(out)]) == 2
+    assert "other displays" in capsys.readouterr().err
     assert main(["figures", "tradeoff", str(a), "--out", str(tmp_path / "t.pdf")]) == 2
     assert ".png" in capsys.readouterr().err
