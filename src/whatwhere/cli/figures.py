@@ -105,24 +105,6 @@ def _benchmark_result(path) -> dict:
     return result
 
 
-def _same_displays(a: dict, b: dict) -> bool:
-    """Whether two benchmark files' ``display`` records describe the same displays.  A key that only
-    one of them records (a display parameter added after the other file was written) must hold its
-    :class:`~whatwhere.data.display.DisplayConfig` default there."""
-    from dataclasses import MISSING, fields
-
-    from whatwhere.data.display import DisplayConfig
-
-    defaults = {f.name: f.default for f in fields(DisplayConfig) if f.default is not MISSING}
-    for k in a.keys() | b.keys():
-        if k in a and k in b:
-            if a[k] != b[k]:
-                return False
-        elif k not in defaults or a.get(k, b.get(k)) != defaults[k]:
-            return False
-    return True
-
-
 def _tradeoff(args) -> list[Path]:
     """Accuracy at one eccentricity against the numbers read per decision, from benchmark files
     of the same displays: ``OUT`` (PNG), the same as PDF, and a Markdown table ``OUT.md``."""
@@ -132,6 +114,7 @@ def _tradeoff(args) -> list[Path]:
         published_points,
         registry_reads,
         result_reads,
+        same_displays,
         tradeoff_markdown,
         tradeoff_points,
     )
@@ -144,7 +127,7 @@ def _tradeoff(args) -> list[Path]:
     results = [(str(f), _benchmark_result(f)) for f in args.inputs]
     first_path, first = results[0]
     for f, r in results[1:]:
-        if not _same_displays(r["display"], first["display"]):
+        if not same_displays(r["display"], first["display"]):
             raise UserError(f"{f} was measured on other displays than {first_path} (its 'display' differs)")
     e = args.eccentricity if args.eccentricity is not None else max(max(r["eccentricities"]) for _, r in results)
     points: list[dict] = []

@@ -24,7 +24,9 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from dataclasses import MISSING, fields
 
+from whatwhere.data.display import DisplayConfig
 from whatwhere.eval.benchmark import Reads, reads_of
 from whatwhere.eval.published import STN_BENCHMARK, WHERE_ECCENTRICITY, published_curve
 from whatwhere.eval.reports import row_label
@@ -36,6 +38,7 @@ __all__ = [
     "published_candidates",
     "published_points",
     "tradeoff_markdown",
+    "same_displays",
     "PUBLISHED_CLUTTER",
 ]
 
@@ -287,3 +290,19 @@ def tradeoff_markdown(points: Sequence[dict], *, command: str = "", note: str = 
         src = p["source"] if pub else f"{p['source']}; counts: {p['how']}"
         lines.append(f"| {name} | {p['numbers_read']:,.0f} | {p['formula']} | " + " | ".join(cells) + f" | {src} |")
     return "\n".join(lines) + "\n"
+
+
+def same_displays(a: dict, b: dict) -> bool:
+    """Whether two benchmark results' ``display`` records describe the same displays.  A key that
+    only one of them records (a display parameter added after the other was written) must hold its
+    :class:`~whatwhere.data.display.DisplayConfig` default there."""
+    defaults = {f.name: f.default for f in fields(DisplayConfig) if f.default is not MISSING}
+    missing = object()
+    for k in a.keys() | b.keys():
+        x, y = a.get(k, missing), b.get(k, missing)
+        if x is missing or y is missing:
+            x = y if x is missing else x
+            y = defaults.get(k, missing)
+        if x != y:
+            return False
+    return True
