@@ -5,7 +5,7 @@ registry model and arguments, trainable parameters, the resolved recipe that tra
 commit, machine and seed, and its headline metrics.  A model's extra files (the What network's
 shift-accuracy map, which the Where recipes train against) are listed and hashed the same way.
 
-The manifest travels in the wheel; the weights (about 65 MB) do not.  :func:`zoo_path` finds
+The manifest travels in the wheel; the weights (about 56 MB) do not.  :func:`zoo_path` finds
 a file in the first of these places that holds it:
 
 1. ``$WHATWHERE_ZOO_DIR``, a local folder of zoo files (offline use, a shared copy);
