@@ -29,12 +29,14 @@ no JavaScript.
 from __future__ import annotations
 
 import base64
+import csv
 import html
 import json
 import math
 import os
 import shlex
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
 from whatwhere.utils.errors import UserError
@@ -140,55 +142,54 @@ def _made_row(result: str, model: str, origin: dict, payload: dict, *, wall=None
     ]
 
 
-def collect(results_dir: str | Path) -> dict:
-    """The report of ``results_dir`` as a document: ``{"title", "blocks": [...], "figures": [Path]}``.
+@dataclass
+class _Found:
+    """What a results directory holds: each file's path and content."""
 
-    Raises:
-        UserError: the directory does not exist, or holds no results.
-    """
-    from whatwhere.eval.published import PUBLISHED, PUBLISHED_RADIAL, STANDARD_TASKS, STN_BENCHMARK, WHERE_ECCENTRICITY
+    root: Path
+    plan: dict
+    runs: list
+    centrals: list
+    maps: list
+    benches: list
+    figures: list
+    scans: list
 
-    root = Path(results_dir)
-    if not root.is_dir():
-        raise UserError(f"{root}: no such results directory")
+    def rel(self, p) -> str:
+        return str(Path(p).relative_to(self.root))
+
+
+def _find(root: Path) -> _Found:
+    """Every readable result file under ``root`` (a scan's runs are left to its own table)."""
     plan = _read(root / "plan.json") or {}
-    runs = [(p, d) for p, d in ((p, _read(p)) for p in _files(root, "run.json")) if d and "recipe" in d]
-    centrals = [(p, d) for p, d in ((p, _read(p)) for p in _files(root, "central.json")) if d and "central" in d]
-    maps = [
-        (p, d) for p, d in ((p, _read(p)) for p in _files(root, "accuracy_map.json")) if d and "radial_profile" in d
-    ]
-    benches = [
-        (p, d)
-        for p, d in ((p, _read(p)) for p in _files(root, "benchmark.json"))
-        if d
-        and isinstance(d.get("models"), dict)
-        and isinstance(d.get("records"), list)
-        and isinstance(d.get("contrasts"), list)
-    ]
-    figures = _figures(root)
+    read = lambda name, ok: [(p, d) for p, d in ((p, _read(p)) for p in _files(root, name)) if d and ok(d)]  # noqa: E731
+    runs = read("run.json", lambda d: "recipe" in d)
+    centrals = read("central.json", lambda d: "central" in d)
+    maps = read("accuracy_map.json", lambda d: "radial_profile" in d)
+    benches = read(
+        "benchmark.json",
+        lambda d: (
+            isinstance(d.get("models"), dict)
+            and isinstance(d.get("records"), list)
+            and isinstance(d.get("contrasts"), list)
+        ),
+    )
     scans = _scans(root)
     scan_dirs = {Path(sc["dir"]) for sc in scans}
-    runs = [(p, d) for p, d in runs if p.parent.parent not in scan_dirs]  # a scan's runs: in its table
-    if not (runs or centrals or maps or benches or figures or scans):
-        raise UserError(
-            f"{root}: no results to report (no run.json, central.json, accuracy_map.json, "
-            f"benchmark.json, sweep.json or figure under it)"
-        )
-    rel = lambda p: str(Path(p).relative_to(root))  # noqa: E731
-    title = plan.get("title") or f"Results of {root.resolve().name}"
-    blocks: list[dict] = [{"type": "h1", "text": title}]
+    runs = [(p, d) for p, d in runs if p.parent.parent not in scan_dirs]
+    return _Found(root, plan, runs, centrals, maps, benches, _figures(root), scans)
+
+
+def _intro_blocks(root: Path, plan: dict, title: str) -> list[dict]:
+    """The title, what was run (study, profile, command) and how to read the Δ columns."""
     intro = []
     if plan:
-        intro.append(
-            f"Study `{plan.get('study')}`"
-            + (
-                " from the shipped models (`--from-zoo`)"
-                if plan.get("from_zoo")
-                else (f", profile `{plan['profile']}`" if plan.get("profile") else ", full recipes")
-            )
-            + (f", {plan['digits']} digits per cell" if plan.get("digits") else "")
-            + "."
-        )
+        if plan.get("from_zoo"):
+            how = " from the shipped models (`--from-zoo`)"
+        else:
+            how = f", profile `{plan['profile']}`" if plan.get("profile") else ", full recipes"
+        digits = f", {plan['digits']} digits per cell" if plan.get("digits") else ""
+        intro.append(f"Study `{plan.get('study')}`{how}{digits}.")
         if plan.get("profile"):
             intro.append(
                 f"**Profile `{plan['profile']}`: a quick, labelled pass, not the published recipes; its "
@@ -203,11 +204,14 @@ def collect(results_dir: str | Path) -> dict:
         f"Δ = ours − published, **bold** (red in the HTML) when beyond the tolerance: 1.96 combined "
         f"binomial standard errors of the two estimates (at least 0.01)."
     )
-    blocks += [{"type": "p", "text": t} for t in intro]
-    made: list[list] = []
+    return [{"type": "h1", "text": title}] + [{"type": "p", "text": t} for t in intro]
 
-    failed = [r for r in plan.get("outcome", {}).get("trainings", []) if r.get("state") == "failed"]
-    failed += [s for s in plan.get("outcome", {}).get("steps", []) if s.get("state") == "failed"]
+
+def _outcome_blocks(plan: dict) -> list[dict]:
+    """The plan's failed trainings and steps, and what it left out."""
+    blocks: list[dict] = []
+    outcome = plan.get("outcome", {})
+    failed = [r for r in outcome.get("trainings", []) + outcome.get("steps", []) if r.get("state") == "failed"]
     if failed:
         blocks += [
             {"type": "h2", "text": "Failures"},
@@ -215,117 +219,124 @@ def collect(results_dir: str | Path) -> dict:
         ]
     notes = [s for s in plan.get("steps", []) if s.get("note")]
     if notes or plan.get("skipped"):
-        blocks += [
-            {"type": "h2", "text": "Left out"},
-            {
-                "type": "list",
-                "items": [f"`{s['name']}`: {s['note']}" for s in notes] + [str(x) for x in plan.get("skipped", [])],
-            },
-        ]
+        items = [f"`{s['name']}`: {s['note']}" for s in notes] + [str(x) for x in plan.get("skipped", [])]
+        blocks += [{"type": "h2", "text": "Left out"}, {"type": "list", "items": items}]
+    return blocks
 
-    if runs:
-        rows = []
-        for p, d in runs:
-            acc = None
-            mpath = p.parent / "metrics.csv"
-            if mpath.is_file():
-                import csv
 
-                with open(mpath, newline="") as fh:
-                    last = list(csv.DictReader(fh))[-1:]
-                acc = float(last[0]["test_acc"]) if last and last[0].get("test_acc") not in (None, "") else None
-            err = STANDARD_TASKS["error"].get(d.get("recipe"))
-            pub = None if err is None else 1 - err
-            rows.append(
-                [
-                    d.get("recipe", "?"),
-                    d.get("profile") or "full",
-                    d.get("precision") or "fp32",
-                    str(d.get("seed", "?")),
-                    str(d.get("epochs", "?")),
-                    d.get("status", "?"),
-                    _f(acc),
-                    _em(_f(pub)) if pub is not None else "—",
-                    _delta(acc, pub),
-                    f"{float(d.get('wall_time_s') or 0):,.1f} s",
-                ]
+def _final_test_acc(run_dir: Path) -> float | None:
+    """The last ``test_acc`` of a run's ``metrics.csv`` (None if it has none)."""
+    mpath = run_dir / "metrics.csv"
+    if not mpath.is_file():
+        return None
+    with open(mpath, newline="") as fh:
+        last = list(csv.DictReader(fh))[-1:]
+    return float(last[0]["test_acc"]) if last and last[0].get("test_acc") not in (None, "") else None
+
+
+def _training_blocks(found: _Found, made: list) -> list[dict]:
+    """One row per training run: its recipe, budget and final test accuracy (published: standard tasks)."""
+    from whatwhere.eval.published import STANDARD_TASKS
+
+    if not found.runs:
+        return []
+    rows = []
+    for p, d in found.runs:
+        acc = _final_test_acc(p.parent)
+        err = STANDARD_TASKS["error"].get(d.get("recipe"))
+        pub = None if err is None else 1 - err
+        precision = d.get("precision") or "fp32"
+        rows.append(
+            [
+                d.get("recipe", "?"),
+                d.get("profile") or "full",
+                precision,
+                str(d.get("seed", "?")),
+                str(d.get("epochs", "?")),
+                d.get("status", "?"),
+                _f(acc),
+                _em(_f(pub)) if pub is not None else "—",
+                _delta(acc, pub),
+                f"{float(d.get('wall_time_s') or 0):,.1f} s",
+            ]
+        )
+        sit = (d.get("sittings") or [{}])[-1]
+        origin = {k: d.get(k) for k in ("recipe", "profile", "seed")}
+        origin.update(precision=precision, commit=sit.get("git_commit"))
+        payload = {"git_commit": sit.get("git_commit"), "hardware": sit.get("hardware")}
+        made.append(
+            _made_row(
+                f"{found.rel(p.parent)} (training)", d.get("recipe", "?"), origin, payload, wall=d.get("wall_time_s")
             )
-            sit = (d.get("sittings") or [{}])[-1]
-            made.append(
-                _made_row(
-                    f"{rel(p.parent)} (training)",
-                    d.get("recipe", "?"),
-                    {
-                        "recipe": d.get("recipe"),
-                        "profile": d.get("profile"),
-                        "precision": d.get("precision") or "fp32",
-                        "seed": d.get("seed"),
-                        "commit": sit.get("git_commit"),
-                    },
-                    {"git_commit": sit.get("git_commit"), "hardware": sit.get("hardware")},
-                    wall=d.get("wall_time_s"),
-                )
-            )
-        blocks += [
-            {"type": "h2", "text": "Trainings"},
-            {
-                "type": "p",
-                "text": "The final test accuracy is the trainer's own evaluation (its recipe's "
-                "test displays); published: " + STANDARD_TASKS["source"] + " (1 − error), for the standard tasks.",
-            },
-            {
-                "type": "table",
-                "header": [
-                    "recipe",
-                    "profile",
-                    "precision",
-                    "seed",
-                    "epochs",
-                    "status",
-                    "final test acc",
-                    "published",
-                    "Δ",
-                    "wall time",
-                ],
-                "rows": rows,
-            },
-        ]
+        )
+    header = [
+        "recipe",
+        "profile",
+        "precision",
+        "seed",
+        "epochs",
+        "status",
+        "final test acc",
+        "published",
+        "Δ",
+        "wall time",
+    ]
+    return [
+        {"type": "h2", "text": "Trainings"},
+        {
+            "type": "p",
+            "text": "The final test accuracy is the trainer's own evaluation (its recipe's "
+            "test displays); published: " + STANDARD_TASKS["source"] + " (1 − error), for the standard tasks.",
+        },
+        {"type": "table", "header": header, "rows": rows},
+    ]
 
-    if centrals:
-        rows = []
-        for p, d in centrals:
-            name = d.get("recipe") or p.parent.name
-            pub = PUBLISHED.get(name, {})
-            n = d.get("n_digits")
-            rows.append(
-                [
-                    name,
-                    _f(d["central"]),
-                    _em(_f(pub.get("central"))) if pub else "—",
-                    _delta(d["central"], pub.get("central"), n),
-                    _f(d.get("general")),
-                    _em(_f(pub.get("general"))) if pub else "—",
-                    _delta(d.get("general"), pub.get("general"), n),
-                    str(n or "?"),
-                ]
-            )
-            made.append(_made_row(rel(p), name, _origin(_model_arg(d.get("command"), "central")), d))
-        blocks += [
-            {"type": "h2", "text": "Central and general accuracy (28×28 models)"},
-            {
-                "type": "p",
-                "text": "Central: the digit at the centre; general: shifted by N(0, 15 px) "
-                "(`whatwhere eval central`). Published: "
-                + "; ".join(f"{k}: {v['source']}" for k, v in PUBLISHED.items()),
-            },
-            {
-                "type": "table",
-                "header": ["model", "central", "published", "Δ", "general", "published", "Δ", "digits"],
-                "rows": rows,
-            },
-        ]
 
-    for p, d in maps:
+def _central_blocks(found: _Found, made: list) -> list[dict]:
+    """Central and general accuracy of the 28×28 models beside the published ones."""
+    from whatwhere.eval.published import PUBLISHED
+
+    if not found.centrals:
+        return []
+    rows = []
+    for p, d in found.centrals:
+        name = d.get("recipe") or p.parent.name
+        pub = PUBLISHED.get(name, {})
+        n = d.get("n_digits")
+        rows.append(
+            [
+                name,
+                _f(d["central"]),
+                _em(_f(pub.get("central"))) if pub else "—",
+                _delta(d["central"], pub.get("central"), n),
+                _f(d.get("general")),
+                _em(_f(pub.get("general"))) if pub else "—",
+                _delta(d.get("general"), pub.get("general"), n),
+                str(n or "?"),
+            ]
+        )
+        made.append(_made_row(found.rel(p), name, _origin(_model_arg(d.get("command"), "central")), d))
+    return [
+        {"type": "h2", "text": "Central and general accuracy (28×28 models)"},
+        {
+            "type": "p",
+            "text": "Central: the digit at the centre; general: shifted by N(0, 15 px) "
+            "(`whatwhere eval central`). Published: " + "; ".join(f"{k}: {v['source']}" for k, v in PUBLISHED.items()),
+        },
+        {
+            "type": "table",
+            "header": ["model", "central", "published", "Δ", "general", "published", "Δ", "digits"],
+            "rows": rows,
+        },
+    ]
+
+
+def _map_blocks(found: _Found, made: list) -> list[dict]:
+    """One radial profile of a shift-accuracy map per ``accuracy_map.json``, beside the published one."""
+    from whatwhere.eval.published import PUBLISHED_RADIAL
+
+    blocks: list[dict] = []
+    for p, d in found.maps:
         name = d.get("recipe") or p.parent.name
         prof = d["radial_profile"]
         # read back from a file: strict=False keeps a hand-edited, uneven profile reportable (as before)
@@ -352,70 +363,97 @@ def collect(results_dir: str | Path) -> dict:
             },
             {"type": "table", "header": ["radius (px)", "ours", "published", "Δ"], "rows": rows},
         ]
-        made.append(_made_row(rel(p), name, _origin(_model_arg(d.get("command"), "accuracy-map")), d))
+        made.append(_made_row(found.rel(p), name, _origin(_model_arg(d.get("command"), "accuracy-map")), d))
+    return blocks
 
-    for p, d in benches:
-        blocks += _benchmark_blocks(rel(p), d, WHERE_ECCENTRICITY, STN_BENCHMARK)
-        for name, m in d["models"].items():
-            origin = m.get("origin") or {}
-            parts = (
-                {name: origin} if "recipe" in origin or not origin else {f"{name}, {k}": o for k, o in origin.items()}
-            )
-            src = str(m.get("source") or "")
-            for label, o in parts.items():
-                o = dict(o or {})
-                spec = None
-                if label == name:
-                    spec = src
-                elif label.endswith(", What"):
-                    spec = m.get("what")
-                else:
-                    by_c = m.get("where_by_contrast") or {}
-                    spec = next((s for c, s in by_c.items() if label.endswith(f"contrast {float(c):g}")), None)
-                o.setdefault("precision", _origin(spec).get("precision") if spec else None)
-                made.append(_made_row(rel(p), label, o, d))
 
-    if scans:
+def _benchmark_made_rows(result: str, d: dict) -> list[list]:
+    """The made-by rows of a benchmark's models (an agent: one row per pathway)."""
+    rows = []
+    for name, m in d["models"].items():
+        origin = m.get("origin") or {}
+        parts = {name: origin} if "recipe" in origin or not origin else {f"{name}, {k}": o for k, o in origin.items()}
+        for label, o in parts.items():
+            o = dict(o or {})
+            spec: str | None
+            if label == name:
+                spec = str(m.get("source") or "")
+            elif label.endswith(", What"):
+                spec = m.get("what")
+            else:
+                by_c = m.get("where_by_contrast") or {}
+                spec = next((s for c, s in by_c.items() if label.endswith(f"contrast {float(c):g}")), None)
+            o.setdefault("precision", _origin(spec).get("precision") if spec else None)
+            rows.append(_made_row(result, label, o, d))
+    return rows
+
+
+def _made_by_blocks(made: list) -> list[dict]:
+    """The provenance table of every number of the report."""
+    if not made:
+        return []
+    header = [
+        "result",
+        "model",
+        "recipe",
+        "profile",
+        "precision",
+        "seed",
+        "trained at",
+        "computed at",
+        "hardware",
+        "wall time",
+    ]
+    return [
+        {"type": "h2", "text": "Made by"},
+        {
+            "type": "p",
+            "text": "Which recipe, profile, precision and seed made each model, at which "
+            "commit it was trained, and at which commit, on which hardware and in how "
+            "long each result was computed (the wall time of a benchmark covers all "
+            "its models). *full*: the recipe without a profile; ?: not recorded.",
+        },
+        {"type": "table", "header": header, "rows": made},
+    ]
+
+
+def collect(results_dir: str | Path) -> dict:
+    """The report of ``results_dir`` as a document: ``{"title", "blocks": [...], "figures": [Path]}``.
+
+    Raises:
+        UserError: the directory does not exist, or holds no results.
+    """
+    from whatwhere.eval.published import STN_BENCHMARK, WHERE_ECCENTRICITY
+
+    root = Path(results_dir)
+    if not root.is_dir():
+        raise UserError(f"{root}: no such results directory")
+    found = _find(root)
+    if not (found.runs or found.centrals or found.maps or found.benches or found.figures or found.scans):
+        raise UserError(
+            f"{root}: no results to report (no run.json, central.json, accuracy_map.json, "
+            f"benchmark.json, sweep.json or figure under it)"
+        )
+    title = found.plan.get("title") or f"Results of {root.resolve().name}"
+    made: list[list] = []  # the "made by" rows, filled by each section
+    blocks = _intro_blocks(root, found.plan, title) + _outcome_blocks(found.plan)
+    blocks += _training_blocks(found, made) + _central_blocks(found, made) + _map_blocks(found, made)
+    for p, d in found.benches:
+        blocks += _benchmark_blocks(found.rel(p), d, WHERE_ECCENTRICITY, STN_BENCHMARK)
+        made += _benchmark_made_rows(found.rel(p), d)
+    figures = found.figures
+    if found.scans:  # the scan figures go under the scan tables, not among the other figures
         scan_figs = [
             f for f in figures if f.parent.name == "figures" and (f.stem == "scan" or f.stem.startswith("scan_"))
         ]
         figures = [f for f in figures if f not in scan_figs]
-        blocks += _scan_blocks(scans, plan, [{"type": "figure", "path": f, "caption": rel(f)} for f in scan_figs])
-        made += [_scan_made_row(rel(Path(sc["dir"])), sc) for sc in scans]
-
+        captioned = [{"type": "figure", "path": f, "caption": found.rel(f)} for f in scan_figs]
+        blocks += _scan_blocks(found.scans, found.plan, captioned)
+        made += [_scan_made_row(found.rel(Path(sc["dir"])), sc) for sc in found.scans]
     if figures:
         blocks.append({"type": "h2", "text": "Figures"})
-        for f in figures:
-            blocks.append({"type": "figure", "path": f, "caption": rel(f)})
-
-    if made:
-        blocks += [
-            {"type": "h2", "text": "Made by"},
-            {
-                "type": "p",
-                "text": "Which recipe, profile, precision and seed made each model, at which "
-                "commit it was trained, and at which commit, on which hardware and in how "
-                "long each result was computed (the wall time of a benchmark covers all "
-                "its models). *full*: the recipe without a profile; ?: not recorded.",
-            },
-            {
-                "type": "table",
-                "header": [
-                    "result",
-                    "model",
-                    "recipe",
-                    "profile",
-                    "precision",
-                    "seed",
-                    "trained at",
-                    "computed at",
-                    "hardware",
-                    "wall time",
-                ],
-                "rows": made,
-            },
-        ]
-    return {"title": title, "blocks": blocks, "figures": figures}
+        blocks += [{"type": "figure", "path": f, "caption": found.rel(f)} for f in figures]
+    return {"title": title, "blocks": blocks + _made_by_blocks(made), "figures": figures}
 
 
 _SCAN_METRIC = "one_saccade_random"
