@@ -351,6 +351,220 @@ def _digits(digits: int | None, kind: str) -> str:
     return str(digits if digits is not None else DEFAULT_DIGITS[kind])
 
 
+@dataclass(frozen=True)
+class _Where:
+    """Where a study's steps read and write: the models, the folders and the digits per cell."""
+
+    models: dict[str, str | None]
+    res: Path
+    fig: Path
+    digits: int | None
+
+    def digits_for(self, kind: str) -> str:
+        return _digits(self.digits, kind)
+
+
+def _eval_steps(w: _Where, recipe: str, label: str) -> list[Step]:
+    """Central accuracy, the shift-accuracy map and its figure of a 28×28 model (none without a model)."""
+    model = w.models.get(recipe)
+    if model is None:
+        return []
+    out = w.res / recipe
+    fig = w.fig / f"maps_{recipe}.png"
+    return [
+        Step(
+            f"central-{recipe}",
+            "eval",
+            ("eval", "central", model, "--digits", w.digits_for("central"), "--out", str(out), "--name", recipe),
+            (recipe,),
+            outputs=(str(out / "central.json"),),
+        ),
+        Step(
+            f"map-{recipe}",
+            "eval",
+            (
+                "eval",
+                "accuracy-map",
+                model,
+                "--digits",
+                w.digits_for("map"),
+                "--out",
+                str(out),
+                "--name",
+                recipe,
+                "--no-progress",
+            ),
+            (recipe,),
+            outputs=(str(out / "accuracy_map.npy"),),
+        ),
+        Step(
+            f"maps-{recipe}",
+            "figure",
+            ("figures", "maps", str(out / "accuracy_map.npy"), "--labels", label, "--published", "--out", str(fig)),
+            (recipe,),
+            outputs=(str(fig),),
+        ),
+    ]
+
+
+def _benchmark_steps(w: _Where, recipes, tag: str, preset: str, extra=()) -> list[Step]:
+    """The eccentricity benchmark of the recipes that have a model, and its trade-off figure
+    (accuracy at 40 px against the numbers each model reads per decision); none if no model."""
+    present = [r for r in recipes if w.models.get(r) is not None]
+    absent = [r for r in recipes if w.models.get(r) is None]
+    if not present:
+        return []
+    note = f"without {', '.join(absent)} (no model: not shipped, not trained or left out)" if absent else ""
+    what_model = w.models.get("what")
+    what = ("--what", what_model) if what_model is not None and any(r.startswith("where-") for r in present) else ()
+    needs = tuple(present) + (("what",) if what else ())
+    out = w.res / f"benchmark-{tag}"
+    fig = w.fig / f"tradeoff_{tag}.png"
+    models = (cast(str, w.models[r]) for r in present)  # present: not None
+    return [
+        Step(
+            f"benchmark-{tag}",
+            "benchmark",
+            (
+                "benchmark",
+                *models,
+                *what,
+                "--preset",
+                preset,
+                "--digits",
+                w.digits_for("benchmark"),
+                *extra,
+                "--out",
+                str(out),
+                "--no-progress",
+            ),
+            needs,
+            note,
+            outputs=(str(out / "benchmark.json"),),
+        ),
+        Step(
+            f"tradeoff-{tag}",
+            "figure",
+            ("figures", "tradeoff", str(out / "benchmark.json"), "--out", str(fig)),
+            needs,
+            outputs=(str(fig),),
+        ),
+    ]
+
+
+def _paper_steps(w: _Where) -> list[Step]:
+    """What/Where 2020: the What network's evaluations, the Where benchmark over 0-5 saccades, its figures."""
+    result = _eval_steps(w, "what", "What (paper, clutter 1.0)")
+    bench = _benchmark_steps(
+        w,
+        ["where-c0.7", "where-c0.5-ft", "where-c0.3-ft"],
+        "paper",
+        "paper",
+        ("--saccades", "0", "1", "2", "3", "4", "5"),
+    )
+    result += bench
+    if any(s.name == "benchmark-paper" for s in bench):
+        result.append(
+            Step(
+                "where-figures",
+                "figure",
+                ("figures", "where", str(w.res / "benchmark-paper" / "benchmark.json"), "--out", str(w.fig / "where")),
+                ("where-c0.7",),
+                outputs=(str(w.fig / "where"),),
+            )
+        )
+    return result
+
+
+def _stn_study_steps(w: _Where) -> list[Step]:
+    """The INT study: STN-28's evaluations and transformer grid, the benchmark of the transformers."""
+    result = _eval_steps(w, "stn28", "STN-28 (clutter 0.75)")
+    if (stn28 := w.models.get("stn28")) is not None:
+        grid = w.fig / "transformer_grid_stn28.png"
+        result.append(
+            Step(
+                "transformer-stn28",
+                "figure",
+                ("figures", "transformer", stn28, "--out", str(grid)),
+                ("stn28",),
+                outputs=(str(grid),),
+            )
+        )
+    return result + _benchmark_steps(
+        w, ["stn128", "atn", "polo_atn", "polo_atn85", "conv_polo_atn"], "dabane2021", "dabane2021"
+    )
+
+
+def _standard_task_steps(w: _Where) -> list[Step]:
+    """Each standard task's models benchmarked on its own displays (error rate, accuracy per
+    eccentricity bin), merged into one ``summary.json``."""
+    result = []
+    for task, recipes in TASK_RECIPES.items():
+        present = [r for r in recipes if w.models.get(r) is not None]
+        if not present:
+            continue
+        absent = [r for r in recipes if w.models.get(r) is None]
+        out = w.res / f"benchmark-{task}"
+        digits = ("--digits", str(w.digits)) if w.digits is not None else ()  # default: the whole test split
+        result.append(
+            Step(
+                f"benchmark-{task}",
+                "benchmark",
+                (
+                    "benchmark",
+                    *(cast(str, w.models[r]) for r in present),
+                    "--preset",
+                    task,
+                    *digits,
+                    "--out",
+                    str(out),
+                    "--summary",
+                    str(w.res / "summary.json"),
+                    "--no-progress",
+                ),
+                tuple(present),
+                f"without {', '.join(absent)} (no model)" if absent else "",
+                outputs=(str(out / "benchmark.json"),),
+            )
+        )
+    return result
+
+
+def _curve_steps(w: _Where, recipes) -> list[Step]:
+    """The training curves of each recipe's model."""
+    result = []
+    for r in recipes:
+        if (model := w.models.get(r)) is not None:
+            fig = w.fig / f"curves_{r}.png"
+            result.append(
+                Step(
+                    f"curves-{r}", "figure", ("figures", "curves", model, "--out", str(fig)), (r,), outputs=(str(fig),)
+                )
+            )
+    return result
+
+
+def _scan_figure_steps(w: _Where, name: str, scans: Sequence[Scan], title: str) -> list[Step]:
+    """The scan figure of the study's scans that vary a parameter (none if none has a finished run)."""
+    own = [sc for sc in scans if sc.name in {n for n, _, _ in SCANS.get(name, ())}]
+    panels = [sc for sc in own if sc.key]
+    if not panels:
+        return []
+    default = next((sc for sc in own if not sc.key), None)
+    fig = w.fig / "scan.png"
+    argv = (
+        "figures",
+        "scan",
+        *(sc.dir for sc in panels),
+        *(("--default", default.dir) if default else ()),
+        "--out",
+        str(fig),
+        *(("--title", title) if title else ()),
+    )
+    note = "" if default else "without the default point (not run or not finished)"
+    return [Step("scan-figure", "figure", argv, (SCAN_RECIPE,), note, outputs=(str(fig),))]
+
+
 def steps(
     name: str,
     models: dict[str, str | None],
@@ -374,7 +588,7 @@ def steps(
         title: the scan figure's title.
     """
     st = study(name)
-    if st.parts:
+    if st.parts:  # a union of studies: each part's steps, once each
         seen, out_steps = set(), []
         for part in st.parts:
             for s in steps(part, models, digits=digits, out=out, curves=curves, scans=scans, title=title):
@@ -382,211 +596,15 @@ def steps(
                     seen.add(s.name)
                     out_steps.append(s)
         return out_steps
-    res, fig = Path(out) / "results", Path(out) / "figures"
     m = {r: models.get(r) for r in st.recipes}
-    if "what" in models and models.get("what") is not None:
+    if models.get("what") is not None:
         m.setdefault("what", models["what"])
-    result: list[Step] = []
-
-    def evals(recipe: str, label: str) -> None:
-        model = m.get(recipe)
-        if model is None:
-            return
-        result.append(
-            Step(
-                f"central-{recipe}",
-                "eval",
-                (
-                    "eval",
-                    "central",
-                    model,
-                    "--digits",
-                    _digits(digits, "central"),
-                    "--out",
-                    str(res / recipe),
-                    "--name",
-                    recipe,
-                ),
-                (recipe,),
-                outputs=(str(res / recipe / "central.json"),),
-            )
-        )
-        result.append(
-            Step(
-                f"map-{recipe}",
-                "eval",
-                (
-                    "eval",
-                    "accuracy-map",
-                    model,
-                    "--digits",
-                    _digits(digits, "map"),
-                    "--out",
-                    str(res / recipe),
-                    "--name",
-                    recipe,
-                    "--no-progress",
-                ),
-                (recipe,),
-                outputs=(str(res / recipe / "accuracy_map.npy"),),
-            )
-        )
-        result.append(
-            Step(
-                f"maps-{recipe}",
-                "figure",
-                (
-                    "figures",
-                    "maps",
-                    str(res / recipe / "accuracy_map.npy"),
-                    "--labels",
-                    label,
-                    "--published",
-                    "--out",
-                    str(fig / f"maps_{recipe}.png"),
-                ),
-                (recipe,),
-                outputs=(str(fig / f"maps_{recipe}.png"),),
-            )
-        )
-
-    def bench(recipes, tag: str, extra=()) -> None:
-        present = [r for r in recipes if m.get(r) is not None]
-        absent = [r for r in recipes if m.get(r) is None]
-        if not present:
-            return
-        note = f"without {', '.join(absent)} (no model: not shipped, not trained or left out)" if absent else ""
-        where = [r for r in present if r.startswith("where-")]
-        what = ("--what", m["what"]) if where and m.get("what") is not None else ()
-        result.append(
-            Step(
-                f"benchmark-{tag}",
-                "benchmark",
-                (
-                    "benchmark",
-                    *(cast(str, m[r]) for r in present),  # present: not None
-                    *what,
-                    "--preset",
-                    cast(str, st.preset),  # the studies with a benchmark have a preset
-                    "--digits",
-                    _digits(digits, "benchmark"),
-                    *extra,
-                    "--out",
-                    str(res / f"benchmark-{tag}"),
-                    "--no-progress",
-                ),
-                tuple(present) + (("what",) if what else ()),
-                note,
-                outputs=(str(res / f"benchmark-{tag}" / "benchmark.json"),),
-            )
-        )
-        # accuracy at 40 px against the numbers each model reads per decision
-        result.append(
-            Step(
-                f"tradeoff-{tag}",
-                "figure",
-                (
-                    "figures",
-                    "tradeoff",
-                    str(res / f"benchmark-{tag}" / "benchmark.json"),
-                    "--out",
-                    str(fig / f"tradeoff_{tag}.png"),
-                ),
-                tuple(present) + (("what",) if what else ()),
-                outputs=(str(fig / f"tradeoff_{tag}.png"),),
-            )
-        )
-
-    if name == "paper":
-        evals("what", "What (paper, clutter 1.0)")
-        bench(["where-c0.7", "where-c0.5-ft", "where-c0.3-ft"], "paper", ("--saccades", "0", "1", "2", "3", "4", "5"))
-        if any(s.name == "benchmark-paper" for s in result):
-            result.append(
-                Step(
-                    "where-figures",
-                    "figure",
-                    ("figures", "where", str(res / "benchmark-paper" / "benchmark.json"), "--out", str(fig / "where")),
-                    ("where-c0.7",),
-                    outputs=(str(fig / "where"),),
-                )
-            )
-    elif name == "stn-study":
-        evals("stn28", "STN-28 (clutter 0.75)")
-        if (stn28 := m.get("stn28")) is not None:
-            result.append(
-                Step(
-                    "transformer-stn28",
-                    "figure",
-                    ("figures", "transformer", stn28, "--out", str(fig / "transformer_grid_stn28.png")),
-                    ("stn28",),
-                    outputs=(str(fig / "transformer_grid_stn28.png"),),
-                )
-            )
-        bench(["stn128", "atn", "polo_atn", "polo_atn85", "conv_polo_atn"], "dabane2021")
-    # standard-tasks: each task's models benchmarked on its own displays (error rate, accuracy per
-    # eccentricity bin), merged into one summary.json; and the training curves.
-    if name == "standard-tasks":
-        for task, recipes in TASK_RECIPES.items():
-            present = [r for r in recipes if m.get(r) is not None]
-            if not present:
-                continue
-            absent = [r for r in recipes if m.get(r) is None]
-            result.append(
-                Step(
-                    f"benchmark-{task}",
-                    "benchmark",
-                    (
-                        "benchmark",
-                        *(cast(str, m[r]) for r in present),
-                        "--preset",
-                        task,
-                        *(("--digits", str(digits)) if digits is not None else ()),  # default: the whole test split
-                        "--out",
-                        str(res / f"benchmark-{task}"),
-                        "--summary",
-                        str(res / "summary.json"),
-                        "--no-progress",
-                    ),
-                    tuple(present),
-                    f"without {', '.join(absent)} (no model)" if absent else "",
-                    outputs=(str(res / f"benchmark-{task}" / "benchmark.json"),),
-                )
-            )
+    w = _Where(m, Path(out) / "results", Path(out) / "figures", digits)
+    by_study = {"paper": _paper_steps, "stn-study": _stn_study_steps, "standard-tasks": _standard_task_steps}
+    result = by_study[name](w) if name in by_study else []
     if curves:
-        for r in st.recipes:
-            if (model := m.get(r)) is not None:
-                result.append(
-                    Step(
-                        f"curves-{r}",
-                        "figure",
-                        ("figures", "curves", model, "--out", str(fig / f"curves_{r}.png")),
-                        (r,),
-                        outputs=(str(fig / f"curves_{r}.png"),),
-                    )
-                )
-    own = [sc for sc in scans if sc.name in {n for n, _, _ in SCANS.get(name, ())}]
-    panels = [sc for sc in own if sc.key]
-    if panels:
-        default = next((sc for sc in own if not sc.key), None)
-        result.append(
-            Step(
-                "scan-figure",
-                "figure",
-                (
-                    "figures",
-                    "scan",
-                    *(sc.dir for sc in panels),
-                    *(("--default", default.dir) if default else ()),
-                    "--out",
-                    str(fig / "scan.png"),
-                    *(("--title", title) if title else ()),
-                ),
-                (SCAN_RECIPE,),
-                "" if default else "without the default point (not run or not finished)",
-                outputs=(str(fig / "scan.png"),),
-            )
-        )
-    return result
+        result += _curve_steps(w, st.recipes)
+    return result + _scan_figure_steps(w, name, scans, title)
 
 
 # ---------------------------------------------------------------------------------- trainings
