@@ -30,41 +30,10 @@ def cmd_reproduce(args) -> int:
     if args.from_zoo and (args.profile or args.set):
         raise ValueError("--from-zoo trains nothing: --profile and --set apply to trainings only")
     only = [r.strip() for item in args.only for r in item.split(",") if r.strip()]
-    recipes = rp.select(st.name, only)
     out = Path(args.out or Path("reproduce") / st.name)
     t_start = time.perf_counter()
-    if args.from_zoo:
-        from whatwhere.engine.zoo import zoo_names
-
-        shipped = set(zoo_names())
-        runs, models = [], {r: (r if r in shipped else None) for r in recipes}
-        skipped = [f"{r}: not in the zoo (no shipped model)" for r in recipes if models[r] is None]
-        if all(m is None for m in models.values()):
-            raise ValueError(
-                f"{st.name}: none of its models ships in the zoo ({', '.join(recipes)}); train them "
-                f"(leave out --from-zoo)"
-            )
-    else:
-        runs = rp.training_runs(st.name, out, profile=args.profile, overrides=args.set, only=only)
-        models, skipped = {r.name: r.dir for r in runs}, []
-    scans: list = []
-    scans_note = ""
-    if rp.scan_names(st.name):
-        if args.from_zoo:
-            scans_note = "--from-zoo trains nothing"
-        elif args.no_scans:
-            scans_note = "--no-scans"
-        else:
-            scans = rp.scan_sweeps(
-                st.name,
-                out,
-                profile=args.profile,
-                overrides=args.set,
-                seeds=args.scan_seeds,
-                only=only,
-                digits=args.digits,
-            )
-            scans_note = "" if scans else "--only names none (scans, scan-NAME)"
+    runs, models, skipped = _models(args, st, rp.select(st.name, only), only, out)
+    scans, scans_note = _scans(args, st, only, out)
     manifests = dict(executor=args.executor, command=command_line(args.argv), profile=args.profile)
     rp.write_scan_manifests(scans, **manifests, dry_run=True)  # another sweep in the way: refused now
     title = _scan_title(args, scans)
@@ -98,46 +67,114 @@ def cmd_reproduce(args) -> int:
         outcome={"trainings": [], "steps": []},
     )
     rp.write_plan(out, payload)
-
     # 1. trainings, then the scans (one queue: the scans wait for the main trainings' free slots)
-    failed_runs = []
-    scan_runs = [(sc, r) for sc in scans for r in sc.runs]
-    if runs or scan_runs:
-        todo = [asdict(r) for r in runs if rp.run_state(r.dir) != "done"]
-        todo_scans = [asdict(r) for _, r in scan_runs if rp.scan_state(r.dir) != "done"]
-        print(f"trainings: {len(runs)} run(s), {len(runs) - len(todo)} already done")
-        if scan_runs:
-            print(f"scans: {len(scan_runs)} run(s), {len(scan_runs) - len(todo_scans)} already done")
-        results = [{"run": r.name, "state": "done", "skipped": True} for r in runs if rp.run_state(r.dir) == "done"]
-        scan_of = {r.name: sc.name for sc, r in scan_runs}
-        results += [
-            {"run": r.name, "state": "done", "skipped": True} for _, r in scan_runs if rp.scan_state(r.dir) == "done"
-        ]
-        if todo or todo_scans:
-            try:
-                results += _train(
-                    args, todo + todo_scans, len(runs) + len(scan_runs), out, {s["dir"] for s in todo_scans}
-                )
-            except KeyboardInterrupt:
-                print("interrupted; the same command resumes the trainings from their checkpoints", file=sys.stderr)
-                return 130
-        for r in results:  # a scan run by its sweep: scans/clutter/display.clutter=0.5-seed2019
-            if r["run"] in scan_of:
-                r["run"] = f"scans/{scan_of[r['run']]}/{r['run']}"
-        failed_runs = [r for r in results if r["state"] == "failed"]
-        payload["outcome"]["trainings"] = results
-        # the steps use the runs that have their final weights, and the scans that have a finished run
-        models = {r.name: (r.dir if rp.run_state(r.dir) == "done" else None) for r in runs}
-        payload["skipped"] = [f"{r}: training failed, its steps are left out" for r in models if models[r] is None]
-        drawn = [sc for sc in scans if any(rp.scan_state(r.dir) == "done" for r in sc.runs)]
-        payload["skipped"] += [
-            f"scans/{sc.name}: no run finished, left out of the figure" for sc in scans if sc not in drawn
-        ]
-        plan_steps = rp.steps(st.name, models, digits=args.digits, out=out, curves=True, scans=drawn, title=title)
-        payload["steps"] = [asdict(s) for s in plan_steps]
-
+    failed_runs: list[dict] = []
+    n_scan_runs = sum(len(sc.runs) for sc in scans)
+    if runs or n_scan_runs:
+        trained = _trainings(args, st.name, runs, scans, out, payload, title)
+        if trained is None:
+            return 130
+        plan_steps, failed_runs = trained
     # 2. evaluations, benchmarks, figures
+    bad_steps = _run_steps(args, plan_steps, out, payload)
+    if bad_steps is None:
+        return 130
+    # 3. the report
+    from whatwhere.orchestration.report import write_report
+
+    payload["end"] = utc_iso()
+    payload["wall_time_s"] = round(time.perf_counter() - t_start, 1)
+    rp.write_plan(out, payload)
+    report = write_report(out, out / "report")
+    failed_scans = sum(str(r["run"]).startswith("scans/") for r in failed_runs)
+    print(
+        f"{st.name}: {len(runs)} training(s) ({len(failed_runs) - failed_scans} failed), "
+        + (f"{n_scan_runs} scan run(s) ({failed_scans} failed), " if n_scan_runs else "")
+        + f"{len(plan_steps)} step(s) ({bad_steps} failed) in {payload['wall_time_s']:.0f} s"
+    )
+    print(f"report: {report / 'index.html'} and {report / 'report.md'}")
+    return 1 if failed_runs or bad_steps else 0
+
+
+def _models(args, st, recipes, only, out: Path) -> tuple[list, dict, list[str]]:
+    """The study's training runs, the model each recipe's steps use, and what is left out:
+    with ``--from-zoo`` no runs and the shipped models (a recipe not shipped: None, noted)."""
+    from whatwhere.orchestration import reproduce as rp
+
+    if not args.from_zoo:
+        runs = rp.training_runs(st.name, out, profile=args.profile, overrides=args.set, only=only)
+        return runs, {r.name: r.dir for r in runs}, []
+    from whatwhere.engine.zoo import zoo_names
+
+    shipped = set(zoo_names())
+    models = {r: (r if r in shipped else None) for r in recipes}
+    if all(m is None for m in models.values()):
+        raise ValueError(
+            f"{st.name}: none of its models ships in the zoo ({', '.join(recipes)}); train them (leave out --from-zoo)"
+        )
+    return [], models, [f"{r}: not in the zoo (no shipped model)" for r in recipes if models[r] is None]
+
+
+def _scans(args, st, only, out: Path) -> tuple[list, str]:
+    """The study's parameter scans to run, and why there are none when it has some."""
+    from whatwhere.orchestration import reproduce as rp
+
+    if not rp.scan_names(st.name):
+        return [], ""
+    if args.from_zoo:
+        return [], "--from-zoo trains nothing"
+    if args.no_scans:
+        return [], "--no-scans"
+    scans = rp.scan_sweeps(
+        st.name, out, profile=args.profile, overrides=args.set, seeds=args.scan_seeds, only=only, digits=args.digits
+    )
+    return scans, "" if scans else "--only names none (scans, scan-NAME)"
+
+
+def _trainings(args, study: str, runs, scans, out: Path, payload: dict, title: str):
+    """Train what is not done (the study's runs, then its scans' runs), record the outcome in the
+    plan, and re-plan the steps on the runs that finished.  Returns ``(steps, failed runs)``, or
+    None when interrupted (the same command resumes)."""
+    from whatwhere.orchestration import reproduce as rp
+
+    scan_runs = [(sc, r) for sc in scans for r in sc.runs]
+    todo = [asdict(r) for r in runs if rp.run_state(r.dir) != "done"]
+    todo_scans = [asdict(r) for _, r in scan_runs if rp.scan_state(r.dir) != "done"]
+    print(f"trainings: {len(runs)} run(s), {len(runs) - len(todo)} already done")
+    if scan_runs:
+        print(f"scans: {len(scan_runs)} run(s), {len(scan_runs) - len(todo_scans)} already done")
+    results = [{"run": r.name, "state": "done", "skipped": True} for r in runs if rp.run_state(r.dir) == "done"]
+    results += [
+        {"run": r.name, "state": "done", "skipped": True} for _, r in scan_runs if rp.scan_state(r.dir) == "done"
+    ]
+    if todo or todo_scans:
+        try:
+            results += _train(args, todo + todo_scans, len(runs) + len(scan_runs), out, {s["dir"] for s in todo_scans})
+        except KeyboardInterrupt:
+            print("interrupted; the same command resumes the trainings from their checkpoints", file=sys.stderr)
+            return None
+    scan_of = {r.name: sc.name for sc, r in scan_runs}
+    for r in results:  # a scan run by its sweep: scans/clutter/display.clutter=0.5-seed2019
+        if r["run"] in scan_of:
+            r["run"] = f"scans/{scan_of[r['run']]}/{r['run']}"
+    payload["outcome"]["trainings"] = results
+    # the steps use the runs that have their final weights, and the scans that have a finished run
+    models = {r.name: (r.dir if rp.run_state(r.dir) == "done" else None) for r in runs}
+    payload["skipped"] = [f"{r}: training failed, its steps are left out" for r in models if models[r] is None]
+    drawn = [sc for sc in scans if any(rp.scan_state(r.dir) == "done" for r in sc.runs)]
+    payload["skipped"] += [
+        f"scans/{sc.name}: no run finished, left out of the figure" for sc in scans if sc not in drawn
+    ]
+    plan_steps = rp.steps(study, models, digits=args.digits, out=out, curves=True, scans=drawn, title=title)
+    payload["steps"] = [asdict(s) for s in plan_steps]
+    return plan_steps, [r for r in results if r["state"] == "failed"]
+
+
+def _run_steps(args, plan_steps, out: Path, payload: dict) -> int | None:
+    """Run the evaluations, benchmarks and figures in this process, recording each outcome in the
+    plan as it ends.  Returns how many failed, or None when one was interrupted (Ctrl-C)."""
     from whatwhere.cli import main as whatwhere_main
+    from whatwhere.orchestration import reproduce as rp
 
     bad_steps = 0
     for k, s in enumerate(plan_steps, 1):
@@ -152,34 +189,19 @@ def cmd_reproduce(args) -> int:
         if rc == 130:  # Ctrl-C in a step: stop here (the same command runs the steps again)
             payload["outcome"]["steps"].append({"step": s.name, "state": "interrupted"})
             rp.write_plan(out, payload)
-            return 130
-        state = "done" if rc == 0 else "failed"
+            return None
         bad_steps += rc != 0
+        error = {} if rc == 0 else {"error": f"exit status {rc} (see the output above)"}
         payload["outcome"]["steps"].append(
             {
                 "step": s.name,
-                "state": state,
+                "state": "done" if rc == 0 else "failed",
                 "wall_s": round(time.perf_counter() - t0, 1),
-                **({} if rc == 0 else {"error": f"exit status {rc} (see the output above)"}),
+                **error,
             }
         )
         rp.write_plan(out, payload)
-
-    # 3. the report
-    from whatwhere.orchestration.report import write_report
-
-    payload["end"] = utc_iso()
-    payload["wall_time_s"] = round(time.perf_counter() - t_start, 1)
-    rp.write_plan(out, payload)
-    report = write_report(out, out / "report")
-    failed_scans = sum(str(r["run"]).startswith("scans/") for r in failed_runs)
-    print(
-        f"{st.name}: {len(runs)} training(s) ({len(failed_runs) - failed_scans} failed), "
-        + (f"{len(scan_runs)} scan run(s) ({failed_scans} failed), " if scan_runs else "")
-        + f"{len(plan_steps)} step(s) ({bad_steps} failed) in {payload['wall_time_s']:.0f} s"
-    )
-    print(f"report: {report / 'index.html'} and {report / 'report.md'}")
-    return 1 if failed_runs or bad_steps else 0
+    return bad_steps
 
 
 def _scan_title(args, scans) -> str:
