@@ -682,6 +682,104 @@ def numbers_read(m, N: int, saccades: int | None = None, glimpses: float | None 
     return r.glimpses, r.total
 
 
+class _BinTally:
+    """Correct answers, displays and glimpse hits per eccentricity bin, per (model, saccades)."""
+
+    def __init__(self, edges: list[float]):
+        self.edges = edges
+        self.nb = len(edges) - 1
+        self.counts: dict[tuple, list] = {}  # (name, saccades) -> [correct, total, hits or None], each (nb,)
+
+    def add(self, key, ok: torch.Tensor, b: torch.Tensor, hit: torch.Tensor | None) -> None:
+        nb = self.nb
+        t = self.counts.setdefault(key, [torch.zeros(nb, dtype=torch.int64), torch.zeros(nb, dtype=torch.int64), None])
+        t[0] += torch.bincount(b[ok], minlength=nb).cpu()
+        t[1] += torch.bincount(b, minlength=nb).cpu()
+        if hit is not None:
+            t[2] = (t[2] if t[2] is not None else 0) + torch.bincount(b[hit], minlength=nb).cpu()
+
+    def records(self) -> list[dict]:
+        """One record per (model, saccades, non-empty bin)."""
+        out = []
+        for (name, s), (c, t, h) in self.counts.items():
+            for k in range(self.nb):
+                correct, total = int(c[k]), int(t[k])
+                if total == 0:
+                    continue
+                rec = {
+                    "model": name,
+                    "saccades": s,
+                    "ecc_lo": self.edges[k],
+                    "ecc_hi": self.edges[k + 1],
+                    "correct": correct,
+                    "total": total,
+                    "accuracy": correct / total,
+                    "ci95": list(wilson(correct, total)),
+                }
+                if h is not None:
+                    rec["hit_rate"] = int(h[k]) / total
+                out.append(rec)
+        return out
+
+
+def _task_edges(bins, N: int) -> list[float]:
+    """The eccentricity bin edges (default :func:`eccentricity_bins`), checked increasing and >= 0."""
+    edges = [float(b) for b in (bins if bins is not None else eccentricity_bins(N))]
+    if len(edges) < 2 or any(b >= a for a, b in zip(edges[1:], edges[:-1], strict=True)) or edges[0] < 0:
+        raise ValueError(f"bins must be >= 2 increasing edges >= 0 px, got {edges}")
+    return edges
+
+
+def _task_entries(models, task: str, N: int, dev: torch.device) -> list:
+    """The benchmark entries on ``dev`` in eval mode, each checked to take ``N`` px (or 28 px) displays;
+    an agent without saccade counts reports after 0, 1 and 2."""
+    entries = _prepare_entries(models)
+    for e in entries:
+        for m in e.modules():
+            if isinstance(m, torch.nn.Module):
+                m.to(dev).eval()
+            size = getattr(m, "input_size", N)
+            if size not in (N, 28):
+                raise ValueError(f"model {e.name!r} takes {size}px displays but task {task!r} has {N}px ones")
+        if is_agent(e.for_contrast(1.0)) and not e.saccades:
+            e.saccades = (0, 1, 2)
+    return entries
+
+
+def _task_model_summary(e, m, tally: _BinTally, N: int, n: int, seconds: float, glimpses: float) -> dict:
+    """A model's summary over all bins (an agent's: at its largest saccade count, and ``by_saccades``)."""
+    info = {
+        "params": _parameters(m),
+        "bandwidth": e.bandwidth,
+        "throughput": n / seconds if seconds > 0 else None,
+        "kind": "agent" if is_agent(m) else "model",
+        "source": e.source,
+        **e.notes,
+    }
+    sacc: tuple[int, ...] = tuple(e.saccades) if is_agent(m) else ()
+    keys: tuple[int | None, ...] = sacc if is_agent(m) else (None,)
+    per: dict[int | None, dict[str, object]] = {}
+    for sk in keys:
+        c, t, _ = tally.counts[(e.name, sk)]
+        correct, total = int(c.sum()), int(t.sum())
+        mean_g = glimpses / total if glimpses > 0 else None
+        g, read = numbers_read(m, N, saccades=sk, glimpses=mean_g)
+        per[sk] = {
+            "error": 1.0 - correct / total,
+            "accuracy": correct / total,
+            "ci95": list(wilson(correct, total)),
+            "correct": correct,
+            "total": total,
+            "glimpses": g,
+            "numbers_read": read,
+        }
+    info.update(per[max(sacc)] if is_agent(m) else per[None])
+    if is_agent(m):
+        info["saccades"] = max(sacc)
+        info["by_saccades"] = {str(s): v for s, v in per.items()}
+    return info
+
+
 @torch.no_grad()
 def benchmark_task(
     models,
@@ -720,43 +818,22 @@ def benchmark_task(
 
     from whatwhere.data.display import preset_size
 
-    entries = _prepare_entries(models)
     N = preset_size(task)
     cfg = preset(task, N)
-    edges = [float(b) for b in (bins if bins is not None else eccentricity_bins(N))]
-    if len(edges) < 2 or any(b >= a for a, b in zip(edges[1:], edges[:-1], strict=True)) or edges[0] < 0:
-        raise ValueError(f"bins must be >= 2 increasing edges >= 0 px, got {edges}")
+    edges = _task_edges(bins, N)
     dev = torch.device(device)
     batch = int(batch or (2000 if dev.type == "cuda" else 250))
     test = mnist.load("test", mnist_dir)
     n = min(int(n_digits), len(test))
     if n < 1:
         raise ValueError(f"n_digits must be >= 1, got {n_digits}")
-    for e in entries:
-        for m in e.modules():
-            if isinstance(m, torch.nn.Module):
-                m.to(dev).eval()
-            size = getattr(m, "input_size", N)
-            if size not in (N, 28):
-                raise ValueError(f"model {e.name!r} takes {size}px displays but task {task!r} has {N}px ones")
-        if is_agent(e.for_contrast(1.0)) and not e.saccades:
-            e.saccades = (0, 1, 2)
+    entries = _task_entries(models, task, N, dev)
     ds = DisplaySet(test.images, test.labels, cfg, seed=seed, device=dev)
     edges_t = torch.tensor(edges[1:-1], dtype=torch.float32, device=dev)
-    nb = len(edges) - 1
-    # tally[(name, saccades)] = (correct per bin, total per bin, hits per bin or None)
-    tally: dict[tuple, list] = {}
+    tally = _BinTally(edges)
     seconds = {e.name: 0.0 for e in entries}
     glimpses_taken = {e.name: 0.0 for e in entries}
     warm: set[int] = set()
-
-    def add(key, ok: torch.Tensor, b: torch.Tensor, hit: torch.Tensor | None) -> None:
-        t = tally.setdefault(key, [torch.zeros(nb, dtype=torch.int64), torch.zeros(nb, dtype=torch.int64), None])
-        t[0] += torch.bincount(b[ok], minlength=nb).cpu()
-        t[1] += torch.bincount(b, minlength=nb).cpu()
-        if hit is not None:
-            t[2] = (t[2] if t[2] is not None else 0) + torch.bincount(b[hit], minlength=nb).cpu()
-
     for d in tqdm(list(ds.epoch(0, batch, limit=n)), disable=None if progress else True, desc=task, leave=False):
         offsets = d.offsets.to(torch.float32)
         b = torch.bucketize(offsets.norm(dim=1), edges_t, right=True)
@@ -770,74 +847,23 @@ def benchmark_task(
                 tr = m.run(d.images, max(e.saccades))
                 for s in e.saccades:
                     hit = (tr.fixations[:, s].to(torch.float32) - offsets).norm(dim=1) <= hit_px
-                    add((e.name, s), tr.predictions[:, s] == d.labels, b, hit)
+                    tally.add((e.name, s), tr.predictions[:, s] == d.labels, b, hit)
             else:
                 logits, centre, _, n_glimpses = _classify(m, d.images)
                 hit = None if centre is None else (centre.to(torch.float32) - offsets).norm(dim=1) <= hit_px
-                add((e.name, None), logits.argmax(-1) == d.labels, b, hit)
+                tally.add((e.name, None), logits.argmax(-1) == d.labels, b, hit)
                 if n_glimpses is not None:
                     glimpses_taken[e.name] += float(n_glimpses.sum())
             _sync(dev)
             seconds[e.name] += time.perf_counter() - t0
-    records = []
-    for (name, s), (c, t, h) in tally.items():
-        for k in range(nb):
-            if int(t[k]) == 0:
-                continue
-            rec = {
-                "model": name,
-                "saccades": s,
-                "ecc_lo": edges[k],
-                "ecc_hi": edges[k + 1],
-                "correct": int(c[k]),
-                "total": int(t[k]),
-                "accuracy": int(c[k]) / int(t[k]),
-                "ci95": list(wilson(int(c[k]), int(t[k]))),
-            }
-            if h is not None:
-                rec["hit_rate"] = int(h[k]) / int(t[k])
-            records.append(rec)
     summary = {}
     for e in entries:
         m = e.model if not isinstance(e.model, Mapping) else e.for_contrast(1.0)
-        info = {
-            "params": _parameters(m),
-            "bandwidth": e.bandwidth,
-            "throughput": n / seconds[e.name] if seconds[e.name] > 0 else None,
-            "kind": "agent" if is_agent(m) else "model",
-            "source": e.source,
-            **e.notes,
-        }
-        per: dict[int | None, dict[str, object]] = {}
-        sacc: tuple[int, ...] = ()
-        if is_agent(m):
-            assert e.saccades  # an agent's entry always has saccade counts (set above)
-            sacc = e.saccades
-        keys: tuple[int | None, ...] = sacc if is_agent(m) else (None,)
-        for sk in keys:
-            c, t, _ = tally[(e.name, sk)]
-            correct, total = int(c.sum()), int(t.sum())
-            mean_g = glimpses_taken[e.name] / total if glimpses_taken[e.name] > 0 else None
-            g, read = numbers_read(m, N, saccades=sk, glimpses=mean_g)
-            per[sk] = {
-                "error": 1.0 - correct / total,
-                "accuracy": correct / total,
-                "ci95": list(wilson(correct, total)),
-                "correct": correct,
-                "total": total,
-                "glimpses": g,
-                "numbers_read": read,
-            }
-        top = per[max(sacc)] if is_agent(m) else per[None]
-        info.update(top)
-        if is_agent(m):
-            info["saccades"] = max(sacc)
-            info["by_saccades"] = {str(s): v for s, v in per.items()}
-        summary[e.name] = info
+        summary[e.name] = _task_model_summary(e, m, tally, N, n, seconds[e.name], glimpses_taken[e.name])
     return {
         "task": task,
         "size": N,
-        "records": records,
+        "records": tally.records(),
         "models": summary,
         "eccentricity_bins": edges,
         "n_digits": n,
