@@ -571,6 +571,114 @@ def _safetensors_bytes(state: dict, metadata: dict[str, str]) -> bytes:
     return struct.pack("<Q", len(text)) + text + raw[8 + n :]
 
 
+def _check_convert_folder(mpath: Path) -> Path:
+    """The folder the converted files go to (the manifest's), refused unless it is the first searched."""
+    folder = mpath.parent
+    env_dir = os.environ.get(ENV_DIR)
+    first = Path(env_dir).expanduser() if env_dir else zoo_dir()
+    if first.resolve() != folder.resolve():
+        raise ZooError(
+            f"the converted files are written beside the manifest {mpath}, but zoo files are looked for "
+            f"first in {first}: set {ENV_DIR} to {folder} (and {ENV_MANIFEST} to its manifest.json) to "
+            f"convert a copy, or unset both to convert the package's zoo"
+        )
+    return folder
+
+
+def _converted_states(names: list[str], dtype: str) -> tuple[dict[str, dict], dict[str, dict]]:
+    """Each entry's own tensors (read and verified) with its floating ones cast to ``dtype``, and its
+    file metadata with ``"storage"`` set.  Refuses a value beyond the range of ``dtype``."""
+    import torch
+    from safetensors import safe_open
+
+    from whatwhere.engine.weightfiles import read_weights
+
+    target = getattr(torch, dtype)
+    new: dict[str, dict] = {}
+    metas: dict[str, dict] = {}
+    for name in names:
+        zoo_parts(name)  # a composite's references must be current
+        src = zoo_path(name)
+        with safe_open(str(src), framework="pt") as fh:
+            metas[name] = {**(fh.metadata() or {}), "storage": json.dumps(dtype)}
+        out = {}
+        for k, v in read_weights(src).items():
+            if v.is_floating_point():
+                c = v.to(target).contiguous()
+                if not bool(torch.isfinite(c).all()):
+                    raise ZooError(
+                        f"zoo entry {name!r}: tensor {k!r} has values beyond the range of {dtype} (largest "
+                        f"|value| {float(v.abs().max()):g}); it cannot be stored in {dtype}"
+                    )
+                out[k] = c
+            else:
+                out[k] = v.contiguous()
+        new[name] = out
+    return new, metas
+
+
+def _check_composites(new: dict[str, dict], models: dict, dtype: str) -> None:
+    """Every composite taking tensors from a converted entry still assembles, and one that is not
+    converted itself takes exactly the tensors it was built with."""
+    from whatwhere.engine.weightfiles import read_weights
+
+    def read_new(n):
+        return new[n] if n in new else read_weights(zoo_path(n))
+
+    converted = set(new)
+    for comp in sorted(models):
+        if not _refers_to(comp, converted, models):
+            continue
+        parts = zoo_parts(comp)
+        after = _take(comp, read_new(comp), parts, "cpu", (comp,), read_new)
+        if comp in converted:
+            continue
+        before = zoo_state(comp, stored=True)
+        changed = sorted(k for k in after if not _matches(after[k], before[k]))
+        if changed:
+            froms = sorted({ref["model"] for ref in parts.values()})
+            raise ZooError(
+                f"zoo entry {comp!r} takes {', '.join(changed[:3])}{' ...' if len(changed) > 3 else ''} from "
+                f"{', '.join(froms)}: stored in {dtype} they would no longer match what {comp} was built with "
+                f"while its own file stays as it is; name {comp} in the same command"
+            )
+
+
+def _converted_manifest(m: dict, files: dict[str, Path], dtype: str) -> tuple[dict, dict, list]:
+    """The manifest with each converted entry's new ``sha256``, ``bytes`` and ``storage`` (``files``:
+    name -> its new file) and every part reference to one re-pinned; the per-entry result; the
+    references updated, ``(composite, prefix, part)``."""
+    new_m = json.loads(json.dumps(m))
+    result: dict = {}
+    for name, path in files.items():
+        e = new_m["models"][name]
+        sha, size = sha256_of(path), path.stat().st_size
+        result[name] = {
+            "file": e["file"],
+            "storage": dtype,
+            "bytes_before": e["bytes"],
+            "bytes": size,
+            "sha256": sha,
+            "unchanged": sha == e["sha256"],
+        }
+        rebuilt = {}  # the same keys in the same order, "storage" right after "bytes"
+        for k, v in e.items():
+            if k != "storage":
+                rebuilt[k] = v
+            if k == "bytes":
+                rebuilt["storage"] = dtype
+        rebuilt.update(sha256=sha, bytes=size, storage=dtype)
+        new_m["models"][name] = rebuilt
+    repinned = []
+    for comp, e in new_m["models"].items():
+        for prefix, ref in (e.get("parts") or {}).items():
+            part = ref.get("model") if isinstance(ref, dict) else None
+            if part in files and ref["sha256"] != result[part]["sha256"]:
+                ref["sha256"] = result[part]["sha256"]
+                repinned.append((comp, prefix, part))
+    return new_m, result, repinned
+
+
 def convert_zoo(names: list[str], dtype: str) -> dict[str, dict]:
     """Store the floating tensors of the zoo entries ``names`` in ``dtype`` (``whatwhere zoo
     convert``; one of :data:`STORAGE_DTYPES`).
@@ -604,15 +712,10 @@ def convert_zoo(names: list[str], dtype: str) -> dict[str, dict]:
     import errno
     import tempfile
 
-    import torch
-    from safetensors import safe_open
-
-    from whatwhere.engine.weightfiles import read_weights
     from whatwhere.utils.io import WriteError, write_bytes, write_json
 
     if dtype not in STORAGE_DTYPES:
         raise ZooError(f"unsupported storage dtype {dtype!r}: one of {', '.join(STORAGE_DTYPES)}")
-    target = getattr(torch, dtype)
     names = list(dict.fromkeys(n[len(PREFIX) :] if n.startswith(PREFIX) else n for n in names))
     if not names:
         raise ZooError("name the zoo entries to convert")
@@ -621,64 +724,11 @@ def convert_zoo(names: list[str], dtype: str) -> dict[str, dict]:
     models = m["models"]
     for name in names:
         zoo_entry(name)  # unknown: the error lists the shipped models
-    folder = mpath.parent
-    env_dir = os.environ.get(ENV_DIR)
-    first = Path(env_dir).expanduser() if env_dir else zoo_dir()
-    if first.resolve() != folder.resolve():
-        raise ZooError(
-            f"the converted files are written beside the manifest {mpath}, but zoo files are looked for "
-            f"first in {first}: set {ENV_DIR} to {folder} (and {ENV_MANIFEST} to its manifest.json) to "
-            f"convert a copy, or unset both to convert the package's zoo"
-        )
-
-    # read, verify and convert in memory
-    new: dict[str, dict] = {}
-    metas: dict[str, dict] = {}
-    for name in names:
-        zoo_parts(name)  # a composite's references must be current
-        src = zoo_path(name)
-        with safe_open(str(src), framework="pt") as fh:
-            metas[name] = {**(fh.metadata() or {}), "storage": json.dumps(dtype)}
-        state = read_weights(src)
-        out = {}
-        for k, v in state.items():
-            if v.is_floating_point():
-                c = v.to(target).contiguous()
-                if not bool(torch.isfinite(c).all()):
-                    raise ZooError(
-                        f"zoo entry {name!r}: tensor {k!r} has values beyond the range of {dtype} (largest "
-                        f"|value| {float(v.abs().max()):g}); it cannot be stored in {dtype}"
-                    )
-                out[k] = c
-            else:
-                out[k] = v.contiguous()
-        new[name] = out
-
-    def read_new(n):
-        return new[n] if n in new else read_weights(zoo_path(n))
-
-    # the composites that take tensors from a converted entry: still assembled, and the tensors of
-    # those not converted themselves unchanged
-    converted = set(names)
-    for comp in sorted(models):
-        if not _refers_to(comp, converted, models):
-            continue
-        parts = zoo_parts(comp)
-        after = _take(comp, read_new(comp), parts, "cpu", (comp,), read_new)
-        if comp in converted:
-            continue
-        before = zoo_state(comp, stored=True)
-        changed = sorted(k for k in after if not _matches(after[k], before[k]))
-        if changed:
-            froms = sorted({ref["model"] for ref in parts.values()})
-            raise ZooError(
-                f"zoo entry {comp!r} takes {', '.join(changed[:3])}{' ...' if len(changed) > 3 else ''} from "
-                f"{', '.join(froms)}: stored in {dtype} they would no longer match what {comp} was built with "
-                f"while its own file stays as it is; name {comp} in the same command"
-            )
+    folder = _check_convert_folder(mpath)
+    new, metas = _converted_states(names, dtype)  # read, verify and convert in memory
+    _check_composites(new, models, dtype)
 
     # write the new files beside the old ones, then the new manifest; all or nothing
-    result: dict = {}
     tmps: dict[str, Path] = {}
     moved: list[tuple[Path, Path | None]] = []  # (file, its previous version set aside, or None)
     old_manifest = mpath.read_bytes()
@@ -690,33 +740,7 @@ def convert_zoo(names: list[str], dtype: str) -> dict[str, dict]:
             tmps[name] = Path(tmp)
             Path(tmp).write_bytes(_safetensors_bytes(new[name], metas[name]))
             os.chmod(tmp, 0o644)
-        new_m = json.loads(json.dumps(m))
-        for name in names:
-            e = new_m["models"][name]
-            sha, size = sha256_of(tmps[name]), tmps[name].stat().st_size
-            result[name] = {
-                "file": e["file"],
-                "storage": dtype,
-                "bytes_before": e["bytes"],
-                "bytes": size,
-                "sha256": sha,
-                "unchanged": sha == e["sha256"],
-            }
-            rebuilt = {}  # the same keys in the same order, "storage" right after "bytes"
-            for k, v in e.items():
-                if k != "storage":
-                    rebuilt[k] = v
-                if k == "bytes":
-                    rebuilt["storage"] = dtype
-            rebuilt.update(sha256=sha, bytes=size, storage=dtype)
-            new_m["models"][name] = rebuilt
-        repinned = []
-        for comp, e in new_m["models"].items():
-            for prefix, ref in (e.get("parts") or {}).items():
-                part = ref.get("model") if isinstance(ref, dict) else None
-                if part in converted and ref["sha256"] != result[part]["sha256"]:
-                    ref["sha256"] = result[part]["sha256"]
-                    repinned.append((comp, prefix, part))
+        new_m, result, repinned = _converted_manifest(m, dict(tmps), dtype)
         for name in names:
             dst = folder / models[name]["file"]
             aside = None
@@ -730,6 +754,7 @@ def convert_zoo(names: list[str], dtype: str) -> dict[str, dict]:
         manifest_written = True
         write_json(mpath, new_m)
         # read back: each converted entry and each composite referring to one, as loaders will
+        converted = set(names)
         for name in sorted(converted | {c for c in new_m["models"] if _refers_to(c, converted, new_m["models"])}):
             zoo_state(name)
     except BaseException as exc:
