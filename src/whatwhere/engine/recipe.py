@@ -357,13 +357,8 @@ def parse_recipe(d: dict[str, Any], *, profile: str | None = None, overrides: Se
     return recipe
 
 
-def _parse(d: dict[str, Any], profile: str | None, overrides) -> Recipe:
-    if not isinstance(d, dict):
-        raise RecipeError(f"a recipe must be a mapping (key: value lines), got {show_value(d)}")
-    d = copy.deepcopy(d)
-    for key in d:
-        if key not in _TOP:
-            raise _unknown(key, _TOP, "")
+def _apply_profile_and_overrides(d: dict[str, Any], profile: str | None, overrides) -> None:
+    """Apply the named profile's overrides to ``d``, then the ``key=value`` overrides, in place."""
     profiles = _profiles(d)
     if profile is not None:
         if not isinstance(profile, str) or profile not in profiles:
@@ -382,6 +377,93 @@ def _parse(d: dict[str, Any], profile: str | None, overrides) -> Recipe:
             raise RecipeError(f"override {show_value(item)} must look like key=value")
         key, value = item.split("=", 1)
         apply_override(d, key.strip(), parse_value(value))
+
+
+def _parse_stage(st: Any, k: int, base: DisplayConfig) -> list[Stage]:
+    """``stages[k]``: one :class:`Stage` per sigma of its list (one if it has a single sigma or none)."""
+    where = f"stages[{k}]"
+    if st is None or "epochs" not in st:
+        raise RecipeError(f"{where}.epochs is required (an integer >= 0)")
+    _positive(st, "epochs", 0, 0, path=f"{where}.")
+    changes = dict(st.get("display") or {})
+    for short in ("contrast_range", "contrast", "eccentricity"):
+        if short in st:
+            changes[short] = st[short]
+    if "contrast" in changes and "contrast_range" not in changes:
+        changes["contrast_range"] = None
+    sigmas = st.get("sigma")
+    sigmas = sigmas if isinstance(sigmas, list) else [sigmas] if sigmas is not None else [None]
+    if not sigmas:
+        raise RecipeError(f"{where}.sigma must be a number or a non-empty list of numbers, got []")
+    displays = []
+    for sigma in sigmas:
+        ch = dict(changes)
+        if sigma is not None:
+            ch["sigma"] = sigma
+        displays.append(_display(base, ch, where))
+    _positive(st, "lr", None, 0, strict=True, path=f"{where}.")
+    sch = None
+    if st.get("schedule") is not None:
+        sch = Schedule(**st["schedule"])
+        _check_schedule(sch, f"{where}.schedule")
+        if not st.get("reset_optimizer"):
+            raise RecipeError(f"{where}.schedule needs reset_optimizer: true (it applies to the new optimiser)")
+    if st.get("precision") is not None:
+        from whatwhere.engine.precision import PRECISIONS
+
+        _choice(st["precision"], PRECISIONS, f"{where}.precision")
+    return [
+        Stage(
+            epochs=st["epochs"],
+            display=disp,
+            name=st.get("name") or (f"sigma={sigma:g}" if sigma is not None else f"stage{k}"),
+            reset_optimizer=bool(st.get("reset_optimizer", False)),
+            lr=st.get("lr"),
+            schedule=sch,
+            precision=st.get("precision"),
+        )
+        for sigma, disp in zip(sigmas, displays, strict=True)
+    ]
+
+
+def _parse_optimizer(d: dict[str, Any]) -> tuple[Optimizer, Schedule]:
+    """The recipe's optimiser and lr schedule, checked."""
+    opt = Optimizer(**(d.get("optimizer") or {}))
+    _choice(opt.name, OPTIMIZERS, "optimizer.name")
+    if not opt.lr > 0:
+        raise RecipeError(f"optimizer.lr must be > 0, got {opt.lr}")
+    _positive(d.get("optimizer") or {}, "momentum", 0.0, 0, path="optimizer.")
+    _positive(d.get("optimizer") or {}, "weight_decay", 0.0, 0, path="optimizer.")
+    sch = Schedule(**(d.get("schedule") or {}))
+    _check_schedule(sch, "schedule")
+    return opt, sch
+
+
+def _check_init_and_device(d: dict[str, Any]) -> None:
+    """``init``: a model spec or a non-empty ``{submodule: spec}``; ``device``: auto, cpu, cuda or cuda:N."""
+    init = d.get("init")
+    if isinstance(init, dict):
+        bad = {k: v for k, v in init.items() if not isinstance(k, str) or not isinstance(v, str) or not v}
+        if bad or not init:
+            raise RecipeError(f"init as a mapping must map submodule names to model specs, got {show_value(init)}")
+    elif init is not None and not init:
+        raise RecipeError(
+            f"init must be a model spec (run directory, weights file, zoo:NAME) or a mapping "
+            f"{{submodule: spec}}, got {show_value(init)}"
+        )
+    device = d.get("device", "auto")
+    if device not in ("auto", "cpu", "cuda") and not (device.startswith("cuda:") and device[5:].isdigit()):
+        raise RecipeError(f"device must be auto, cpu, cuda or cuda:N, got {show_value(device)}")
+
+
+def _parse(d: dict[str, Any], profile: str | None, overrides) -> Recipe:
+    if not isinstance(d, dict):
+        raise RecipeError(f"a recipe must be a mapping (key: value lines), got {show_value(d)}")
+    d = copy.deepcopy(d)
+    for key in d:
+        if key not in _TOP:
+            raise _unknown(key, _TOP, "")
+    _apply_profile_and_overrides(d, profile, overrides)
     for key in ("name", "model", "stages"):
         if key not in d:
             raise RecipeError(f"missing required key {key!r}")
@@ -397,82 +479,17 @@ def _parse(d: dict[str, Any], profile: str | None, overrides) -> Recipe:
     except ValueError as exc:
         raise RecipeError(f"preset/size: {exc}") from exc
     base = _display(base, d.get("display") or {}, "display")
-    stages: list[Stage] = []
     if not d["stages"]:
         raise RecipeError("stages must be a non-empty list")
-    for k, st in enumerate(d["stages"]):
-        where = f"stages[{k}]"
-        if st is None or "epochs" not in st:
-            raise RecipeError(f"{where}.epochs is required (an integer >= 0)")
-        _positive(st, "epochs", 0, 0, path=f"{where}.")
-        changes = dict(st.get("display") or {})
-        for short in ("contrast_range", "contrast", "eccentricity"):
-            if short in st:
-                changes[short] = st[short]
-        if "contrast" in changes and "contrast_range" not in changes:
-            changes["contrast_range"] = None
-        sigmas = st.get("sigma")
-        sigmas = sigmas if isinstance(sigmas, list) else [sigmas] if sigmas is not None else [None]
-        if not sigmas:
-            raise RecipeError(f"{where}.sigma must be a number or a non-empty list of numbers, got []")
-        for sigma in sigmas:
-            ch = dict(changes)
-            if sigma is not None:
-                ch["sigma"] = sigma
-            disp = _display(base, ch, where)
-            name = st.get("name") or (f"sigma={sigma:g}" if sigma is not None else f"stage{k}")
-            lr = st.get("lr")
-            _positive(st, "lr", None, 0, strict=True, path=f"{where}.")
-            sch = None
-            if st.get("schedule") is not None:
-                sch = Schedule(**st["schedule"])
-                _check_schedule(sch, f"{where}.schedule")
-                if not st.get("reset_optimizer"):
-                    raise RecipeError(f"{where}.schedule needs reset_optimizer: true (it applies to the new optimiser)")
-            if st.get("precision") is not None:
-                from whatwhere.engine.precision import PRECISIONS
-
-                _choice(st["precision"], PRECISIONS, f"{where}.precision")
-            stages.append(
-                Stage(
-                    epochs=st["epochs"],
-                    display=disp,
-                    name=name,
-                    reset_optimizer=bool(st.get("reset_optimizer", False)),
-                    lr=lr,
-                    schedule=sch,
-                    precision=st.get("precision"),
-                )
-            )
-    opt = Optimizer(**(d.get("optimizer") or {}))
-    _choice(opt.name, OPTIMIZERS, "optimizer.name")
-    if not opt.lr > 0:
-        raise RecipeError(f"optimizer.lr must be > 0, got {opt.lr}")
-    _positive(d.get("optimizer") or {}, "momentum", 0.0, 0, path="optimizer.")
-    _positive(d.get("optimizer") or {}, "weight_decay", 0.0, 0, path="optimizer.")
-    sch = Schedule(**(d.get("schedule") or {}))
-    _check_schedule(sch, "schedule")
+    stages = [s for k, st in enumerate(d["stages"]) for s in _parse_stage(st, k, base)]
+    opt, sch = _parse_optimizer(d)
     for key in ("batch_size", "eval_digits", "train_limit"):
         _positive(d, key, None, 1)
     from whatwhere.engine.precision import PRECISIONS
 
     _choice(d.get("precision", "fp32"), PRECISIONS, "precision")
     _positive(d, "checkpoint_every_s", 600.0, 0, strict=True)
-    ce = d.get("checkpoint_every_s", 600.0)
-    tl = d.get("train_limit")
-    init = d.get("init")
-    if isinstance(init, dict):
-        bad = {k: v for k, v in init.items() if not isinstance(k, str) or not isinstance(v, str) or not v}
-        if bad or not init:
-            raise RecipeError(f"init as a mapping must map submodule names to model specs, got {show_value(init)}")
-    elif init is not None and not init:
-        raise RecipeError(
-            f"init must be a model spec (run directory, weights file, zoo:NAME) or a mapping "
-            f"{{submodule: spec}}, got {show_value(init)}"
-        )
-    device = d.get("device", "auto")
-    if device not in ("auto", "cpu", "cuda") and not (device.startswith("cuda:") and device[5:].isdigit()):
-        raise RecipeError(f"device must be auto, cpu, cuda or cuda:N, got {show_value(device)}")
+    _check_init_and_device(d)
     resolved = {k: v for k, v in d.items() if k != "profiles"}
     return Recipe(
         name=str(d["name"]),
@@ -485,12 +502,12 @@ def _parse(d: dict[str, Any], profile: str | None, overrides) -> Recipe:
         seed=d.get("seed", 0),
         device=d.get("device", "auto"),
         batch_size=d.get("batch_size", 100),
-        train_limit=tl,
+        train_limit=d.get("train_limit"),
         eval_digits=d.get("eval_digits", 10000),
         static=bool(d.get("static", False)),
-        init=init,
+        init=d.get("init"),
         precision=d.get("precision", "fp32"),
-        checkpoint_every_s=float(ce),
+        checkpoint_every_s=float(d.get("checkpoint_every_s", 600.0)),
         preset=d.get("preset", "paper"),
         optimizer=opt,
         schedule=sch,
