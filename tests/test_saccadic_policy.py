@@ -155,16 +155,21 @@ def _queue_args(name: str) -> list[str]:
 
 
 @pytest.mark.parametrize(
-    ("run", "objective_args"), [("saccadic-reinforce", {"policy_weight": 0.05}), ("saccadic-noise4", {})]
+    ("run", "model_args", "objective_args"),
+    [
+        ("saccadic-reinforce", {"policy_std": 4}, {"policy_weight": 0.05}),
+        ("saccadic-noise4", {"policy_std": 4}, {}),
+        ("saccadic-sacreg", {}, {"saccade_weight": 0.01}),
+    ],
 )
-def test_the_lane_lines_resolve_with_the_strict_recipe_parser(run, objective_args):
+def test_the_lane_lines_resolve_with_the_strict_recipe_parser(run, model_args, objective_args):
     from whatwhere.cli import build_parser
     from whatwhere.engine.recipe import load_recipe, read_recipe
 
     args = build_parser().parse_args(["train", *_queue_args(run)])
     recipe = load_recipe(args.recipe, profile=args.profile, overrides=args.set)
     shipped = load_recipe("saccadic_transformer")
-    assert recipe.model_args == {**shipped.model_args, "policy_std": 4}
+    assert recipe.model_args == {**shipped.model_args, **model_args}
     assert recipe.objective_args == {**shipped.objective_args, **objective_args}
     assert recipe.precision == shipped.precision == "fp32"
     # one factor: everything else is the shipped recipe's
@@ -207,3 +212,42 @@ def test_fixation_errors_per_glimpse(retina, tmp_path):
     # the shipped decision rule: up to 6 glimpses (test_glimpses in the zoo manifest), one row each
     assert res["eccentricities"][0]["eccentricity"] == 40.0 and len(res["eccentricities"][0]["median_error"]) == 6
     assert "untrained" not in res["model"]  # the zoo's trained model, not the registry's random one
+
+
+def test_the_supervised_saccade_term_trains_the_saccade_towards_the_digit(retina, displays):
+    """objective_args.saccade_weight: off by default; on, a Huber loss of where each saccade lands
+    against the digit that reaches the sub-cell head and the temperature (nothing else does with the
+    glimpse detached), linear in its weight, and a few steps on it bring the landings closer."""
+    m = model(retina).train()
+    base = {"accuracy_map": "zoo:stn28", "glimpse_weight": 0.5, "map_weight": 1.0}
+    l0, _, g0 = run(m, objective(**base), displays)
+    l0b, _, _ = run(m, objective(**base, saccade_weight=0.0), displays)
+    assert torch.equal(l0, l0b)
+    assert g0["refine.weight"] is None or not g0["refine.weight"].any()  # only the saccade term reaches it
+    l1, _, g1 = run(m, objective(**base, saccade_weight=1.0), displays)
+    l2, _, _ = run(m, objective(**base, saccade_weight=2.0), displays)
+    assert float((l1 - l0).detach()) > 1.0  # errors of several px at 30 px eccentricity
+    assert float(l2 - l1) == pytest.approx(float(l1 - l0), rel=1e-4)
+    assert g1["refine.weight"].abs().sum() > 0 and g1["log_temperature"].abs() > 0
+    with pytest.raises(ValueError, match="saccade_weight must be a finite number >= 0"):
+        objective(saccade_weight=-1.0)
+
+    # a small step against the gradient of the term alone lowers it: it moves the landings towards the digits
+    # (one glimpse: the saccade starts from the centre, so the term is smooth in the parameters)
+    m1 = model(retina, glimpses=1).train()
+    params = [m1.refine.weight, m1.refine.bias, m1.log_temperature]
+
+    def term():
+        torch.manual_seed(1)
+        on = objective(map_weight=0.0, glimpse_weight=0.0, saccade_weight=1.0)(m1, displays)[0]
+        torch.manual_seed(1)
+        return on - objective(map_weight=0.0, glimpse_weight=0.0)(m1, displays)[0]
+
+    before = term()
+    grads = torch.autograd.grad(before, params)
+    norm = torch.cat([g.flatten() for g in grads]).norm()
+    with torch.no_grad():
+        for p, g in zip(params, grads, strict=True):
+            p -= 1e-3 * g / norm
+    after = float(term().detach())
+    assert after < float(before.detach()) - 1e-4

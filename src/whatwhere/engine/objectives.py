@@ -167,6 +167,7 @@ def where(recipe=None, device=None) -> Objective:
         "glimpse_weight": float,
         "map_weight": float,
         "policy_weight": float,
+        "saccade_weight": float,
     },
 )
 def saccadic(recipe=None, device=None) -> Objective:
@@ -188,6 +189,14 @@ def saccadic(recipe=None, device=None) -> Objective:
     the model's baseline head alone (it reads the detached map; with Adam the scale of that
     term does not matter, so it has no weight of its own).  In eval mode (deterministic saccades,
     no log-probabilities) the loss is the one without the policy.
+
+    With ``saccade_weight`` > 0 (0: off) a supervised saccade term is added: ``saccade_weight *
+    mean_{b,k} huber(f_{k-1} + s_k − offset)``, the Huber loss (1 px) of where saccade ``k`` lands
+    (from the previous fixation ``f_{k-1}``, detached) against the digit's offset, in px and summed
+    over the two axes.  It trains the saccade itself: the soft-argmax's temperature, the sub-cell
+    head (``refine``, which no other term reaches when the glimpse is detached) and, through the
+    soft-argmax weights, the collicular map.  A display that had stopped (``stop_confidence``)
+    adds nothing.
     Correct: the accumulated answer equals the label.
     """
     args = dict(getattr(recipe, "objective_args", None) or {})
@@ -197,8 +206,10 @@ def saccadic(recipe=None, device=None) -> Objective:
     map_w = float(args.get("map_weight", 1.0))
     baseline = float(args.get("baseline", 0.1))
     policy_w = float(args.get("policy_weight", 0.0))
-    if not policy_w >= 0:
-        raise ValueError(f"objective 'saccadic': policy_weight must be >= 0, got {policy_w}")
+    saccade_w = float(args.get("saccade_weight", 0.0))
+    for key, value in (("policy_weight", policy_w), ("saccade_weight", saccade_w)):
+        if not (value >= 0 and value < float("inf")):
+            raise ValueError(f"objective 'saccadic': {key} must be a finite number >= 0, got {value}")
     acc = load_accuracy_map(args.get("accuracy_map")).to(dev) if map_w > 0 else None
 
     def objective(model, d):
@@ -212,6 +223,12 @@ def saccadic(recipe=None, device=None) -> Objective:
             rel = d.offsets[:, None, :] - tr.fixations[:, :-1].detach().round().long()  # (B, K, 2)
             target = model.colliculus.where_target(acc, rel.flatten(0, 1), baseline=baseline)
             loss = loss + map_w * F.binary_cross_entropy_with_logits(where_logits.flatten(0, 1), target)
+        if saccade_w > 0:
+            prev, new = tr.fixations[:, :-1].float(), tr.fixations[:, 1:].float()  # (B, K, 2)
+            landing = prev.detach() + (new - prev)  # each saccade from its detached start
+            err = F.huber_loss(landing, d.offsets[:, None, :].float().expand_as(landing), reduction="none", delta=1.0)
+            moved = torch.arange(K, device=err.device)[None, :] < tr.n_glimpses[:, None]  # (B, K) glimpses taken
+            loss = loss + saccade_w * (err.sum(-1) * moved).sum() / moved.sum().clamp(min=1)
         hit = logits.argmax(1) == d.labels
         if policy_w > 0 and model.training:
             if tr.log_probs is None or tr.baselines is None:
