@@ -127,3 +127,31 @@ def test_a_stage_can_set_its_own_precision(tmp_path):
     with pytest.raises(RecipeError, match=r"stages\[1\]\.precision must be one of fp32, bf16, got 'fp16'"):
         parse_recipe(TINY, overrides=[two.replace("precision: fp32", "precision: fp16")])
     assert "stage_precisions" not in json.loads((tmp_path / "bf16" / "run.json").read_text())
+
+
+@pytest.mark.usefixtures("mnist_test")
+def test_precision_arms_branch_a_run_at_a_stage_end(tmp_path, capsys):
+    """scripts/precision_arms.py: two arms from a run's stage-end checkpoint train the next stage
+    on the same batches, one in each precision; the fp32 arm repeats the run itself exactly."""
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location(
+        "precision_arms", Path(__file__).resolve().parents[1] / "scripts" / "precision_arms.py"
+    )
+    arms = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(arms)
+    two = "stages=[{sigma: 0, epochs: 1}, {sigma: 0, epochs: 2, reset_optimizer: true, lr: 0.001}]"
+    run = train(parse_recipe(TINY, overrides=[two]), tmp_path / "run", **QUIET)
+    assert (run / "checkpoints" / "epoch-0001-batch-00000.safetensors").is_file()  # the stage end, kept
+    assert arms.main([str(run), "1", "2", str(tmp_path / "arms")]) == 0
+    table = capsys.readouterr().out
+    whole = read_metrics(run)
+    fp32, bf16 = read_metrics(tmp_path / "arms" / "fp32"), read_metrics(tmp_path / "arms" / "bf16")
+    assert [r["epoch"] for r in fp32] == [r["epoch"] for r in bf16] == [1, 2, 3]
+    assert [r["train_loss"] for r in fp32] == [r["train_loss"] for r in whole]  # the same batches, exactly
+    assert bf16[0] == whole[0] and bf16[1]["train_loss"] != whole[1]["train_loss"]
+    assert "| bf16 | 3 |" in table and "| fp32 | 2 |" in table
+    with pytest.raises(SystemExit, match="no checkpoint epoch-0007-batch-00000 .*kept: epoch-0001"):
+        arms.main([str(run), "7", "1", str(tmp_path / "other")])
+    assert not (tmp_path / "other").exists()
