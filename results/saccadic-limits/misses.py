@@ -64,3 +64,20 @@ for c in (0.7, 0.3):
     for name, sel in (("far misses", far), ("found (< 30 px)", ~far)):
         h = torch.histc(az[sel], bins=6, min=0, max=180).int().tolist()
         print(f"  azimuth error of the first map's argmax cell, {name}, 0-30 ... 150-180 degrees: {h}")
+
+# Control: the first collicular map of the same displays with the digit nearly invisible (contrast
+# 0.01: the same clutter pattern, up to the display's min-max normalisation), and the difference
+# between the two maps (the digit's own contribution): where does each one's argmax cell point?
+print("\nthe first map on 500 displays at 40 px: argmax cell's azimuth error, 0-30 ... 150-180 degrees")
+maps = {}
+for c in (0.7, 0.01):
+    cfg = preset("dabane2021", 128).replace(contrast=c, placement="eccentricity", eccentricity=40.0, azimuth=None)
+    d = DisplaySet(test.images, test.labels, cfg, seed=0, shuffle=True).batch(0, 500)
+    x = d.images if d.images.dim() == 3 else d.images[:, 0]
+    with torch.no_grad():
+        maps[c] = m.where.fc3(m.where.hidden(m.peripheral_code(x, torch.zeros(len(x), 2))))
+    offsets = d.offsets.float()
+for name, logits in (("contrast 0.7", maps[0.7]), ("contrast 0.01 (clutter only)", maps[0.01]),
+                     ("their difference (the digit's part)", maps[0.7] - maps[0.01])):
+    cell = m.targets[logits.argmax(-1)]
+    print(f"  {name}: {torch.histc(azimuth_error(cell, offsets), bins=6, min=0, max=180).int().tolist()}")
