@@ -88,3 +88,30 @@ def test_start_keeps_a_local_run_newer_than_the_parked_one(lanes_home: Path) -> 
     assert said == ""
     latest = json.loads((lanes_home / "runs" / "alpha" / "checkpoints" / "latest.json").read_text())
     assert latest["epoch"] == 9
+
+
+def test_every_queued_run_parses_with_the_strict_recipe_parser() -> None:
+    """A typo in scripts/lanes.queue would only show when its lane reaches it, hours later: every run
+    line must be valid `whatwhere train` arguments for a valid recipe, and each follower (F) must
+    follow a queued run."""
+    import shlex
+
+    from whatwhere.cli import build_parser
+    from whatwhere.engine.recipe import load_recipe
+
+    queue = Path(__file__).resolve().parents[1] / "scripts" / "lanes.queue"
+    names, followed = [], []
+    for line in queue.read_text().splitlines():
+        parts = shlex.split(line, comments=True)
+        if not parts:
+            continue
+        if parts[0] == "F":
+            assert len(parts) == 4 and parts[3].isdigit(), line
+            followed.append(parts[1])
+            continue
+        assert len(parts) >= 3 and parts[0].isalpha(), line
+        names.append(parts[1])
+        args = build_parser().parse_args(["train", *parts[2:]])
+        load_recipe(args.recipe, profile=args.profile, overrides=args.set)
+    assert len(names) == len(set(names)), "a run name queued twice"
+    assert set(followed) <= set(names)

@@ -58,7 +58,7 @@ def test_unknown_keys_in_overrides_name_the_key_and_the_nearest(item, message):
 @pytest.mark.parametrize("change, message", [
     ({"optimiser": {"lr": 0.1}}, "unknown key 'optimiser' (did you mean 'optimizer'?)"),
     ({"optimizer": {"name": "adam", "lrat": 0.1}}, "unknown key 'optimizer.lrat' (did you mean 'optimizer.lr'?)"),
-    ({"optimizer": {"learning_rate": 0.1}}, "unknown key 'optimizer.learning_rate' (allowed: lr, momentum, name, weight_decay)"),
+    ({"optimizer": {"learning_rate": 0.1}}, "unknown key 'optimizer.learning_rate' (allowed: lr, lr_scale, momentum, name, weight_decay)"),
     ({"stages": [{"epochs": 1, "sigmaa": 2}]}, "unknown key 'stages[0].sigmaa' (did you mean 'stages[0].sigma'?)"),
     ({"stages": [{"epochs": 1, "reset_optimizer": True, "schedule": {"nam": "step"}}]},
      "unknown key 'stages[0].schedule.nam' (did you mean 'stages[0].schedule.name'?)"),

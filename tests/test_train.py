@@ -194,3 +194,46 @@ def test_every_stage_end_checkpoint_is_kept(tmp_path):
         train(recipe, tmp_path / "cut", progress=False, log=lambda s: None, stop_after_batches=120 + 110)
     stems = sorted(p.name.split(".")[0] for p in (tmp_path / "cut" / "checkpoints").glob("*.safetensors"))
     assert stems == ["epoch-0001-batch-00000", "epoch-0001-batch-00100", "epoch-0001-batch-00110"]
+
+
+@pytest.mark.usefixtures("mnist_test")
+def test_lr_scale_trains_named_parameters_at_their_own_rate_and_resumes_exactly(tmp_path):
+    """optimizer.lr_scale {prefix: factor}: those parameters learn at factor x the lr (plain SGD: a
+    step of exactly factor x the full-rate step); an interrupted run with it resumes exactly; a
+    prefix that names no trainable parameter, or a bad factor, is refused."""
+    from whatwhere.engine.trainer import _make_optimizer
+
+    quiet = {"progress": False, "log": lambda s: None}
+    sgd = ["optimizer={name: sgd, lr: 0.1}"]
+    recipe = parse_recipe(TINY, overrides=sgd + ["optimizer.lr_scale={features: 0.25}"])
+    torch.manual_seed(0)
+    model = WhatNet()
+    opt = _make_optimizer(recipe, model, 0.1)
+    lrs = {id(p): g["lr"] for g in opt.param_groups for p in g["params"]}
+    assert {n: lrs[id(p)] for n, p in model.named_parameters()} == {
+        n: (0.025 if n.startswith("features.") else 0.1) for n, _ in model.named_parameters()
+    }
+    x, y = torch.rand(8, 1, 28, 28), torch.arange(8)
+    full = _make_optimizer(parse_recipe(TINY, overrides=sgd), WhatNet(), 0.1)  # the same step at full rate
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    torch.nn.functional.cross_entropy(model(x), y).backward()
+    steps = {n: -0.1 * p.grad for n, p in model.named_parameters()}
+    opt.step()
+    for n, p in model.named_parameters():
+        factor = 0.25 if n.startswith("features.") else 1.0
+        assert torch.allclose(p.detach() - before[n], factor * steps[n], atol=1e-7), n
+    assert len(full.param_groups) == 1
+    # resume: the optimiser's groups come back as they were
+    short = parse_recipe(TINY, overrides=sgd + ["optimizer.lr_scale={features: 0.25}", "train_limit=600",
+                                                "eval_digits=200"])
+    whole = train(short, tmp_path / "whole", **quiet)
+    with pytest.raises(TrainingInterrupted):
+        train(short, tmp_path / "cut", stop_after_batches=7, **quiet)
+    cut = train(short, tmp_path / "cut", resume=True, **quiet)
+    assert metrics_rows(whole) == metrics_rows(cut)
+    with pytest.raises(ValueError, match="lr_scale: 'feature' names no trainable parameter.*classifier"):
+        train(parse_recipe(TINY, overrides=["optimizer.lr_scale={feature: 0.5}"]), tmp_path / "typo", **quiet)
+    for bad, msg in (("{features: 0}", "lr_scale.features must be a number > 0"),
+                     ("{features: fast}", "lr_scale.features must be a number > 0"), ("[1]", "lr_scale")):
+        with pytest.raises(RecipeError, match=msg):
+            parse_recipe(TINY, overrides=[f"optimizer.lr_scale={bad}"])

@@ -67,6 +67,9 @@ class Optimizer:
     lr: float = 0.01
     momentum: float = 0.0
     weight_decay: float = 0.0
+    #: ``{parameter-name prefix: factor}``: those parameters learn at ``factor`` times the lr (the longest
+    #: matching prefix wins; a prefix that names no trainable parameter is an error at training time)
+    lr_scale: dict[str, float] | None = None
 
 
 @dataclass(frozen=True)
@@ -434,6 +437,11 @@ def _parse_optimizer(d: dict[str, Any]) -> tuple[Optimizer, Schedule]:
         raise RecipeError(f"optimizer.lr must be > 0, got {opt.lr}")
     _positive(d.get("optimizer") or {}, "momentum", 0.0, 0, path="optimizer.")
     _positive(d.get("optimizer") or {}, "weight_decay", 0.0, 0, path="optimizer.")
+    for prefix, factor in (opt.lr_scale or {}).items():
+        if not isinstance(prefix, str) or not prefix:
+            raise RecipeError(f"optimizer.lr_scale keys must be parameter-name prefixes, got {show_value(prefix)}")
+        if isinstance(factor, bool) or not isinstance(factor, (int, float)) or not 0 < factor < float("inf"):
+            raise RecipeError(f"optimizer.lr_scale.{prefix} must be a number > 0, got {show_value(factor)}")
     sch = Schedule(**(d.get("schedule") or {}))
     _check_schedule(sch, "schedule")
     return opt, sch

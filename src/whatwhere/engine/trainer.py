@@ -199,11 +199,37 @@ def _save_checkpoint(run: Path, model, opt, sched, pos: Position, recipe: Recipe
 # ---------------------------------------------------------------------------- training
 
 
-def _make_optimizer(recipe: Recipe, params, lr: float):
+def _param_groups(model: torch.nn.Module, lr: float, lr_scale: dict | None) -> list[dict]:
+    """The model's parameters as optimiser groups: one at ``lr``, and one per ``lr_scale`` prefix
+    at ``lr * factor`` (the longest matching prefix of a parameter's name wins).
+
+    Raises:
+        ValueError: a prefix that names no trainable parameter (a typo would silently train at the full rate).
+    """
+    named = list(model.named_parameters())
+    if not lr_scale:
+        return [{"params": [p for _, p in named], "lr": lr}]
+    prefixes = sorted(lr_scale, key=len, reverse=True)
+    groups: dict = {None: []}
+    for name, p in named:
+        key = next((q for q in prefixes if name == q or name.startswith(q.rstrip(".") + ".")), None)
+        groups.setdefault(key, []).append(p)
+    for q in prefixes:
+        if not any(p.requires_grad for p in groups.get(q, [])):
+            trainable = sorted({n.rsplit(".", 1)[0] for n, p in named if p.requires_grad})
+            raise ValueError(
+                f"optimizer.lr_scale: {q!r} names no trainable parameter (trainable modules: "
+                f"{', '.join(trainable[:12])}{' ...' if len(trainable) > 12 else ''})"
+            )
+    return [{"params": ps, "lr": lr * (1.0 if q is None else float(lr_scale[q]))} for q, ps in groups.items() if ps]
+
+
+def _make_optimizer(recipe: Recipe, model: torch.nn.Module, lr: float):
     o = recipe.optimizer
+    groups = _param_groups(model, lr, o.lr_scale)
     if o.name == "adam":
-        return torch.optim.Adam(params, lr=lr, weight_decay=o.weight_decay)
-    return torch.optim.SGD(params, lr=lr, momentum=o.momentum, weight_decay=o.weight_decay)
+        return torch.optim.Adam(groups, lr=lr, weight_decay=o.weight_decay)
+    return torch.optim.SGD(groups, lr=lr, momentum=o.momentum, weight_decay=o.weight_decay)
 
 
 def _make_schedule(recipe: Recipe, opt, stage: Stage | None = None):
@@ -227,9 +253,9 @@ def _regime_at(recipe: Recipe, model: torch.nn.Module, epoch: int):
             regime = st
         start += st.epochs
     if regime is None:
-        opt = _make_optimizer(recipe, model.parameters(), recipe.optimizer.lr)
+        opt = _make_optimizer(recipe, model, recipe.optimizer.lr)
         return opt, _make_schedule(recipe, opt)
-    opt = _make_optimizer(recipe, model.parameters(), regime.lr or recipe.optimizer.lr)
+    opt = _make_optimizer(recipe, model, regime.lr or recipe.optimizer.lr)
     return opt, _make_schedule(recipe, opt, regime)
 
 
@@ -562,7 +588,7 @@ def _build(
     prepare_model(model, "bf16" if "bf16" in run_precisions(recipe) else "fp32")
     objective = make_objective(recipe, dev)
     pos = Position()
-    opt = _make_optimizer(recipe, model.parameters(), recipe.optimizer.lr)
+    opt = _make_optimizer(recipe, model, recipe.optimizer.lr)
     sched = _make_schedule(recipe, opt)
     return _Sitting(
         run=run,
@@ -777,7 +803,7 @@ def _train(
         for epoch in range(s.pos.epoch, recipe.total_epochs):
             k, stage, start = _stage_of(recipe, epoch)
             if epoch == start and s.pos.batch == 0 and stage.reset_optimizer and epoch > 0:
-                s.opt = _make_optimizer(recipe, s.model.parameters(), stage.lr or recipe.optimizer.lr)
+                s.opt = _make_optimizer(recipe, s.model, stage.lr or recipe.optimizer.lr)
                 s.sched = _make_schedule(recipe, s.opt, stage)
             lr = s.opt.param_groups[0]["lr"]
             _run_epoch(s, epoch, stage, lr, sigint, progress=progress, stop_after_batches=stop_after_batches)
