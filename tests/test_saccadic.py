@@ -129,7 +129,9 @@ def test_test_time_glimpses_and_stop_apply_in_eval_mode_only(retina, displays):
 
 @pytest.mark.parametrize(("kw", "key"), [({"test_glimpses": 0}, "test_glimpses"), ({"test_glimpses": 2.5}, "test_glimpses"),
                                         ({"test_stop_confidence": 1.5}, "test_stop_confidence"),
-                                        ({"test_stop_confidence": 0.0}, "test_stop_confidence")])
+                                        ({"test_stop_confidence": 0.0}, "test_stop_confidence"),
+                                        ({"test_inhibition": -1.0}, "test_inhibition"),
+                                        ({"test_inhibition": float("inf")}, "test_inhibition")])
 def test_bad_test_time_settings_are_refused(retina, kw, key):
     with pytest.raises(ValueError, match=key):
         model(retina, **kw)
@@ -144,3 +146,32 @@ def test_a_tiny_training_run_beats_chance(tmp_path, mnist_test):
     run = train(recipe, tmp_path / "run", progress=False, log=lambda s: None)
     rows = read_metrics(run)
     assert rows[-1]["test_acc"] > 0.5        # chance is 0.11; it starts from the shipped pathways
+
+
+def test_inhibition_of_return_sends_the_next_saccade_elsewhere_at_test_time_only(retina, displays):
+    """test_inhibition (px): in eval mode a map cell whose saccade would land near a fixation already
+    taken is left out; a map that keeps pointing at the centre then moves the eye away; training,
+    0, and a radius that inhibits every cell leave the loop as it was."""
+    def centred(**kw):
+        m = model(retina, glimpses=3, **kw)
+        with torch.no_grad():  # a map that always prefers a saccade of about 2 px up and to the right
+            m.where.fc3.bias.copy_(-(m.targets - torch.tensor([-2.0, 1.0])).norm(dim=1))
+        return m
+
+    plain = centred().eval().forward_trace(displays.images)
+    plain_step = (plain.fixations[:, 1:] - plain.fixations[:, :-1]).norm(dim=-1)
+    assert plain_step.max() < 3.0  # small steps, each near the last fixation
+    m = centred(test_inhibition=6.0).eval()
+    tr = m.forward_trace(displays.images)
+    step = (tr.fixations[:, 1:] - tr.fixations[:, :-1]).norm(dim=-1)  # (B, 3)
+    assert step.min() > 3.0  # every saccade leaves the neighbourhood of the fixations already taken
+    # eval only: in train mode (the same dropout draws) the loop is the plain one
+    m.train()
+    torch.manual_seed(5)
+    a = m.forward_trace(displays.images).fixations
+    torch.manual_seed(5)
+    b = centred().train().forward_trace(displays.images).fixations
+    assert torch.equal(a, b)
+    # 0 is off, and a radius that covers every landing point inhibits nothing
+    for r in (0.0, 500.0):
+        assert torch.equal(centred(test_inhibition=r).eval().forward_trace(displays.images).fixations, plain.fixations)

@@ -139,6 +139,11 @@ class SaccadicTransformer(nn.Module):
         fovea: the foveal classifier of the 28×28 glimpse: ``"what"`` (the What LeNet) or
             ``"stn28"`` (STN-28: a small localiser re-centres the digit inside the glimpse before the
             same LeNet; 5,520 more parameters).
+        test_inhibition: inhibition of return at test time (eval mode only), px: a map cell whose
+            saccade would land within this distance of a fixation already taken (the current one
+            included) is left out of the soft-argmax, so that an uncertain display looks elsewhere
+            instead of returning to the same place; 0 (default): off.  If every cell is inhibited,
+            none is.  The trace's ``where_logits`` stay the map as predicted.
         policy_std: standard deviation, in display px per axis, of the Gaussian saccade policy
             sampled in training mode (module docstring); 0 (default): no sampling and no
             ``baseline`` head (the model and its state dict are those without the option).  Needs
@@ -178,6 +183,7 @@ class SaccadicTransformer(nn.Module):
         pad: float = 0.5,
         mask: bool = True,
         policy_std: float = 0.0,
+        test_inhibition: float = 0.0,
     ) -> None:
         super().__init__()
         config = RetinaConfig.for_size(size)  # ValueError naming size for a display it cannot serve
@@ -201,6 +207,8 @@ class SaccadicTransformer(nn.Module):
         for key, value in (("stop_confidence", stop_confidence), ("test_stop_confidence", test_stop_confidence)):
             if value is not None and not 0 < value <= 1:
                 raise ValueError(f"{key} must be in (0, 1] or None, got {value!r}")
+        if not (test_inhibition >= 0 and test_inhibition < float("inf")):
+            raise ValueError(f"test_inhibition must be a finite number of px >= 0, got {test_inhibition!r}")
         if not (policy_std >= 0 and policy_std < float("inf")):
             raise ValueError(f"policy_std must be a finite number of px >= 0, got {policy_std!r}")
         if policy_std > 0 and end_to_end:
@@ -215,6 +223,7 @@ class SaccadicTransformer(nn.Module):
         self.stop_confidence = stop_confidence
         self.test_glimpses = None if test_glimpses is None else int(test_glimpses)
         self.test_stop_confidence = test_stop_confidence
+        self.test_inhibition = float(test_inhibition)
         self.end_to_end = bool(end_to_end)
         self.retina = retina if retina is not None else Retina(config)
         self.colliculus = Colliculus(self.retina)
@@ -293,6 +302,19 @@ class SaccadicTransformer(nn.Module):
         w = torch.softmax(where_logits / self.temperature, dim=-1)  # (B, n_cells)
         return w @ self.targets + self.max_shift * torch.tanh(self.refine(hidden))
 
+    def _inhibited(
+        self, where_logits: torch.Tensor, fix: torch.Tensor, visited: list[torch.Tensor], radius: float
+    ) -> torch.Tensor:
+        """``where_logits`` ``(B, n_cells)`` with the cells whose saccade from ``fix`` ``(B, 2)`` would
+        land within ``radius`` px of a fixation in ``visited`` (each ``(B, 2)``) set to -inf (a display
+        whose every cell is inhibited keeps its map)."""
+        land = fix.detach()[:, None, :] + self.targets[None]  # (B, n_cells, 2)
+        near = torch.zeros(where_logits.shape, dtype=torch.bool, device=where_logits.device)
+        for v in visited:
+            near |= (land - v.detach()[:, None, :]).norm(dim=-1) < radius
+        near &= ~near.all(dim=-1, keepdim=True)
+        return where_logits.masked_fill(near, float("-inf"))
+
     def glimpse_at(self, images: torch.Tensor, fixations: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The 28×28 glimpse ``(B, 1, 28, 28)`` centred at ``fixations`` and its ``theta``."""
         N = images.shape[-1]
@@ -325,6 +347,7 @@ class SaccadicTransformer(nn.Module):
         n = torch.zeros(B, dtype=torch.int64, device=x.device)
         theta_last = None
         policy = self.training and self.baseline is not None
+        inhibit = self.test_inhibition if test else 0.0
         log_probs: list[torch.Tensor] = []
         baselines: list[torch.Tensor] = []
         for _ in range(K):
@@ -340,7 +363,8 @@ class SaccadicTransformer(nn.Module):
                 baselines.append(self.baseline(logits_map.detach()).squeeze(-1))
                 new = raw.clamp(-self.max_fixation, self.max_fixation)
             else:
-                new = (fix + self.saccade(logits_map, h)).clamp(-self.max_fixation, self.max_fixation)
+                steer = self._inhibited(logits_map, fix, fixes, inhibit) if inhibit > 0 else logits_map
+                new = (fix + self.saccade(steer, h)).clamp(-self.max_fixation, self.max_fixation)
             glimpse, theta = self.glimpse_at(x, new if self.end_to_end else new.detach())
             step = self.what(glimpse)
             acc_new = acc + F.log_softmax(step, dim=-1)
