@@ -69,10 +69,12 @@ def test_the_saccadic_transformer_ships_its_test_time_rule_in_the_manifest():
     weights); brackets override them; the weights are the same either way."""
     e = manifest()["models"]["saccadic_transformer"]
     assert (e["model_args"]["test_glimpses"], e["model_args"]["test_stop_confidence"]) == (6, 0.95)
+    assert e["model_args"]["test_inhibition"] == 10
     shipped = whatwhere.load("saccadic_transformer")
     assert (shipped.glimpses, shipped.test_glimpses, shipped.test_stop_confidence) == (2, 6, 0.95)
-    trained = load("saccadic_transformer[test_glimpses=2,test_stop_confidence=null]")
-    assert (trained.test_glimpses, trained.test_stop_confidence) == (2, None)
+    assert shipped.test_inhibition == 10
+    trained = load("saccadic_transformer[test_glimpses=2,test_stop_confidence=null,test_inhibition=0]")
+    assert (trained.test_glimpses, trained.test_stop_confidence, trained.test_inhibition) == (2, None, 0)
     assert state_hash(trained.state_dict()) == state_hash(shipped.state_dict()) == SACCADIC_STATE
     assert e["recipe"]["model_args"] == read_recipe("saccadic_transformer")["model_args"] == e["model_args"]
 
