@@ -10,8 +10,9 @@
 #
 # A machine that does not outlive the session loses RUNS.  `park` (after `stop`) copies every unfinished
 # run's newest checkpoint, its recipe, metrics and logs into PARKED (default: parked/ in this checkout,
-# a few MB a run), to be committed; `start` restores a parked run that RUNS lacks before it resumes it,
-# so the next session on a fresh machine goes on exactly where this one stopped.
+# a few MB a run; a checkpoint over PARK_MAX_MB, default 20, is left out), to be committed; `start` restores a
+# parked run that RUNS lacks before it resumes it, so the next session on a fresh machine goes on exactly where
+# this one stopped.
 #
 # The queue (QUEUE, default scripts/lanes.queue) has one run a line: `LANE NAME ARGS...`, where ARGS are
 # `whatwhere train` arguments (recipe, --profile, --set ..., with shell quoting) and NAME the run directory under RUNS
@@ -27,6 +28,7 @@ CODE=${CODE:-$here}
 PY=${PY:-$here/.venv/bin/python}
 NICE=${NICE:-10}
 PARKED=${PARKED:-$here/parked}
+PARK_MAX_MB=${PARK_MAX_MB:-20}  # a bigger checkpoint (STN-128's: about 45 MB) is not parked: git is not for it
 mkdir -p "$RUNS"
 
 items() {  # the queue's runs of lane $1 (or all): "LANE NAME ARGS..."
@@ -86,6 +88,11 @@ park() {  # copy each unfinished run's newest checkpoint (and its recipe, metric
     [ -f "$out/model.safetensors" ] && { rm -rf "${PARKED:?}/$name"; continue; }
     [ -f "$out/checkpoints/latest.json" ] || continue
     stem=$(sed 's/.*"stem": "\([^"]*\)".*/\1/' "$out/checkpoints/latest.json")
+    kb=$(du -ck "$out/checkpoints/$stem.safetensors" "$out/checkpoints/$stem.state.pt" 2>/dev/null | tail -n 1 | cut -f1)
+    if [ "${kb:-0}" -gt $(( PARK_MAX_MB * 1024 )) ]; then  # too big to commit: it stays in RUNS only
+      echo "not parking $name: its checkpoint is $(( kb / 1024 )) MB (> PARK_MAX_MB=$PARK_MAX_MB); a fresh machine restarts it"
+      continue
+    fi
     rm -rf "${PARKED:?}/$name.new"
     mkdir -p "$PARKED/$name.new/checkpoints"
     cp "$out/checkpoints/$stem.safetensors" "$out/checkpoints/$stem.state.pt" "$out/checkpoints/latest.json" \

@@ -115,3 +115,17 @@ def test_every_queued_run_parses_with_the_strict_recipe_parser() -> None:
         load_recipe(args.recipe, profile=args.profile, overrides=args.set)
     assert len(names) == len(set(names)), "a run name queued twice"
     assert set(followed) <= set(names)
+
+
+def test_park_leaves_out_a_checkpoint_too_big_to_commit(lanes_home: Path) -> None:
+    alpha = lanes_home / "runs" / "alpha" / "checkpoints"
+    (alpha / "epoch-0007-batch-00300.safetensors").write_bytes(b"\0" * (2 * 1024 * 1024))
+    env_small = {**os.environ, "PARK_MAX_MB": "1"}
+    out = subprocess.run(
+        ["bash", str(LANES), "park"], capture_output=True, text=True, check=True,
+        env={**env_small, "QUEUE": str(lanes_home / "queue"), "RUNS": str(lanes_home / "runs"),
+             "PARKED": str(lanes_home / "parked"), "LANES_HOME": str(LANES.parents[1])},
+    ).stdout
+    assert "not parking alpha: its checkpoint is 2 MB (> PARK_MAX_MB=1)" in out
+    assert not (lanes_home / "parked" / "alpha").exists()
+    assert "parked alpha" in _lanes(lanes_home, "park")  # the default limit (20 MB) takes it
