@@ -33,9 +33,10 @@ def _run_dir(root: Path, name: str, epoch: int, batch: int, finished: bool = Fal
     return run
 
 
-def _lanes(tmp: Path, *args: str) -> str:
+def _lanes(tmp: Path, *args: str, **extra_env: str) -> str:
     env = {
         **os.environ,
+        **extra_env,
         "QUEUE": str(tmp / "queue"),
         "RUNS": str(tmp / "runs"),
         "PARKED": str(tmp / "parked"),
@@ -120,12 +121,7 @@ def test_every_queued_run_parses_with_the_strict_recipe_parser() -> None:
 def test_park_leaves_out_a_checkpoint_too_big_to_commit(lanes_home: Path) -> None:
     alpha = lanes_home / "runs" / "alpha" / "checkpoints"
     (alpha / "epoch-0007-batch-00300.safetensors").write_bytes(b"\0" * (2 * 1024 * 1024))
-    env_small = {**os.environ, "PARK_MAX_MB": "1"}
-    out = subprocess.run(
-        ["bash", str(LANES), "park"], capture_output=True, text=True, check=True,
-        env={**env_small, "QUEUE": str(lanes_home / "queue"), "RUNS": str(lanes_home / "runs"),
-             "PARKED": str(lanes_home / "parked"), "LANES_HOME": str(LANES.parents[1])},
-    ).stdout
+    out = _lanes(lanes_home, "park", PARK_MAX_MB="1")
     assert "not parking alpha: its checkpoint is 2 MB (> PARK_MAX_MB=1)" in out
     assert not (lanes_home / "parked" / "alpha").exists()
     assert "parked alpha" in _lanes(lanes_home, "park")  # the default limit (20 MB) takes it

@@ -309,9 +309,8 @@ class SaccadicTransformer(nn.Module):
         land within ``radius`` px of a fixation in ``visited`` (each ``(B, 2)``) set to -inf (a display
         whose every cell is inhibited keeps its map)."""
         land = fix.detach()[:, None, :] + self.targets[None]  # (B, n_cells, 2)
-        near = torch.zeros(where_logits.shape, dtype=torch.bool, device=where_logits.device)
-        for v in visited:
-            near |= (land - v.detach()[:, None, :]).norm(dim=-1) < radius
+        seen = torch.stack(visited, 1).detach().to(land.dtype)  # (B, V, 2)
+        near = (torch.cdist(land, seen) < radius).any(-1)  # (B, n_cells)
         near &= ~near.all(dim=-1, keepdim=True)
         return where_logits.masked_fill(near, float("-inf"))
 
