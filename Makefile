@@ -6,13 +6,13 @@ PIP    := $(PY) -m pip
 TORCH_PIN ?= torch==2.13.0
 DEMO_DIR ?= demo
 
-.PHONY: install mnist demo lint test test-all bench clean help
+.PHONY: install mnist demo lint test test-all browser bench clean help
 
 help:
 	@echo "make demo   - set up .venv, fetch MNIST, run the quick demo (figures + tables in $(DEMO_DIR)/)"
 	@echo "make lint   - ruff (lint + format check) and mypy on src/"
 	@echo "make test   - set up .venv, fetch MNIST, lint, check the import layers, run the test suite"
-	@echo "make test-all - the same with the slow tests (the report opened in headless Chromium: apt-get install -y chromium)"
+	@echo "make test-all - the same with the slow tests (installs Debian chromium if missing, as root: the report opened headless)"
 	@echo "make bench  - run the speed benchmarks"
 
 $(VENV)/.installed: pyproject.toml
@@ -41,9 +41,17 @@ test: lint mnist
 	$(VENV)/bin/lint-imports
 	$(PY) -m pytest -q -m "not slow"
 
-test-all: lint mnist
+# the slow tests include the report opened in headless Chromium: install Debian's package where we can (root, apt),
+# and make a missing browser a failure rather than a skip
+browser:
+	@command -v chromium >/dev/null || command -v chromium-browser >/dev/null || command -v google-chrome >/dev/null \
+	  || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
+	       && (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium); } \
+	  || { echo "make test-all needs chromium: apt-get install -y chromium (as root)" >&2; exit 1; }
+
+test-all: lint mnist browser
 	$(VENV)/bin/lint-imports
-	$(PY) -m pytest -q
+	WHATWHERE_REQUIRE_BROWSER=1 $(PY) -m pytest -q
 
 bench: mnist
 	$(PY) benchmarks/bench_displays.py

@@ -2,7 +2,7 @@
 # Long trainings on a small machine: one "lane" per core, each working through its part of a queue,
 # one thread per job, at low priority (nice), resuming whatever was interrupted.
 #
-#   scripts/lanes.sh start            # start every lane of the queue in the background
+#   scripts/lanes.sh start [LANE...]  # start every lane of the queue (or only those named) in the background
 #   scripts/lanes.sh status           # each run: done / running / checkpoint epoch / not started
 #   scripts/lanes.sh stop             # Ctrl-C each running training (it saves a checkpoint), stop the lanes
 #   scripts/lanes.sh park             # copy each unfinished run's newest checkpoint into PARKED (to commit)
@@ -27,6 +27,7 @@ RUNS=${RUNS:-/work/runs}
 CODE=${CODE:-$here}
 PY=${PY:-$here/.venv/bin/python}
 NICE=${NICE:-10}
+THREADS=${THREADS:-1}  # threads per training: 1 while two lanes share two cores; 2 for one lane alone
 PARKED=${PARKED:-$here/parked}
 PARK_MAX_MB=${PARK_MAX_MB:-20}  # a bigger checkpoint (STN-128's: about 45 MB) is not parked: git is not for it
 mkdir -p "$RUNS"
@@ -45,11 +46,11 @@ lane() {  # work through lane $1
     local resume=""
     [ -f "$out/checkpoints/latest.json" ] && resume="--resume"
     mkdir -p "$out"
-    echo "$(date -u +%FT%TZ) lane $l: $name ($args $resume) from $CODE at $(git -C "$CODE" rev-parse --short HEAD)" \
+    echo "$(date -u +%FT%TZ) lane $l: $name ($args $resume, $THREADS threads) from $CODE at $(git -C "$CODE" rev-parse --short HEAD)" \
       >> "$out/lane.log"
     local argv
     eval "argv=($args)"  # the queue's shell quoting: --set "init={what: zoo:stn28}"
-    (cd "$CODE" && OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 PYTHONPATH="$CODE/src" exec nice -n "$NICE" \
+    (cd "$CODE" && OMP_NUM_THREADS=$THREADS MKL_NUM_THREADS=$THREADS PYTHONPATH="$CODE/src" exec nice -n "$NICE" \
       "$PY" -c 'import sys; from whatwhere.cli import main; sys.argv[0] = "whatwhere"; sys.exit(main())' \
       train "${argv[@]}" --out "$out" --no-progress $resume) >> "$out/train.log" 2>&1 &
     echo $! > "$RUNS/.pid-$l"
@@ -106,18 +107,22 @@ park() {  # copy each unfinished run's newest checkpoint (and its recipe, metric
 case "${1:-status}" in
   start)
     unpark
+    shift
     for l in $(items | awk '{print $1}' | sort -u); do
+      if [ $# -gt 0 ] && ! printf '%s\n' "$@" | grep -qx "$l"; then continue; fi
       if [ -f "$RUNS/.lane-$l" ] && kill -0 "$(cat "$RUNS/.lane-$l")" 2>/dev/null; then
         echo "lane $l already running"; continue
       fi
       # a lane runs a copy of this script: bash reads a script as it goes, so editing the checkout's
       # copy under a running lane would make it execute the wrong lines
       cp "$0" "$RUNS/.lanes-$l.sh"
-      LANES_HOME=$here nohup bash "$RUNS/.lanes-$l.sh" _lane "$l" > "$RUNS/lane-$l.log" 2>&1 &
+      LANES_HOME=$here THREADS=$THREADS nohup bash "$RUNS/.lanes-$l.sh" _lane "$l" > "$RUNS/lane-$l.log" 2>&1 &
       echo $! > "$RUNS/.lane-$l"
       echo "lane $l started (pid $!, log $RUNS/lane-$l.log)"
     done
     grep -v '^\s*#' "$QUEUE" | awk '$1 == "F" && NF == 4' | while read -r _ name curve every; do
+      lf=$(items | awk -v n="$name" '$2 == n {print $1}')
+      if [ $# -gt 0 ] && ! printf '%s\n' "$@" | grep -qx "$lf"; then continue; fi  # its lane was not started
       [ -f "$RUNS/$curve/final/benchmark.json" ] && continue
       if [ -f "$RUNS/.follow-$curve" ] && kill -0 "$(cat "$RUNS/.follow-$curve")" 2>/dev/null; then continue; fi
       CODE=$CODE nohup "$here/scripts/follow_run.sh" "$RUNS/$name" "$RUNS/$curve" "$every" > "$RUNS/follow-$curve.log" 2>&1 &

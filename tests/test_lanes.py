@@ -125,3 +125,24 @@ def test_park_leaves_out_a_checkpoint_too_big_to_commit(lanes_home: Path) -> Non
     assert "not parking alpha: its checkpoint is 2 MB (> PARK_MAX_MB=1)" in out
     assert not (lanes_home / "parked" / "alpha").exists()
     assert "parked alpha" in _lanes(lanes_home, "park")  # the default limit (20 MB) takes it
+
+
+def test_start_runs_only_the_named_lanes_with_the_asked_threads(lanes_home: Path) -> None:
+    """`THREADS=2 lanes.sh start B` trains lane B's unfinished runs with two threads each and leaves lane A alone."""
+    import time
+
+    fake = lanes_home / "fake-python"  # stands in for the venv's python: records each training it is asked for
+    fake.write_text(f'#!/usr/bin/env bash\necho "$OMP_NUM_THREADS ${{*: -5}}" >> {lanes_home / "calls"}\n')
+    fake.chmod(0o755)
+    said = _lanes(lanes_home, "start", "B", THREADS="2", PY=str(fake), CODE=str(LANES.parents[1]))
+    assert "lane B started" in said and "lane A" not in said
+    pid = int((lanes_home / "runs" / ".lane-B").read_text())
+    for _ in range(200):  # the lane runs in the background: wait for it to work through its queue
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.05)
+    calls = (lanes_home / "calls").read_text().splitlines()
+    assert len(calls) == 1 and calls[0].startswith("2 ") and "/runs/gamma" in calls[0]  # beta is done, alpha on A
+    assert not (lanes_home / "runs" / ".lane-A").exists()
