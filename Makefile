@@ -57,6 +57,7 @@ bench: mnist
 	$(PY) benchmarks/bench_displays.py
 	$(PY) benchmarks/bench_retina.py
 	$(PY) benchmarks/bench_busy.py
+	$(PY) benchmarks/bench_where_step.py
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache .ruff_cache .mypy_cache build

@@ -157,8 +157,9 @@ def _queue_args(name: str) -> list[str]:
 @pytest.mark.parametrize(
     ("run", "model_args", "objective_args"),
     [
-        ("saccadic-reinforce", {"policy_std": 4}, {"policy_weight": 0.05}),
-        ("saccadic-noise4", {"policy_std": 4}, {}),
+        # (saccadic-reinforce and saccadic-noise4 are done and off the queue: results/saccadic-reinforce, -noise4)
+        ("saccadic-K3", {"glimpses": 3}, {}),
+        ("saccadic-nomap", {}, {"map_weight": 0}),
         ("saccadic-sacreg", {}, {"saccade_weight": 0.01}),
     ],
 )

@@ -157,6 +157,28 @@ def test_where_target_on_a_known_map_and_offset(colliculus, targets):
     assert float(a[0, ring1].max()) < 0.11                            # digit 20 px away: baseline
 
 
+def test_where_targets_table_equals_the_direct_targets(colliculus, acc_map):
+    """The per-offset table gives Colliculus.where_target's values, for offsets seen for the first time, again,
+    repeated in a batch, beyond its reach (computed directly) and with the original's reflected placement."""
+    from whatwhere.retina import WhereTargets
+
+    g = torch.Generator().manual_seed(0)
+    for reflect, radius in ((False, None), (True, 20)):
+        table = WhereTargets(colliculus, acc_map, baseline=0.1, reflect=reflect, radius=radius)
+        for _ in range(3):  # the later batches reuse offsets the first ones filled in
+            offsets = torch.randint(-70, 71, (64, 2), generator=g)
+            offsets[1] = offsets[0]
+            got = table(offsets)
+            want = colliculus.where_target(acc_map, offsets, baseline=0.1, reflect=reflect)
+            assert got.shape == (64, 240)
+            torch.testing.assert_close(got, want, rtol=0, atol=1e-5)  # GEMM sums in another order: 3.5e-6 seen
+        assert 0 < int(table.filled.sum()) <= table.filled.numel()
+    with pytest.raises(ValueError, match="whole pixels"):
+        table(torch.tensor([[0.5, 1.0]]))
+    with pytest.raises(ValueError, match="radius"):
+        WhereTargets(colliculus, acc_map, radius=-1)
+
+
 def test_where_objective(acc_map):
     from types import SimpleNamespace
 

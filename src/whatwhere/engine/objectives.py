@@ -136,7 +136,7 @@ def load_accuracy_map(spec: str | None = None) -> torch.Tensor:
 @register_objective("where", args={"accuracy_map": str, "baseline": float, "reflect": bool})
 def where(recipe=None, device=None) -> Objective:
     """BCE of the Where logits against the collicular target (module docstring)."""
-    from whatwhere.retina import Colliculus
+    from whatwhere.retina import Colliculus, WhereTargets
 
     args = dict(getattr(recipe, "objective_args", None) or {})
     _check_args("where", args)
@@ -144,15 +144,16 @@ def where(recipe=None, device=None) -> Objective:
     acc = load_accuracy_map(args.get("accuracy_map")).to(dev)
     baseline = float(args.get("baseline", 0.1))
     reflect = bool(args.get("reflect", False))
-    colliculi: dict[int, Colliculus] = {}
+    targets: dict[int, WhereTargets] = {}
 
     def objective(model, d):
         logits = model(d.images).float()
         retina = getattr(model, "retina", None)
         key = id(retina)
-        if key not in colliculi:  # the colliculus of the model's own retina, built once per run
-            colliculi[key] = (Colliculus(retina) if retina is not None else Colliculus()).to(dev)
-        target = colliculi[key].where_target(acc, d.offsets, baseline=baseline, reflect=reflect)
+        if key not in targets:  # the colliculus of the model's own retina, built once per run
+            colliculus = (Colliculus(retina) if retina is not None else Colliculus()).to(dev)
+            targets[key] = WhereTargets(colliculus, acc, baseline=baseline, reflect=reflect)
+        target = targets[key](d.offsets)
         loss = F.binary_cross_entropy_with_logits(logits, target)
         return loss, (logits.argmax(1) == target.argmax(1)).sum()
 
@@ -199,6 +200,8 @@ def saccadic(recipe=None, device=None) -> Objective:
     adds nothing.
     Correct: the accumulated answer equals the label.
     """
+    from whatwhere.retina import WhereTargets
+
     args = dict(getattr(recipe, "objective_args", None) or {})
     _check_args("saccadic", args)
     dev = torch.device(device) if device is not None else torch.device("cpu")
@@ -211,6 +214,7 @@ def saccadic(recipe=None, device=None) -> Objective:
         if not (value >= 0 and value < float("inf")):
             raise ValueError(f"objective 'saccadic': {key} must be a finite number >= 0, got {value}")
     acc = load_accuracy_map(args.get("accuracy_map")).to(dev) if map_w > 0 else None
+    map_targets: dict[int, WhereTargets] = {}  # per colliculus; offsets seen from a fixation reach N per axis
 
     def objective(model, d):
         tr = model.forward_trace(d.images)
@@ -219,9 +223,12 @@ def saccadic(recipe=None, device=None) -> Objective:
         K = tr.step_logits.shape[1]
         if glimpse_w > 0:
             loss = loss + glimpse_w * F.cross_entropy(step_logits.flatten(0, 1), d.labels.repeat_interleave(K))
-        if map_w > 0:
+        if map_w > 0 and acc is not None:
             rel = d.offsets[:, None, :] - tr.fixations[:, :-1].detach().round().long()  # (B, K, 2)
-            target = model.colliculus.where_target(acc, rel.flatten(0, 1), baseline=baseline)
+            key = id(model.colliculus)
+            if key not in map_targets:
+                map_targets[key] = WhereTargets(model.colliculus, acc, baseline=baseline, radius=model.colliculus.N)
+            target = map_targets[key](rel.flatten(0, 1))
             loss = loss + map_w * F.binary_cross_entropy_with_logits(where_logits.flatten(0, 1), target)
         if saccade_w > 0:
             prev, new = tr.fixations[:, :-1].float(), tr.fixations[:, 1:].float()  # (B, K, 2)

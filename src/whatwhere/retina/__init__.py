@@ -8,7 +8,7 @@
   the Where target).
 """
 
-from whatwhere.retina.colliculus import Colliculus, accuracy_field, where_target
+from whatwhere.retina.colliculus import Colliculus, WhereTargets, accuracy_field, where_target
 from whatwhere.retina.loggabor import Retina, RetinaConfig, TruncatedBank, loggabor_bank, whitening_filter
 from whatwhere.retina.logpolar import LogPolarGrid
 from whatwhere.retina.polo import DualPoloCode, PoloCode, PoloConfig, dual85, dual_nolowpass, flatten_dual, polo95
@@ -21,6 +21,7 @@ __all__ = [
     "loggabor_bank",
     "whitening_filter",
     "Colliculus",
+    "WhereTargets",
     "accuracy_field",
     "where_target",
     "PoloConfig",
