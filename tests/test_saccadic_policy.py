@@ -158,8 +158,7 @@ def _queue_args(name: str) -> list[str]:
     ("run", "model_args", "objective_args"),
     [
         # (saccadic-reinforce and saccadic-noise4 are done and off the queue: results/saccadic-reinforce, -noise4)
-        ("saccadic-K3", {"glimpses": 3}, {}),
-        ("saccadic-nomap", {}, {"map_weight": 0}),
+        # (and saccadic-K3, -nomap, -polo: results/saccadic-K3, -nomap, -polo)
         ("saccadic-sacreg", {}, {"saccade_weight": 0.01}),
     ],
 )
