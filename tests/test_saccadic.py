@@ -175,3 +175,24 @@ def test_inhibition_of_return_sends_the_next_saccade_elsewhere_at_test_time_only
     # 0 is off, and a radius that covers every landing point inhibits nothing
     for r in (0.0, 500.0):
         assert torch.equal(centred(test_inhibition=r).eval().forward_trace(displays.images).fixations, plain.fixations)
+
+
+def test_scan_paths_draw_only_the_glimpses_taken(monkeypatch, tmp_path):
+    """A model that stops early repeats its last fixation up to K: the figure draws the glimpses
+    each display took (and says how many), not K stacked boxes."""
+    import numpy as np
+    from matplotlib.patches import Rectangle
+
+    from whatwhere.viz import saccades
+
+    figs = []
+    monkeypatch.setattr(saccades, "save", lambda fig, out: figs.append(fig) or out)
+    fixations = np.array([[[0, 0], [5, 5], [5, 5], [5, 5]], [[0, 0], [5, 5], [9, -3], [20, 1]]], dtype=float)
+    paths = {"m": {"fixations": fixations, "predictions": np.array([1, 2]), "glimpses": np.array([1, 3])},
+             "all": {"fixations": fixations, "predictions": np.array([1, 2])}}
+    saccades.scanpaths(np.zeros((2, 128, 128)), np.array([[5, 5], [20, 1]]), np.array([1, 3]), paths, tmp_path / "s.png")
+    axes = np.array(figs[0].axes).reshape(2, 2)
+    boxes = [[sum(isinstance(p, Rectangle) for p in ax.patches) for ax in row] for row in axes]
+    assert boxes == [[1, 3], [3, 3]]
+    assert axes[0, 0].get_title().endswith("1 glimpse") and axes[1, 0].get_title().endswith("3 glimpses")
+    assert "glimpse" not in axes[0, 1].get_title()

@@ -200,9 +200,12 @@ def _scanpaths(args) -> None:
     paths = {}
     with torch.no_grad():
         tr = model.forward_trace(images)
-        paths[f"{Path(args.inputs[0]).name} ({tr.step_logits.shape[1]} glimpses)"] = {
+        K = tr.step_logits.shape[1]
+        stops = getattr(model, "test_stop_confidence", None) is not None
+        paths[f"{Path(args.inputs[0]).name} ({'up to ' if stops else ''}{K} glimpses)"] = {
             "fixations": tr.fixations.numpy(),
             "predictions": tr.logits.argmax(1).numpy(),
+            "glimpses": tr.n_glimpses.numpy(),
         }
         if agent is not None:
             at = agent.run(images, args.saccades)

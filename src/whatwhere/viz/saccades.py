@@ -197,8 +197,10 @@ def scanpaths(
     Args:
         images: ``(R, N, N)`` displays; offsets ``(R, 2)`` the digits' (di, dj); labels ``(R,)``.
         paths: ``{model name: {"fixations": (R, K+1, 2) (di, dj), first the start,
-            "predictions": (R,) the final answers}}``; each fixation after the start is drawn with
-            its 28×28 fovea (numbered), the digit as a red cross.
+            "predictions": (R,) the final answers, optionally "glimpses": (R,) how many fixations each
+            display took (a model that stops early repeats its last fixation up to K; only the first
+            ``glimpses`` are drawn)}}``; each fixation after the start is drawn with its 28×28 fovea
+            (numbered), the digit as a red cross.
     """
     from matplotlib.patches import Rectangle
 
@@ -214,6 +216,9 @@ def scanpaths(
             ax = axes[r, k]
             ax.imshow(images[r], cmap="gray", vmin=0, vmax=1, extent=ext)
             fx = np.asarray(paths[name]["fixations"][r], dtype=float)
+            taken = paths[name].get("glimpses")
+            if taken is not None:
+                fx = fx[: int(taken[r]) + 1]
             ax.plot(fx[:, 1], fx[:, 0], "-", color="deepskyblue", lw=1.2)
             ax.plot(fx[0, 1], fx[0, 0], "o", color="deepskyblue", ms=4)
             for j, (di, dj) in enumerate(fx[1:], start=1):
@@ -223,7 +228,8 @@ def scanpaths(
             ax.plot(offsets[r][1], offsets[r][0], "r+", ms=10, mew=1.5)
             pred = int(paths[name]["predictions"][r])
             ok = pred == int(labels[r])
-            ax.set_title(f"{name}\nsays {pred} (label {int(labels[r])})", fontsize=8, color="g" if ok else "r")
+            k_txt = "" if taken is None else f", {len(fx) - 1} glimpse{'s' if len(fx) != 2 else ''}"
+            ax.set_title(f"{name}\nsays {pred} (label {int(labels[r])}){k_txt}", fontsize=8, color="g" if ok else "r")
             ax.set_xticks([])
             ax.set_yticks([])
     if title:
