@@ -12,7 +12,7 @@ source scripts/common.sh
 DIGITS=${DIGITS:-1000}
 PRESET=${PRESET:-dabane2021}
 OUT=${OUT:-results/benchmark}
-MODELS=${MODELS:-"stn128 atn polo_atn polo_atn85 conv_polo_atn saccadic_transformer"}
+MODELS=${MODELS:-"stn128 atn polo_atn polo_atn85 conv_polo_atn saccadic_transformer saccadic_transformer-retina"}
 WHERE=${WHERE:-"where-c0.7 where-c0.5-ft where-c0.3-ft"}
 EXTRA=${EXTRA:-}
 shipped=$("$WW" zoo list | awk 'NR > 1 {print $1}')

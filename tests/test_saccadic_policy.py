@@ -3,8 +3,6 @@ recurrent attention model of Mnih et al. 2014; Williams 1992), off by default, a
 fixation-error diagnostic."""
 
 import json
-import shlex
-from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -14,8 +12,6 @@ from whatwhere.data import DisplaySet, preset
 from whatwhere.engine.objectives import make_objective
 from whatwhere.models import create_model
 from whatwhere.retina import Retina
-
-QUEUE = Path(__file__).resolve().parents[1] / "scripts" / "lanes.queue"
 
 
 @pytest.fixture(scope="module")
@@ -146,35 +142,19 @@ def test_the_policy_term_trains_the_saccade_and_the_baseline_its_own_head(retina
     assert torch.equal(e0, e1)
 
 
-def _queue_args(name: str) -> list[str]:
-    for line in QUEUE.read_text().splitlines():
-        parts = shlex.split(line, comments=True)
-        if len(parts) >= 3 and parts[0] != "F" and parts[1] == name:
-            return parts[2:]
-    raise AssertionError(f"no run {name!r} in {QUEUE}")
-
-
-@pytest.mark.parametrize(
-    ("run", "model_args", "objective_args"),
-    [
-        # (saccadic-reinforce and saccadic-noise4 are done and off the queue: results/saccadic-reinforce, -noise4)
-        # (and saccadic-K3, -nomap, -polo: results/saccadic-K3, -nomap, -polo)
-        ("saccadic-sacreg", {}, {"saccade_weight": 0.01}),
-    ],
-)
-def test_the_lane_lines_resolve_with_the_strict_recipe_parser(run, model_args, objective_args):
-    from whatwhere.cli import build_parser
+def test_the_retina_ablation_differs_from_the_shipped_recipe_by_its_periphery_only():
+    """saccadic_transformer-retina (the recipe shipped before the POLO periphery, against which the
+    K, map-loss, end-to-end and LeNet ablations were trained) is one factor away from the recipe:
+    the periphery, with the Where MLP that goes with it (where-c0.7's, its first layer frozen)."""
     from whatwhere.engine.recipe import load_recipe, read_recipe
 
-    args = build_parser().parse_args(["train", *_queue_args(run)])
-    recipe = load_recipe(args.recipe, profile=args.profile, overrides=args.set)
-    shipped = load_recipe("saccadic_transformer")
-    assert recipe.model_args == {**shipped.model_args, **model_args}
-    assert recipe.objective_args == {**shipped.objective_args, **objective_args}
-    assert recipe.precision == shipped.precision == "fp32"
-    # one factor: everything else is the shipped recipe's
-    a, b = recipe.to_dict(), shipped.to_dict()
-    assert {k for k in a if a[k] != b[k]} <= {"model_args", "objective_args"}
+    retina, shipped = load_recipe("saccadic_transformer-retina"), load_recipe("saccadic_transformer")
+    assert retina.model_args == {**shipped.model_args, "periphery": "retina", "freeze": ["where.fc1"]}
+    assert shipped.model_args["periphery"] == "polo" and shipped.model_args["freeze"] == []
+    assert retina.init == {"what": "zoo:stn28", "where": "zoo:where-c0.7"} and shipped.init == {"what": "zoo:stn28"}
+    a, b = retina.to_dict(), shipped.to_dict()
+    assert {k for k in a if a[k] != b[k]} == {"name", "source", "model_args", "init"}
+    assert retina.precision == shipped.precision == "fp32"
     assert "policy_std" not in read_recipe("saccadic_transformer")["model_args"]
 
 

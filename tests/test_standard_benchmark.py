@@ -36,8 +36,9 @@ def _run(argv):
     return main(argv)
 
 
-#: the shipped saccadic transformer deciding as it was trained (2 glimpses, no stop, no inhibition): the pins predate its test-time rule
-TRAINED_LOOP = "saccadic_transformer[test_glimpses=2,test_stop_confidence=null,test_inhibition=0]"
+#: the retina saccadic transformer (shipped as saccadic_transformer until 2026-12-07) deciding as it was
+#: trained (2 glimpses, no stop, no inhibition): the pins predate its test-time rule
+TRAINED_LOOP = "saccadic_transformer-retina[test_glimpses=2,test_stop_confidence=null,test_inhibition=0]"
 
 
 def test_shipped_models_unchanged_at_128(mnist_test):

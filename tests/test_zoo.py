@@ -3,6 +3,7 @@
 import hashlib
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 import torch
@@ -28,11 +29,15 @@ def test_every_shipped_model_is_listed_hashed_and_loadable():
     assert torch.equal(load("zoo:what").classifier[0].weight, what.classifier[0].weight)
 
 
-#: the full state dict of saccadic_transformer as loaded (float32), hashed by state_hash.  It was
+#: the full state dict of saccadic_transformer-retina (shipped as saccadic_transformer until the POLO
+#: periphery replaced it) as loaded (float32), hashed by state_hash.  It was
 #: 8346a695... from its single 18.2 MB float32 file (SHA-256 745062f6...), before that file referred to
 #: where-c0.7 for the Where's frozen fc1; since both files are stored in float16 it is that state with
 #: every floating tensor rounded to float16 and back (checked when they were converted).
 SACCADIC_STATE = "00b8b23250797603073976573b9fb16495cfcb0c4e479c7c86d2562cca1f50d7"
+#: the same for the shipped saccadic_transformer (the POLO periphery): its trained weights
+#: (results/saccadic-polo/model.safetensors, float32) with every tensor rounded to float16 and back.
+POLO_STATE = "dd148588fc4b278ec283c70e65384306ec5a7d28b7891725a52d2f70991d8091"
 
 
 def state_hash(state):
@@ -45,20 +50,20 @@ def state_hash(state):
     return h.hexdigest()
 
 
-def test_the_saccadic_transformer_refers_to_its_where_and_loads_bit_identical():
+def test_the_retina_saccadic_transformer_refers_to_its_where_and_loads_bit_identical():
     m = manifest()["models"]
-    e = m["saccadic_transformer"]
+    e = m["saccadic_transformer-retina"]
     assert e["parts"] == {"where.": {"model": "where-c0.7", "sha256": m["where-c0.7"]["sha256"], "from": "net.",
                                      "tensors": ["fc1.bias", "fc1.weight"]}}
-    own = read_weights(zoo_path("saccadic_transformer"))
+    own = read_weights(zoo_path("saccadic_transformer-retina"))
     assert "where.fc1.weight" not in own and "where.fc2.weight" in own and e["bytes"] < 7_000_000
-    state = zoo.zoo_state("saccadic_transformer")
+    state = zoo.zoo_state("saccadic_transformer-retina")
     assert state_hash(state) == SACCADIC_STATE
-    model = whatwhere.load("saccadic_transformer")
+    model = whatwhere.load("saccadic_transformer-retina")
     assert state_hash(model.state_dict()) == SACCADIC_STATE
     assert not model.where.fc1.weight.requires_grad   # the frozen part
     with pytest.raises(UserError, match="2 tensor.* missing.*holds only the own tensors of zoo entry 'saccadic_tr"):
-        load(zoo_path("saccadic_transformer"))                                   # its file alone, by path
+        load(zoo_path("saccadic_transformer-retina"))                                   # its file alone, by path
     # what `whatwhere zoo add` would write for it now: the same split
     again, parts = zoo.split_parts(state, e["recipe"]["init"])
     assert parts == e["parts"] and sorted(again) == sorted(own)
@@ -75,8 +80,23 @@ def test_the_saccadic_transformer_ships_its_test_time_rule_in_the_manifest():
     assert shipped.test_inhibition == 10
     trained = load("saccadic_transformer[test_glimpses=2,test_stop_confidence=null,test_inhibition=0]")
     assert (trained.test_glimpses, trained.test_stop_confidence, trained.test_inhibition) == (2, None, 0)
-    assert state_hash(trained.state_dict()) == state_hash(shipped.state_dict()) == SACCADIC_STATE
+    assert state_hash(trained.state_dict()) == state_hash(shipped.state_dict()) == POLO_STATE
     assert e["recipe"]["model_args"] == read_recipe("saccadic_transformer")["model_args"] == e["model_args"]
+
+
+def test_the_shipped_saccadic_transformer_is_the_polo_run_in_float16():
+    """The zoo's saccadic_transformer is the committed POLO-periphery run, stored in float16 (no
+    parts: nothing of it is frozen), and the packaged recipe is the one that trained it."""
+    e = manifest()["models"]["saccadic_transformer"]
+    assert e["model_args"]["periphery"] == "polo" and e["storage"] == "float16" and "parts" not in e
+    run = read_weights(Path(__file__).resolve().parents[1] / "results" / "saccadic-polo" / "model.safetensors")
+    state = zoo.zoo_state("saccadic_transformer")
+    assert sorted(state) == sorted(run) and state_hash(state) == POLO_STATE
+    assert all(torch.equal(state[k], run[k].half().float()) for k in run)
+    model = whatwhere.load("saccadic_transformer")
+    assert model.bandwidth == 768 and model.code is not None
+    packaged, trained = read_recipe("saccadic_transformer"), e["recipe"]
+    assert {k for k in packaged if packaged[k] != trained.get(k)} <= {"source", "profiles"}
 
 
 def test_altered_or_truncated_files_are_refused(tmp_path, monkeypatch):
@@ -97,9 +117,9 @@ def test_altered_or_truncated_files_are_refused(tmp_path, monkeypatch):
     (fake / "what.safetensors").unlink()
     with pytest.raises(ZooError, match="missing .* no weights source is configured"):
         zoo_path("what")
-    with pytest.raises(ZooError, match=r"entry 'saccadic_transformer', part 'where.' \(where-c0.7\): zoo file "
+    with pytest.raises(ZooError, match=r"entry 'saccadic_transformer-retina', part 'where.' \(where-c0.7\): zoo file "
                                        r"where-c0.7.safetensors is missing .* no weights source"):
-        zoo.zoo_state("saccadic_transformer")                                        # a part not there
+        zoo.zoo_state("saccadic_transformer-retina")                                 # a part not there
     with pytest.raises(ZooError, match="accuracy_map|no 'nope'"):
         zoo_path("stn28", "nope")
     with pytest.raises(FileNotFoundError, match="not in the model zoo"):

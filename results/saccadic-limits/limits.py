@@ -41,7 +41,7 @@ if not 1 <= args.digits <= 10_000:
 torch.set_num_threads(1)
 t0 = time.perf_counter()
 test = mnist.load("test")
-model = whatwhere.load("saccadic_transformer").eval()
+model = whatwhere.load("saccadic_transformer-retina").eval()  # shipped as saccadic_transformer until 2026-12-07
 T0 = float(model.temperature.detach())
 learned_saccade = model.saccade
 

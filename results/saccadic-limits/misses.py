@@ -22,7 +22,7 @@ p.add_argument("--digits", type=int, default=1000)
 args = p.parse_args()
 torch.set_num_threads(1)
 test = mnist.load("test")
-m = whatwhere.load("saccadic_transformer").eval()
+m = whatwhere.load("saccadic_transformer-retina").eval()  # shipped as saccadic_transformer until 2026-12-07
 
 
 def azimuth_error(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:

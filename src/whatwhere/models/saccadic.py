@@ -4,10 +4,11 @@ Each of ``K`` glimpses (``glimpses``, 1 to 3):
 
 1. **Periphery.**  The display re-centred on the current fixation (pixels that leave the display
    are the background 0.5, the disk mask re-applied, as in the What/Where loop) is encoded by the
-   2880-coefficient log-Gabor retina (:class:`~whatwhere.retina.Retina`; or by the 768-d POLO
-   code, ``periphery="polo"``, for the ablation).  Nothing else of the periphery is read.
-2. **Colliculus.**  The Where MLP (2880 → 1000 → 1000 → 240, the architecture of Daucé, Albiges &
-   Perrinet 2020) predicts the collicular accuracy map: one logit per log-polar cell.
+   2880-coefficient log-Gabor retina (:class:`~whatwhere.retina.Retina`, the default) or by the
+   768-d POLO code of Dabane, Perrinet & Dauce 2022 (``periphery="polo"``, the shipped recipe's:
+   its first saccade lands nearer a far digit).  Nothing else of the periphery is read.
+2. **Colliculus.**  The Where MLP (2880 or 768 → 1000 → 1000 → 240, the architecture of Daucé,
+   Albiges & Perrinet 2020) predicts the collicular accuracy map: one logit per log-polar cell.
 3. **Continuous saccade.**  A soft-argmax turns the map into a fixation: the cells' saccade
    targets (:meth:`~whatwhere.retina.Colliculus.saccade_targets`, the What/Where loop's landing
    points) weighted by ``softmax(logits / temperature)``, plus a learned sub-cell correction
@@ -16,8 +17,9 @@ Each of ``K`` glimpses (``glimpses``, 1 to 3):
    uniform and the first fixation the display centre (the targets are point-symmetric).
 4. **Fovea.**  A 28×28 glimpse at the fixation, taken by the shared differentiable sampler at one
    display pixel per glimpse pixel (:func:`~whatwhere.ops.sample`, scale 28/N), is classified
-   by the What LeNet.  The classification loss reaches the collicular map through the sampler and
-   the soft-argmax: the saccade is trained end to end.
+   by the What LeNet (or STN-28, ``fovea="stn28"``).  With ``end_to_end`` (the default) the
+   classification loss reaches the collicular map through the sampler and the soft-argmax; the
+   shipped recipe detaches the glimpse and trains the map by its collicular loss only.
 
 The fixations accumulate (each saccade is relative to the current fixation, as an eye's) and are
 clipped to ±``max_fixation`` px (default ``N/2 - 14``: 50 px at N = 128, the fovea stays on the display).
