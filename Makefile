@@ -58,6 +58,7 @@ bench: mnist
 	$(PY) benchmarks/bench_retina.py
 	$(PY) benchmarks/bench_busy.py
 	$(PY) benchmarks/bench_where_step.py
+	$(PY) benchmarks/bench_accuracy_map.py
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache .ruff_cache .mypy_cache build

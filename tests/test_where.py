@@ -382,3 +382,28 @@ def test_quick_where_training_reduces_the_loss(tmp_path):
     assert len(rows) == 1 and math.isclose(rows[0]["test_loss"], after, rel_tol=1e-5)
     assert after < before - 0.02
     assert (run / "model.safetensors").stat().st_size < 20e6                # the MLP only, not the bank
+
+
+def test_accuracy_map_runs_a_channels_last_copy_and_equals_the_plain_model(what):
+    """The map runs on a copy of the What LeNet with channels-last weights and batches of 250: the
+    caller's model is untouched, and the cells equal those of the plain model in batches of 1,000
+    (the same displays, the logits differ by float rounding only)."""
+    from whatwhere.eval.protocols import _accuracy, accuracy_map
+
+    display = preset("paper", 28)
+    w = what.classifier[0].weight.clone()
+    conv = what.features[3].weight
+    assert conv.is_contiguous()
+    acc = accuracy_map(what, display, n_digits=300, radius=2, progress=False)
+    assert conv.is_contiguous() and not conv.is_contiguous(memory_format=torch.channels_last)
+    assert torch.equal(what.classifier[0].weight, w)
+    from whatwhere.data import mnist
+
+    test = mnist.load("test")
+    ds = DisplaySet(test.images[:300], test.labels[:300], display.replace(placement="offset", offset=(0, 0)),
+                    seed=0, chunk_size=300)
+    with torch.no_grad():
+        for di, dj in ((0, 0), (-2, 1), (2, -2)):
+            c, t = _accuracy(what.eval(), ds, 300, 1000, offset=(di, dj))
+            assert abs(acc[di + 2, dj + 2] * 300 - c) <= 1 and t == 300
+    assert acc.shape == (5, 5) and acc[2, 2] > 0.5

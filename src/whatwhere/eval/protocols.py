@@ -26,6 +26,23 @@ __all__ = ["central_general", "accuracy_map", "radial_profile", "theta_diagnosti
 
 MAP_RADIUS = 27
 
+#: displays per forward pass on a CPU: a 28×28 LeNet's activations for 250 displays stay in cache
+#: (about 2× the throughput of batches of 1,000, benchmarks/bench_accuracy_map.py)
+CPU_BATCH = 250
+
+
+def _for_inference(model, device):
+    """A copy of ``model`` on ``device`` in eval mode, for inference only (the caller's model is left
+    as it is).  On a CPU a convolutional model's weights are stored channels-last, which runs its
+    convolutions about 1.8× faster in the same fp32 arithmetic (the logits differ by float rounding,
+    ~1e-4; the answers are the same but for near-ties)."""
+    import copy
+
+    model = copy.deepcopy(model).to(device).eval()
+    if torch.device(device).type == "cpu" and any(isinstance(m, torch.nn.Conv2d) for m in model.modules()):
+        model = model.to(memory_format=torch.channels_last)
+    return model
+
 
 @torch.no_grad()
 def _accuracy(model, ds: DisplaySet, n: int, batch: int, offset=None) -> tuple[int, int]:
@@ -81,7 +98,8 @@ def accuracy_map(
 
     Each cell is the accuracy over the first ``n_digits`` MNIST-test digits shifted by (di, dj)
     inside the 28×28 frame.  Every cell sees the same digits, clutter and contrasts (a paired
-    design: differences between cells come from the shift alone).
+    design: differences between cells come from the shift alone).  ``model`` is not modified: a copy
+    runs the map (on a CPU with channels-last convolution weights, :func:`_for_inference`).
     """
     from tqdm.auto import tqdm
 
@@ -91,8 +109,8 @@ def accuracy_map(
         raise ValueError(f"radius must be in [0, 27], got {radius}")
     test = mnist.load("test", mnist_dir)
     n = min(n_digits, len(test))
-    batch = batch or (10000 if torch.device(device).type == "cuda" else 1000)
-    model = model.to(device).eval()
+    batch = batch or (10000 if torch.device(device).type == "cuda" else CPU_BATCH)
+    model = _for_inference(model, device)
     side = 2 * radius + 1
     acc = np.zeros((side, side))
     # one chunk holds every digit's random numbers, so they are drawn once and shared by all cells
