@@ -219,6 +219,8 @@ CASES = [
     ("eval-digits-negative", [*E, "what", *EV, "--digits", "-3"], "--digits"),
     ("eval-map-digits-zero", ["eval", "accuracy-map", "what", *EV, "--digits", "0"], "--digits"),
     ("eval-clutter-negative", [*E, "what", *EV, "--clutter", "-1"], "clutter"),
+    ("eval-map-precision-unknown", ["eval", "accuracy-map", "what", *EV, "--precision", "fp8"], "precision"),
+    ("eval-central-precision-bf16", [*E, "what", *EV, "--precision", "bf16"], "accuracy map only"),
     ("eval-seed-not-int", [*E, "what", *EV, "--seed", "abc"], "--seed"),
     ("benchmark-digits-zero", ["benchmark", "what", *B, "--digits", "0"], "digits"),
     ("benchmark-contrast-above-1", ["benchmark", "what", *B, "--contrasts", "1.5"], "contrast"),

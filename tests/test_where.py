@@ -407,3 +407,17 @@ def test_accuracy_map_runs_a_channels_last_copy_and_equals_the_plain_model(what)
             c, t = _accuracy(what.eval(), ds, 300, 1000, offset=(di, dj))
             assert abs(acc[di + 2, dj + 2] * 300 - c) <= 1 and t == 300
     assert acc.shape == (5, 5) and acc[2, 2] > 0.5
+
+
+def test_accuracy_map_in_bf16_is_close_to_fp32(what):
+    """bf16 autocast changes a cell by a near-tie here and there, not the map; an unknown precision
+    is refused before any work."""
+    from whatwhere.engine.precision import PrecisionError
+    from whatwhere.eval.protocols import accuracy_map
+
+    display = preset("paper", 28)
+    a = accuracy_map(what, display, n_digits=400, radius=3, progress=False)
+    b = accuracy_map(what, display, n_digits=400, radius=3, progress=False, precision="bf16")
+    assert np.abs(a - b).max() <= 0.02 and abs(a.mean() - b.mean()) <= 0.005
+    with pytest.raises(PrecisionError, match="precision must be one of"):
+        accuracy_map(what, display, n_digits=10, radius=1, progress=False, precision="fp16")

@@ -20,6 +20,8 @@ def cmd_eval(args) -> int:
     from whatwhere.utils.provenance import command_line, provenance
 
     check_args(args, positive=("digits",), nonnegative=("clutter",))
+    if args.what == "central" and args.precision != "fp32":
+        raise ValueError("--precision applies to the accuracy map only (central accuracy runs in fp32)")
     do_imports(args)
     device = pick_device(args.device)
     model = load(args.model, device)
@@ -69,6 +71,7 @@ def cmd_eval(args) -> int:
             device=device,
             mnist_dir=args.mnist_dir,
             progress=not args.no_progress,
+            precision=args.precision,
         )
         out.mkdir(parents=True, exist_ok=True)
         np.save(out / "accuracy_map.npy", acc.astype(np.float32))
@@ -81,6 +84,7 @@ def cmd_eval(args) -> int:
             "radial_profile": {"radius_px": radii.tolist(), "accuracy": prof.tolist()},
             "radius_above_0.7_px": float(np.sqrt((acc > 0.7).sum() / np.pi)),
             "display": {"preset": recipe.preset if recipe else args.preset, **display.to_dict()},
+            "precision": args.precision,
         }
         res.update(provenance(wall_time_s=time.perf_counter() - t, **prov))
         write_json(out / "accuracy_map.json", res)
@@ -114,6 +118,12 @@ def add_parser(sub) -> None:
     e.add_argument("--out", help="output directory (default RUN/eval, or eval/<name> for a zoo model)")
     e.add_argument("--name", help="name in the result files (default: the recipe name)")
     e.add_argument("--device", default="auto")
+    e.add_argument(
+        "--precision",
+        default="fp32",
+        help="accuracy-map: fp32 (default) or bf16 (autocast forward passes, about 1.8x faster on a CPU; "
+        "cells within a fraction of a point of fp32's)",
+    )
     e.add_argument("--no-progress", action="store_true", help="no progress bar")
     e.add_argument("--mnist-dir")
     add_import_arg(e)

@@ -45,10 +45,14 @@ def _for_inference(model, device):
 
 
 @torch.no_grad()
-def _accuracy(model, ds: DisplaySet, n: int, batch: int, offset=None) -> tuple[int, int]:
+def _accuracy(model, ds: DisplaySet, n: int, batch: int, offset=None, precision: str = "fp32") -> tuple[int, int]:
+    from whatwhere.engine.precision import autocast
+
     correct = total = 0
     for d in ds.epoch(0, batch, limit=n, offset=offset):
-        correct += int((model(d.images).argmax(1) == d.labels).sum())
+        with autocast(precision, d.images.device):
+            logits = model(d.images)
+        correct += int((logits.argmax(1) == d.labels).sum())
         total += len(d)
     return correct, total
 
@@ -93,6 +97,7 @@ def accuracy_map(
     radius: int = MAP_RADIUS,
     mnist_dir=None,
     progress: bool = True,
+    precision: str = "fp32",
 ) -> np.ndarray:
     """The shift-accuracy map of a 28×28 model: ``(2R+1, 2R+1)`` float, element ``[di+R, dj+R]``.
 
@@ -100,7 +105,14 @@ def accuracy_map(
     inside the 28×28 frame.  Every cell sees the same digits, clutter and contrasts (a paired
     design: differences between cells come from the shift alone).  ``model`` is not modified: a copy
     runs the map (on a CPU with channels-last convolution weights, :func:`_for_inference`).
+    ``precision="bf16"`` runs the forward passes under bf16 autocast (1.8× faster on a CPU; on the
+    What LeNet's 1,000-digit map its cells moved by 0.25 points (sd, paired) and its radial profile
+    by at most 0.3 points against fp32); an unknown precision, or bf16 where the device lacks it, is
+    an error.
     """
+    from whatwhere.engine.precision import check_precision
+
+    check_precision(precision, device)
     from tqdm.auto import tqdm
 
     if display.size != 28:
@@ -124,7 +136,7 @@ def accuracy_map(
     )
     cells = [(di, dj) for di in range(-radius, radius + 1) for dj in range(-radius, radius + 1)]
     for di, dj in tqdm(cells, disable=None if progress else True, desc="accuracy map", leave=False, mininterval=1.0):
-        c, t = _accuracy(model, ds, n, batch, offset=(di, dj))
+        c, t = _accuracy(model, ds, n, batch, offset=(di, dj), precision=precision)
         acc[di + radius, dj + radius] = c / t
     return acc
 
