@@ -173,6 +173,13 @@ def test_where_targets_table_equals_the_direct_targets(colliculus, acc_map):
             assert got.shape == (64, 240)
             torch.testing.assert_close(got, want, rtol=0, atol=1e-5)  # GEMM sums in another order: 3.5e-6 seen
         assert 0 < int(table.filled.sum()) <= table.filled.numel()
+    # a bf16 training step calls the objective under autocast: the targets stay float32 and equal
+    table = WhereTargets(colliculus, acc_map, baseline=0.1)
+    offsets = torch.randint(-70, 71, (32, 2), generator=g)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        got = table(offsets)
+    assert got.dtype == torch.float32
+    torch.testing.assert_close(got, colliculus.where_target(acc_map, offsets, baseline=0.1), rtol=0, atol=1e-5)
     with pytest.raises(ValueError, match="whole pixels"):
         table(torch.tensor([[0.5, 1.0]]))
     with pytest.raises(ValueError, match="radius"):

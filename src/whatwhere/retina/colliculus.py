@@ -271,7 +271,11 @@ class WhereTargets:
         self.filled = torch.zeros(side * side, dtype=torch.bool, device=dev)
 
     def _direct(self, offsets: torch.Tensor) -> torch.Tensor:
-        return self.colliculus.where_target(self.accuracy_map, offsets, baseline=self.baseline, reflect=self.reflect)
+        # float32 whatever the caller's autocast (a bf16 training step calls the objective under it)
+        with torch.autocast(device_type=self.table.device.type, enabled=False):
+            return self.colliculus.where_target(
+                self.accuracy_map, offsets, baseline=self.baseline, reflect=self.reflect
+            )
 
     def __call__(self, offsets: torch.Tensor) -> torch.Tensor:
         """``(B, 2)`` integer digit offsets ``(di, dj)`` -> ``(B, n_cells)`` float32 targets."""
