@@ -74,6 +74,8 @@ def test_for_size_grid_and_errors():
             create_model(name, size=20)
     with pytest.raises(ValueError, match="retina is for 128px"):
         create_model("where", size=60, retina=Retina())
+    with pytest.raises(ValueError, match="periphery 'polo' .* 128 px displays; size=60"):
+        create_model("saccadic_transformer", size=60, periphery="polo")
 
 
 @pytest.mark.parametrize("N", [60, 100])

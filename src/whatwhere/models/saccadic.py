@@ -200,6 +200,11 @@ class SaccadicTransformer(nn.Module):
             raise ValueError(f"glimpses must be an integer >= 1, got {glimpses!r}")
         if periphery not in PERIPHERIES:
             raise ValueError(f"periphery must be one of {PERIPHERIES}, got {periphery!r}")
+        if periphery == "polo" and size != 128:
+            raise ValueError(
+                f"periphery 'polo' is the STN study's POLO-95 code of 128 px displays; size={size}: "
+                "use periphery='retina' (its geometry scales with the display)"
+            )
         if fovea not in FOVEAE:
             raise ValueError(f"fovea must be one of {FOVEAE}, got {fovea!r}")
         if not temperature > 0 or not max_shift >= 0 or max_fixation < 0:
