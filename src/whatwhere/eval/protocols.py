@@ -38,9 +38,13 @@ def _for_inference(model, device):
     ~1e-4; the answers are the same but for near-ties)."""
     import copy
 
+    from whatwhere.engine.precision import channels_last
+
     model = copy.deepcopy(model).to(device).eval()
-    if torch.device(device).type == "cpu" and any(isinstance(m, torch.nn.Conv2d) for m in model.modules()):
-        model = model.to(memory_format=torch.channels_last)
+    if torch.device(device).type == "cpu":  # explicit strides: a 1-channel kernel too (engine.precision)
+        for m in model.modules():
+            if isinstance(m, torch.nn.Conv2d):
+                m.weight.data = channels_last(m.weight.data)
     return model
 
 
